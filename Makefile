@@ -1,0 +1,71 @@
+# Switchyard developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := build/collections/ansible_collections/switchyard/release
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := dist/switchyard-release-$(VERSION).tar.gz
+PYTEST_ARGS ?=
+
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv collection testbed testbed-down testbed-status lint unit integration e2e test build demo bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/.installed: requirements/controller.txt requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/controller.txt -c requirements/constraints.txt
+	touch $@
+
+venv: $(BIN)/.installed ## create .venv from the pinned requirements
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+collection: $(COLLECTION_LINK) ## make this checkout importable as switchyard.release
+
+testbed: venv ## bring up Docker, Compose v2, the local registry and the images (idempotent)
+	bash tests/testbed/testbed.sh up
+
+testbed-down: ## stop what the testbed started (keeps cached images)
+	bash tests/testbed/testbed.sh down
+
+testbed-status: ## report the testbed's components, versions and image digests
+	bash tests/testbed/testbed.sh status
+
+lint: venv collection ## ansible-lint (production), ansible-test sanity, ruff
+	bash tests/lint.sh
+
+unit: venv collection ## unit tests (no external components)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv collection ## integration tests against the testbed
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+e2e: venv collection ## end-to-end tests of the playbooks on the testbed
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+test: testbed lint ## testbed + lint + unit, integration and e2e tests (what CI runs)
+	$(BIN)/pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+
+build: venv ## build the collection tarball into dist/
+	mkdir -p dist
+	$(BIN)/ansible-galaxy collection build --force --output-path dist .
+
+demo: testbed ## deploy the demo application on this machine
+	bash examples/app/demo.sh
+
+bench: testbed ## run the benchmarks (results go to docs/BENCHMARKS.md by hand)
+	@echo "no benchmarks yet"
+
+clean: ## remove build outputs (not the testbed)
+	rm -rf build dist tests/output .pytest_cache
