@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# The Switchyard testbed: the real components the tests and the demo need, on this machine.
+#
+#   testbed.sh up       bring up (idempotent; fast when already up) and verify
+#   testbed.sh down     stop what `up` started, by PID; keep cached images and registry storage
+#   testbed.sh status   print the summary (versions, images and digests)
+#
+# `up` brings, in order: Docker Engine + Compose v2 (Debian 13 packages pinned at priority 100 when
+# missing; dockerd started directly, there is no systemd), the local registry on 127.0.0.1:5000
+# (Debian's docker-registry with its own config and storage), the base image (pulled, or built
+# offline with debootstrap and cached), then the testbed and demo images pushed to the registry so
+# that their digests are real registry digests. It also clears what earlier test runs left behind
+# (containers, volumes and networks of projects named sytest-*), since CI starts right after every
+# process of the previous run was killed.
+set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+TESTBED_DIR=${TESTBED_DIR:-/var/lib/switchyard-testbed}
+TESTBED_CACHE=${TESTBED_CACHE:-/var/cache/switchyard-testbed}
+REGISTRY=${TESTBED_REGISTRY:-127.0.0.1:5000}
+# The base image every testbed image builds FROM. On a machine that can reach an image registry
+# with a suitable image, point this at it; otherwise it is built here with debootstrap.
+BASE_IMAGE=${TESTBED_BASE_IMAGE:-$REGISTRY/switchyard/base:bookworm}
+BASE_SUITE=${TESTBED_BASE_SUITE:-bookworm}
+BASE_PACKAGES=${TESTBED_BASE_PACKAGES:-python3,python3-psycopg2,curl,ca-certificates,haproxy,postgresql,procps,iproute2}
+DEBIAN_MIRROR=${TESTBED_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DOCKER_SUITE=${TESTBED_DOCKER_SUITE:-trixie}
+TEST_PROJECT_PREFIX=${TESTBED_TEST_PROJECT_PREFIX:-sytest-}
+
+# Images the testbed provides: reference and build context (relative to the repository root),
+# then build arguments.
+IMAGES=(
+  "$REGISTRY/switchyard/haproxy:2.6|tests/testbed/images/haproxy|"
+  "$REGISTRY/switchyard/postgres:15|tests/testbed/images/postgres|"
+  "$REGISTRY/switchyard/demo-app:v1|examples/app|APP_VERSION=v1"
+  "$REGISTRY/switchyard/demo-app:v2|examples/app|APP_VERSION=v2"
+  "$REGISTRY/switchyard/demo-app:v3|examples/app|APP_VERSION=v3"
+)
+
+DOCKERD_PID=$TESTBED_DIR/dockerd.pid
+DOCKERD_LOG=$TESTBED_DIR/dockerd.log
+REGISTRY_PID=$TESTBED_DIR/registry.pid
+REGISTRY_LOG=$TESTBED_DIR/registry.log
+REGISTRY_CONFIG=$TESTBED_DIR/registry/config.yml
+REGISTRY_STORAGE=$TESTBED_DIR/registry/storage
+SUMMARY_JSON=$TESTBED_DIR/summary.json
+
+log() { printf '[testbed] %s\n' "$*" >&2; }
+die() { printf '[testbed] ERROR: %s\n' "$*" >&2; exit 1; }
+trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
+
+# A PID file is ours only if the process it names is alive and runs the program we started.
+pid_alive() {
+  local pidfile=$1 program=$2 pid
+  [[ -s $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$program"
+}
+
+stop_pid() {
+  local pidfile=$1 program=$2 name=$3 pid
+  if pid_alive "$pidfile" "$program"; then
+    pid=$(<"$pidfile")
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+      [[ -d /proc/$pid ]] || break
+      sleep 0.5
+    done
+    [[ -d /proc/$pid ]] && { log "$name did not stop in 30 s; killing"; kill -KILL "$pid"; }
+  fi
+  rm -f "$pidfile"
+}
+
+wait_for() {
+  local what=$1 seconds=$2
+  shift 2
+  for _ in $(seq 1 $((seconds * 2))); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+apt_updated=0
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if ((apt_updated == 0)); then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+compose_v2() { docker compose version --short 2>/dev/null | grep -qE '^v?2\.'; }
+
+# Debian 12 has no Compose v2: take docker.io and docker-compose from Debian 13, pinned low so
+# that nothing else on the machine moves to Debian 13 unless these packages need it.
+add_docker_suite() {
+  local sources=/etc/apt/sources.list.d/switchyard-$DOCKER_SUITE.sources
+  local pin=/etc/apt/preferences.d/switchyard-$DOCKER_SUITE
+  [[ -f $sources && -f $pin ]] && return 0
+  log "adding Debian $DOCKER_SUITE as an apt source with pin priority 100"
+  cat >"$sources" <<EOF
+Types: deb
+URIs: $DEBIAN_MIRROR
+Suites: $DOCKER_SUITE
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  cat >"$pin" <<EOF
+Package: *
+Pin: release n=$DOCKER_SUITE
+Pin-Priority: 100
+EOF
+  apt_updated=0
+}
+
+install_docker() {
+  add_docker_suite
+  log "installing docker.io and docker-compose from Debian $DOCKER_SUITE"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt_updated=1
+  apt-get install -y -qq -t "$DOCKER_SUITE" docker.io docker-compose >/dev/null
+}
+
+# dockerd refuses to start over a pid file whose process looks alive, and its managed containerd
+# leaves sockets and pid files behind when killed abruptly: clear those that name dead processes.
+clear_stale_docker_state() {
+  local f pid
+  for f in /var/run/docker.pid /var/run/docker/containerd/containerd.pid "$DOCKERD_PID"; do
+    [[ -s $f ]] || continue
+    pid=$(<"$f")
+    if [[ ! -d /proc/$pid ]]; then
+      log "removing stale pid file $f (pid $pid is gone)"
+      rm -f "$f"
+    fi
+  done
+  if [[ -S /var/run/docker.sock ]] && ! pgrep -x dockerd >/dev/null; then
+    rm -f /var/run/docker.sock
+  fi
+}
+
+ensure_docker() {
+  if docker info >/dev/null 2>&1 && compose_v2; then
+    log "Docker Engine is running: using it"
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null || ! compose_v2; then
+    install_docker
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    mkdir -p "$TESTBED_DIR"
+    clear_stale_docker_state
+    log "starting dockerd (log: $DOCKERD_LOG)"
+    nohup dockerd --pidfile "$DOCKERD_PID.dockerd" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    echo $! >"$DOCKERD_PID"
+    if ! wait_for "docker info" 90 docker info; then
+      tail -n 30 "$DOCKERD_LOG" >&2
+      die "dockerd did not answer 'docker info' within 90 s (log: $DOCKERD_LOG)"
+    fi
+  fi
+  compose_v2 || die "Docker Compose v2 is not available ('docker compose version' says: $(docker compose version 2>&1))"
+}
+
+registry_up() { curl -fsS --max-time 2 "http://$REGISTRY/v2/" >/dev/null 2>&1; }
+
+ensure_registry() {
+  if registry_up; then
+    log "registry answers on $REGISTRY"
+    return 0
+  fi
+  command -v docker-registry >/dev/null || { log "installing docker-registry"; apt_install docker-registry; }
+  mkdir -p "$REGISTRY_STORAGE" "$(dirname "$REGISTRY_CONFIG")"
+  cat >"$REGISTRY_CONFIG" <<EOF
+# Written by tests/testbed/testbed.sh: the Switchyard testbed's local registry.
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_STORAGE
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+EOF
+  rm -f "$REGISTRY_PID"
+  log "starting the registry on $REGISTRY (log: $REGISTRY_LOG)"
+  nohup docker-registry serve "$REGISTRY_CONFIG" >>"$REGISTRY_LOG" 2>&1 </dev/null &
+  echo $! >"$REGISTRY_PID"
+  if ! wait_for "registry" 30 registry_up; then
+    tail -n 20 "$REGISTRY_LOG" >&2
+    die "the registry did not answer on http://$REGISTRY/v2/ within 30 s (log: $REGISTRY_LOG)"
+  fi
+}
+
+# Digest the registry serves for a reference, empty when it has none.
+registry_digest() {
+  local ref=$1 repo tag
+  repo=${ref#*/}
+  tag=${repo##*:}
+  repo=${repo%:*}
+  { curl -fsS --max-time 5 -o /dev/null -D - \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://${ref%%/*}/v2/$repo/manifests/$tag" 2>/dev/null || true; } |
+    tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p'
+}
+
+# Push unless the registry already serves this very image under the reference.
+push_if_needed() {
+  local ref=$1 served
+  [[ $ref == "$REGISTRY"/* ]] || return 0
+  served=$(registry_digest "$ref")
+  if [[ -n $served ]] && docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" |
+    grep -qx "${ref%:*}@$served"; then
+    return 0
+  fi
+  log "pushing $ref"
+  docker push --quiet "$ref" >/dev/null
+}
+
+build_base_rootfs() {
+  local tarball=$1 rootfs
+  command -v debootstrap >/dev/null || { log "installing debootstrap"; apt_install debootstrap; }
+  rootfs=$(mktemp -d "$TESTBED_CACHE/rootfs.XXXXXX")
+  log "building the base image offline with debootstrap ($BASE_SUITE, minbase: $BASE_PACKAGES)"
+  if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
+    >"$TESTBED_CACHE/debootstrap.log" 2>&1; then
+    tail -n 20 "$TESTBED_CACHE/debootstrap.log" >&2
+    rm -rf "$rootfs"
+    die "debootstrap failed (log: $TESTBED_CACHE/debootstrap.log)"
+  fi
+  # An image carries no package caches, no cluster made at install time, and no private key.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/var/lib/postgresql/*/main "$rootfs"/etc/postgresql/*/main \
+    "$rootfs"/etc/ssl/private/ssl-cert-snakeoil.key "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+  tar -C "$rootfs" --numeric-owner -cf "$tarball.partial" .
+  mv "$tarball.partial" "$tarball"
+  rm -rf "$rootfs"
+}
+
+ensure_base_image() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    push_if_needed "$BASE_IMAGE"
+    return 0
+  fi
+  if docker pull --quiet "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "pulled $BASE_IMAGE"
+    return 0
+  fi
+  mkdir -p "$TESTBED_CACHE"
+  # The cache key covers everything that shapes the root filesystem.
+  local key tarball
+  key=$(printf '%s\n' "$BASE_SUITE" "$BASE_PACKAGES" "$DEBIAN_MIRROR" | sha256sum | cut -c1-16)
+  tarball=$TESTBED_CACHE/base-$BASE_SUITE-$key.tar
+  [[ -s $tarball ]] || build_base_rootfs "$tarball"
+  log "importing $tarball as $BASE_IMAGE"
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["bash"]' \
+    "$tarball" "$BASE_IMAGE" >/dev/null
+  push_if_needed "$BASE_IMAGE"
+}
+
+ensure_images() {
+  local entry ref context args build_args
+  for entry in "${IMAGES[@]}"; do
+    IFS='|' read -r ref context args <<<"$entry"
+    build_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+    [[ -n $args ]] && build_args+=(--build-arg "$args")
+    # The build cache makes an unchanged image a no-op with the same image id.
+    if ! out=$(DOCKER_BUILDKIT=1 docker build --quiet "${build_args[@]}" -t "$ref" "$ROOT/$context" 2>&1); then
+      printf '%s\n' "$out" >&2
+      die "building $ref from $context failed"
+    fi
+    push_if_needed "$ref"
+  done
+}
+
+# Projects, volumes and networks of earlier test runs (named sytest-*) are removed, so a run that
+# was killed half-way does not break the next one.
+clear_test_leftovers() {
+  local ids
+  ids=$(docker ps -a --filter "label=com.docker.compose.project" --format '{{.ID}} {{.Label "com.docker.compose.project"}}' |
+    awk -v p="$TEST_PROJECT_PREFIX" 'index($2, p) == 1 {print $1}')
+  if [[ -n $ids ]]; then
+    log "removing $(wc -w <<<"$ids") leftover test container(s)"
+    docker rm -f $ids >/dev/null
+  fi
+  ids=$(docker volume ls -q | grep "^$TEST_PROJECT_PREFIX" || true)
+  [[ -n $ids ]] && docker volume rm -f $ids >/dev/null
+  ids=$(docker network ls --format '{{.Name}}' | grep "^${TEST_PROJECT_PREFIX%-}" || true)
+  [[ -n $ids ]] && docker network rm $ids >/dev/null
+  return 0
+}
+
+summary() {
+  local haproxy_ref=$REGISTRY/switchyard/haproxy:2.6 postgres_ref=$REGISTRY/switchyard/postgres:15
+  local entry ref context args images_json="" digest
+  for entry in "${IMAGES[@]}"; do
+    IFS='|' read -r ref context args <<<"$entry"
+    digest=$(registry_digest "$ref")
+    [[ -n $digest ]] || die "the registry serves no digest for $ref"
+    images_json+="${images_json:+,}\"$ref\": \"${ref%:*}@$digest\""
+  done
+  local docker_version compose_version haproxy_version postgres_version
+  docker_version=$(docker version --format '{{.Server.Version}}')
+  compose_version=$(docker compose version --short)
+  haproxy_version=$(docker run --rm --entrypoint haproxy "$haproxy_ref" -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p')
+  postgres_version=$(docker run --rm --entrypoint postgres "$postgres_ref" --version | awk '{print $NF}')
+  mkdir -p "$TESTBED_DIR"
+  cat >"$SUMMARY_JSON.partial" <<EOF
+{
+  "docker": "$docker_version",
+  "compose": "$compose_version",
+  "haproxy": "$haproxy_version",
+  "postgresql": "$postgres_version",
+  "registry": "$REGISTRY",
+  "base_image": "$BASE_IMAGE",
+  "images": {$images_json}
+}
+EOF
+  python3 -m json.tool "$SUMMARY_JSON.partial" >"$SUMMARY_JSON"
+  rm -f "$SUMMARY_JSON.partial"
+  printf 'Docker Engine %s, Compose %s, HAProxy %s, PostgreSQL %s\n' \
+    "$docker_version" "$compose_version" "$haproxy_version" "$postgres_version"
+  printf 'registry http://%s, images:\n' "$REGISTRY"
+  python3 -c 'import json,sys; [print("  %-45s %s" % (k, v.split("@")[1])) for k, v in json.load(open(sys.argv[1]))["images"].items()]' "$SUMMARY_JSON"
+}
+
+up() {
+  [[ $(id -u) == 0 ]] || die "the testbed installs packages and starts dockerd: run it as root"
+  mkdir -p "$TESTBED_DIR" "$TESTBED_CACHE"
+  ensure_docker
+  ensure_registry
+  clear_test_leftovers
+  ensure_base_image
+  ensure_images
+  summary
+}
+
+down() {
+  stop_pid "$REGISTRY_PID" docker-registry "the registry"
+  stop_pid "$DOCKERD_PID" dockerd "dockerd"
+}
+
+status() {
+  docker info >/dev/null 2>&1 || die "Docker Engine is not answering: run 'make testbed'"
+  registry_up || die "the registry does not answer on $REGISTRY: run 'make testbed'"
+  summary
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: $0 up|down|status" ;;
+esac
