@@ -28,6 +28,7 @@ BASE_PACKAGES=${TESTBED_BASE_PACKAGES:-python3,python3-psycopg2,curl,ca-certific
 DEBIAN_MIRROR=${TESTBED_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DOCKER_SUITE=${TESTBED_DOCKER_SUITE:-trixie}
 TEST_PROJECT_PREFIX=${TESTBED_TEST_PROJECT_PREFIX:-sytest-}
+[[ -n $TEST_PROJECT_PREFIX ]] || { echo "TESTBED_TEST_PROJECT_PREFIX must not be empty" >&2; exit 2; }
 
 # Images the testbed provides: reference and build context (relative to the repository root),
 # then build arguments.
@@ -136,8 +137,9 @@ clear_stale_docker_state() {
   for f in /var/run/docker.pid /var/run/docker/containerd/containerd.pid "$DOCKERD_PID"; do
     [[ -s $f ]] || continue
     pid=$(<"$f")
-    if [[ ! -d /proc/$pid ]]; then
-      log "removing stale pid file $f (pid $pid is gone)"
+    # Stale when the process is gone, or the PID was reused by another program.
+    if ! grep -qxE 'dockerd|containerd' "/proc/$pid/comm" 2>/dev/null; then
+      log "removing stale pid file $f (pid $pid is not a Docker daemon)"
       rm -f "$f"
     fi
   done
@@ -341,7 +343,7 @@ up() {
   mkdir -p "$TESTBED_DIR" "$TESTBED_CACHE"
   ensure_docker
   ensure_registry
-  clear_test_leftovers
+  [[ ${TESTBED_CLEAR_TEST_LEFTOVERS:-1} == 1 ]] && clear_test_leftovers
   ensure_base_image
   ensure_images
   summary

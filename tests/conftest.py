@@ -1,0 +1,61 @@
+"""Fixtures shared by every test suite; they use the testbed brought up by `make testbed`."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.compose import ComposeProject, ensure_network, remove_network, unique_name
+from support.testbed import REPO_ROOT, Testbed
+
+DEMO_DIR = REPO_ROOT / "examples" / "app"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    return Testbed.load()
+
+
+@pytest.fixture
+def demo_secrets(tmp_path: Path) -> Path:
+    """A secrets directory with a random database password, readable by its owner only."""
+    directory = tmp_path / "secrets"
+    directory.mkdir(mode=0o700)
+    password = directory / "db_password"
+    password.write_text(secrets.token_urlsafe(24) + "\n")
+    password.chmod(0o600)
+    return directory
+
+
+@pytest.fixture
+def demo_app_name(testbed: Testbed) -> Iterator[str]:
+    """A fresh application name with its external networks (<app>_edge, <app>_data internal)."""
+    app = unique_name("app")
+    networks = {f"{app}_edge": True, f"{app}_data": True, f"{app}_public": False}
+    for net, internal in networks.items():
+        ensure_network(net, internal)
+    yield app
+    for net in networks:
+        remove_network(net)
+
+
+@pytest.fixture
+def demo_data(testbed: Testbed, demo_app_name: str, demo_secrets: Path) -> Iterator[ComposeProject]:
+    """The demo's <app>-data project (PostgreSQL), up and healthy, with the items schema."""
+    project = ComposeProject(
+        name=f"{demo_app_name}-data",
+        files=[DEMO_DIR / "compose.data.yaml"],
+        env={"APP_NAME": demo_app_name, "DEMO_SECRETS_DIR": str(demo_secrets), "DEMO_DB_IMAGE": testbed.pinned("postgres:15")},
+    )
+    try:
+        project.run("up", "--detach", "--wait", "--wait-timeout", "90")
+        yield project
+    finally:
+        project.down()

@@ -1,0 +1,84 @@
+"""Compose projects for tests: unique names under the sytest- prefix, always taken down.
+
+The testbed removes whatever a killed run left under that prefix, so the prefix is a contract
+with tests/testbed/testbed.sh (TESTBED_TEST_PROJECT_PREFIX).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+TEST_PREFIX = "sytest-"
+
+
+def unique_name(kind: str) -> str:
+    return f"{TEST_PREFIX}{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed rc={result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class ComposeProject:
+    """One `docker compose -p NAME -f ...` project with its own environment."""
+
+    name: str
+    files: list[Path]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        cmd = ["docker", "compose", "-p", self.name]
+        for f in self.files:
+            cmd += ["-f", str(f)]
+        result = subprocess.run(
+            cmd + list(args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env}
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd + list(args))} failed rc={result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def down(self) -> None:
+        self.run("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+
+
+def ensure_network(name: str, internal: bool) -> None:
+    if docker("network", "inspect", name, check=False).returncode != 0:
+        docker("network", "create", *(["--internal"] if internal else []), name)
+
+
+def remove_network(name: str) -> None:
+    docker("network", "rm", name, check=False)
+
+
+def wait_http(url: str, seconds: float = 30, **kwargs) -> requests.Response:
+    """GET url until it answers 200, or fail with the last answer."""
+    deadline = time.monotonic() + seconds
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            resp = requests.get(url, timeout=2, **kwargs)
+            if resp.status_code == 200:
+                return resp
+            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer 200 within {seconds} s (last: {last})")

@@ -1,0 +1,80 @@
+"""Access to the testbed that `make testbed` brought up: its summary, its registry, its images.
+
+Tests that need the testbed call `Testbed.load()`, which fails (never skips) when a component is
+missing: in CI a missing component is a broken run, not a reason to test less.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+TESTBED_DIR = Path(os.environ.get("TESTBED_DIR", "/var/lib/switchyard-testbed"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTBED_SCRIPT = REPO_ROOT / "tests" / "testbed" / "testbed.sh"
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+)
+
+
+class TestbedDown(AssertionError):
+    """A testbed component does not answer; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Testbed:
+    __test__ = False  # not a test class, despite its name
+
+    summary: dict
+
+    @property
+    def registry(self) -> str:
+        return self.summary["registry"]
+
+    @property
+    def images(self) -> dict[str, str]:
+        """Tag reference -> digest-pinned reference, as pushed by the testbed."""
+        return self.summary["images"]
+
+    def image(self, name: str) -> str:
+        """The tag reference of a testbed image, e.g. image("demo-app:v1")."""
+        return f"{self.registry}/switchyard/{name}"
+
+    def pinned(self, name: str) -> str:
+        """The digest-pinned reference of a testbed image, e.g. pinned("demo-app:v1")."""
+        return self.images[self.image(name)]
+
+    def registry_digest(self, reference: str) -> str | None:
+        """The digest the registry serves for `host/repo:tag`, None when it has no such tag."""
+        host, _, rest = reference.partition("/")
+        repo, _, tag = rest.rpartition(":")
+        resp = requests.head(
+            f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=5
+        )
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return resp.headers["Docker-Content-Digest"]
+
+    @classmethod
+    def load(cls) -> Testbed:
+        summary_file = TESTBED_DIR / "summary.json"
+        if not summary_file.is_file():
+            raise TestbedDown(f"{summary_file} is missing: run 'make testbed' first")
+        summary = json.loads(summary_file.read_text())
+        docker = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+        if docker.returncode != 0:
+            raise TestbedDown(f"Docker Engine does not answer ({docker.stderr.strip()}): run 'make testbed'")
+        try:
+            requests.get(f"http://{summary['registry']}/v2/", timeout=3).raise_for_status()
+        except requests.RequestException as exc:
+            raise TestbedDown(f"the registry {summary['registry']} does not answer ({exc}): run 'make testbed'") from exc
+        return cls(summary)
