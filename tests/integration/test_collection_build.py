@@ -14,7 +14,9 @@ BIN = Path(sys.executable).parent
 
 
 def galaxy(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(BIN / "ansible-galaxy"), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    result = subprocess.run(
+        [str(BIN / "ansible-galaxy"), *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
     assert result.returncode == 0, f"ansible-galaxy {' '.join(args)}\n{result.stdout}\n{result.stderr}"
     return result
 

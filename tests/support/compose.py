@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed rc={result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
@@ -49,10 +49,16 @@ class ComposeProject:
         for f in self.files:
             cmd += ["-f", str(f)]
         result = subprocess.run(
-            cmd + list(args), capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env}
+            cmd + list(args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env},
+            check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd + list(args))} failed rc={result.returncode}\n{result.stdout}\n{result.stderr}")
+            command = " ".join(cmd + list(args))
+            raise AssertionError(f"{command} failed rc={result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
 
     def down(self) -> None:

@@ -54,8 +54,8 @@ class Testbed:
 
     def registry_digest(self, reference: str) -> str | None:
         """The digest the registry serves for `host/repo:tag`, None when it has no such tag."""
-        host, _, rest = reference.partition("/")
-        repo, _, tag = rest.rpartition(":")
+        host, _sep, rest = reference.partition("/")
+        repo, _sep, tag = rest.rpartition(":")
         resp = requests.head(
             f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=5
         )
@@ -70,11 +70,15 @@ class Testbed:
         if not summary_file.is_file():
             raise TestbedDown(f"{summary_file} is missing: run 'make testbed' first")
         summary = json.loads(summary_file.read_text())
-        docker = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+        docker = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, check=False
+        )
         if docker.returncode != 0:
             raise TestbedDown(f"Docker Engine does not answer ({docker.stderr.strip()}): run 'make testbed'")
         try:
             requests.get(f"http://{summary['registry']}/v2/", timeout=3).raise_for_status()
         except requests.RequestException as exc:
-            raise TestbedDown(f"the registry {summary['registry']} does not answer ({exc}): run 'make testbed'") from exc
+            raise TestbedDown(
+                f"the registry {summary['registry']} does not answer ({exc}): run 'make testbed'"
+            ) from exc
         return cls(summary)

@@ -77,9 +77,10 @@ stop_pid() {
   rm -f "$pidfile"
 }
 
+# wait_for SECONDS COMMAND...: run COMMAND every half second until it succeeds.
 wait_for() {
-  local what=$1 seconds=$2
-  shift 2
+  local seconds=$1
+  shift
   for _ in $(seq 1 $((seconds * 2))); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.5
@@ -162,7 +163,7 @@ ensure_docker() {
     log "starting dockerd (log: $DOCKERD_LOG)"
     nohup dockerd --pidfile "$DOCKERD_PID.dockerd" >>"$DOCKERD_LOG" 2>&1 </dev/null &
     echo $! >"$DOCKERD_PID"
-    if ! wait_for "docker info" 90 docker info; then
+    if ! wait_for 90 docker info; then
       tail -n 30 "$DOCKERD_LOG" >&2
       die "dockerd did not answer 'docker info' within 90 s (log: $DOCKERD_LOG)"
     fi
@@ -196,7 +197,7 @@ EOF
   log "starting the registry on $REGISTRY (log: $REGISTRY_LOG)"
   nohup docker-registry serve "$REGISTRY_CONFIG" >>"$REGISTRY_LOG" 2>&1 </dev/null &
   echo $! >"$REGISTRY_PID"
-  if ! wait_for "registry" 30 registry_up; then
+  if ! wait_for 30 registry_up; then
     tail -n 20 "$REGISTRY_LOG" >&2
     die "the registry did not answer on http://$REGISTRY/v2/ within 30 s (log: $REGISTRY_LOG)"
   fi
@@ -290,17 +291,21 @@ ensure_images() {
 # Projects, volumes and networks of earlier test runs (named sytest-*) are removed, so a run that
 # was killed half-way does not break the next one.
 clear_test_leftovers() {
-  local ids
-  ids=$(docker ps -a --filter "label=com.docker.compose.project" --format '{{.ID}} {{.Label "com.docker.compose.project"}}' |
-    awk -v p="$TEST_PROJECT_PREFIX" 'index($2, p) == 1 {print $1}')
-  if [[ -n $ids ]]; then
-    log "removing $(wc -w <<<"$ids") leftover test container(s)"
-    docker rm -f $ids >/dev/null
+  local -a ids
+  mapfile -t ids < <({
+    docker ps -a --filter "label=com.docker.compose.project" \
+      --format '{{.ID}} {{.Label "com.docker.compose.project"}}' |
+      awk -v p="$TEST_PROJECT_PREFIX" 'index($2, p) == 1 {print $1}'
+    docker ps -aq --filter "name=^$TEST_PROJECT_PREFIX"
+  } | sort -u)
+  if ((${#ids[@]})); then
+    log "removing ${#ids[@]} leftover test container(s)"
+    docker rm -f "${ids[@]}" >/dev/null
   fi
-  ids=$(docker volume ls -q | grep "^$TEST_PROJECT_PREFIX" || true)
-  [[ -n $ids ]] && docker volume rm -f $ids >/dev/null
-  ids=$(docker network ls --format '{{.Name}}' | grep "^${TEST_PROJECT_PREFIX%-}" || true)
-  [[ -n $ids ]] && docker network rm $ids >/dev/null
+  mapfile -t ids < <(docker volume ls -q | grep "^$TEST_PROJECT_PREFIX" || true)
+  ((${#ids[@]})) && docker volume rm -f "${ids[@]}" >/dev/null
+  mapfile -t ids < <(docker network ls --format '{{.Name}}' | grep "^$TEST_PROJECT_PREFIX" || true)
+  ((${#ids[@]})) && docker network rm "${ids[@]}" >/dev/null
   return 0
 }
 

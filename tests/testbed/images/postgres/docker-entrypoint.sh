@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Initialises the cluster on first start, then runs PostgreSQL as the postgres user.
 # The password comes from POSTGRES_PASSWORD_FILE (or POSTGRES_PASSWORD) and is never printed.
 set -Eeuo pipefail
