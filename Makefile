@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection testbed testbed-down testbed-status lint unit integration e2e test build demo bench clean
+.PHONY: help venv collection testbed testbed-down testbed-status lint unit integration e2e test build demo demo-down bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -62,7 +62,10 @@ build: venv ## build the collection tarball into dist/
 	$(BIN)/ansible-galaxy collection build --force --output-path dist .
 
 demo: testbed ## deploy the demo application on this machine
-	bash examples/app/demo.sh
+	bash examples/app/demo.sh up
+
+demo-down: ## remove the demo's projects and networks (keeps its database volume)
+	bash examples/app/demo.sh down
 
 bench: testbed ## run the benchmarks (results go to docs/BENCHMARKS.md by hand)
 	@echo "no benchmarks yet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from support.compose import ComposeProject, ensure_network, remove_network, uniq
 from support.testbed import REPO_ROOT, Testbed
 
 DEMO_DIR = REPO_ROOT / "examples" / "app"
+DEMO_APP_UID = 10001  # the user the demo app image runs as (examples/app/Dockerfile)
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +27,17 @@ def testbed() -> Testbed:
 
 @pytest.fixture
 def demo_secrets(tmp_path: Path) -> Path:
-    """A secrets directory with a random database password, readable by its owner only."""
+    """A private secrets directory with a random database password.
+
+    Compose bind-mounts file secrets as they are (it ignores uid/gid/mode outside Swarm), so the
+    file is root:10001 0440: readable by the demo app's user and by PostgreSQL's entrypoint (root).
+    """
     directory = tmp_path / "secrets"
     directory.mkdir(mode=0o700)
     password = directory / "db_password"
     password.write_text(secrets.token_urlsafe(24) + "\n")
-    password.chmod(0o600)
+    os.chown(password, 0, DEMO_APP_UID)
+    password.chmod(0o440)
     return directory
 
 
@@ -48,7 +55,7 @@ def demo_app_name(testbed: Testbed) -> Iterator[str]:
 
 @pytest.fixture
 def demo_data(testbed: Testbed, demo_app_name: str, demo_secrets: Path) -> Iterator[ComposeProject]:
-    """The demo's <app>-data project (PostgreSQL), up and healthy, with the items schema."""
+    """The demo's <app>-data project (PostgreSQL), up and healthy, with an empty database."""
     project = ComposeProject(
         name=f"{demo_app_name}-data",
         files=[DEMO_DIR / "compose.data.yaml"],

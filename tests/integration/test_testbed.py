@@ -43,6 +43,7 @@ def test_haproxy_master_worker_reloads_on_sigusr2_and_sighup(testbed: Testbed) -
     name = unique_name("haproxy")
     docker("run", "--detach", "--name", name, testbed.pinned("haproxy:2.6"))
     try:
+
         def workers() -> list[str]:
             out = docker("exec", name, "ps", "-o", "pid=", "--ppid", "1").stdout
             return out.split()
@@ -76,9 +77,24 @@ def test_postgres_takes_its_password_from_a_secret_file(testbed: Testbed, tmp_pa
     secret.chmod(0o600)
     name = unique_name("postgres")
     docker(
-        "run", "--detach", "--name", name, "--read-only", "--tmpfs", "/var/run/postgresql", "--tmpfs", "/tmp",
-        "-e", "POSTGRES_USER=shop", "-e", "POSTGRES_DB=shop", "-e", "POSTGRES_PASSWORD_FILE=/run/secrets/pw",
-        "-v", f"{secret}:/run/secrets/pw:ro", testbed.pinned("postgres:15"),
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/var/run/postgresql",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "POSTGRES_USER=shop",
+        "-e",
+        "POSTGRES_DB=shop",
+        "-e",
+        "POSTGRES_PASSWORD_FILE=/run/secrets/pw",
+        "-v",
+        f"{secret}:/run/secrets/pw:ro",
+        testbed.pinned("postgres:15"),
     )
     try:
         deadline = time.monotonic() + 60
@@ -88,8 +104,20 @@ def test_postgres_takes_its_password_from_a_secret_file(testbed: Testbed, tmp_pa
 
         def query(password: str) -> subprocess.CompletedProcess:
             return docker(
-                "exec", "-e", f"PGPASSWORD={password}", name,
-                "psql", "-h", "127.0.0.1", "-U", "shop", "-d", "shop", "-Atc", "select current_user", check=False,
+                "exec",
+                "-e",
+                f"PGPASSWORD={password}",
+                name,
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "shop",
+                "-d",
+                "shop",
+                "-Atc",
+                "select current_user",
+                check=False,
             )
 
         assert query("correct horse").stdout.strip() == "shop"

@@ -61,6 +61,38 @@ class ComposeProject:
             raise AssertionError(f"{command} failed rc={result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
 
+    def psql_file(self, sql_file: Path, service: str = "db", user: str = "demo", database: str = "demo") -> str:
+        """Run a SQL file with psql inside a service, statement by statement (autocommit)."""
+        cmd = [
+            "exec",
+            "-T",
+            service,
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            user,
+            "-d",
+            database,
+            "-f",
+            "-",
+        ]
+        result = subprocess.run(
+            ["docker", "compose", "-p", self.name, *cmd],
+            input=sql_file.read_text(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(
+                f"psql -f {sql_file} in {self.name}/{service} failed rc={result.returncode}\n{result.stderr}"
+            )
+        return result.stdout
+
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
 

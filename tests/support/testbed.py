@@ -56,9 +56,7 @@ class Testbed:
         """The digest the registry serves for `host/repo:tag`, None when it has no such tag."""
         host, _sep, rest = reference.partition("/")
         repo, _sep, tag = rest.rpartition(":")
-        resp = requests.head(
-            f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=5
-        )
+        resp = requests.head(f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=5)
         if resp.status_code == 404:
             return None
         resp.raise_for_status()

@@ -322,7 +322,7 @@ summary() {
   docker_version=$(docker version --format '{{.Server.Version}}')
   compose_version=$(docker compose version --short)
   haproxy_version=$(docker run --rm --entrypoint haproxy "$haproxy_ref" -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p')
-  postgres_version=$(docker run --rm --entrypoint postgres "$postgres_ref" --version | awk '{print $NF}')
+  postgres_version=$(docker run --rm --entrypoint postgres "$postgres_ref" --version | awk '{print $3}')
   mkdir -p "$TESTBED_DIR"
   cat >"$SUMMARY_JSON.partial" <<EOF
 {
