@@ -1,4 +1,4 @@
-"""`make demo` (examples/app/demo.sh) deploys the demo, and a second run changes nothing."""
+"""End to end: `make demo` (examples/app/demo.sh) deploys the demo, and a second run changes nothing."""
 
 from __future__ import annotations
 
