@@ -88,9 +88,10 @@ wait_for() {
   return 1
 }
 
+# Non-interactive, and no needrestart prompts or noise (there is no service manager here).
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 apt_updated=0
 apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
   if ((apt_updated == 0)); then
     apt-get update -qq
     apt_updated=1
@@ -124,11 +125,11 @@ EOF
 
 install_docker() {
   add_docker_suite
-  log "installing docker.io and docker-compose from Debian $DOCKER_SUITE"
-  export DEBIAN_FRONTEND=noninteractive
+  log "installing docker.io, docker-compose and docker-buildx from Debian $DOCKER_SUITE"
   apt-get update -qq
   apt_updated=1
-  apt-get install -y -qq -t "$DOCKER_SUITE" docker.io docker-compose >/dev/null
+  # buildx is only a Recommends of docker.io, but `docker build` needs it (BuildKit is the default).
+  apt-get install -y -qq -t "$DOCKER_SUITE" docker.io docker-compose docker-buildx >/dev/null
 }
 
 # dockerd refuses to start over a pid file whose process looks alive, and its managed containerd
@@ -154,7 +155,7 @@ ensure_docker() {
     log "Docker Engine is running: using it"
     return 0
   fi
-  if ! command -v dockerd >/dev/null || ! compose_v2; then
+  if ! command -v dockerd >/dev/null || ! compose_v2 || ! docker buildx version >/dev/null 2>&1; then
     install_docker
   fi
   if ! docker info >/dev/null 2>&1; then
