@@ -155,7 +155,7 @@ ensure_docker() {
     log "Docker Engine is running: using it"
     return 0
   fi
-  if ! command -v dockerd >/dev/null || ! compose_v2 || ! docker buildx version >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null || ! compose_v2; then
     install_docker
   fi
   if ! docker info >/dev/null 2>&1; then
@@ -275,13 +275,15 @@ ensure_base_image() {
 }
 
 ensure_images() {
-  local entry ref context args build_args
+  local entry ref context args build_args buildkit=1
+  # An engine we did not install may lack buildx: its legacy builder builds these images too.
+  docker buildx version >/dev/null 2>&1 || buildkit=0
   for entry in "${IMAGES[@]}"; do
     IFS='|' read -r ref context args <<<"$entry"
     build_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
     [[ -n $args ]] && build_args+=(--build-arg "$args")
     # The build cache makes an unchanged image a no-op with the same image id.
-    if ! out=$(DOCKER_BUILDKIT=1 docker build --quiet "${build_args[@]}" -t "$ref" "$ROOT/$context" 2>&1); then
+    if ! out=$(DOCKER_BUILDKIT=$buildkit docker build --quiet "${build_args[@]}" -t "$ref" "$ROOT/$context" 2>&1); then
       printf '%s\n' "$out" >&2
       die "building $ref from $context failed"
     fi
