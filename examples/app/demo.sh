@@ -68,7 +68,7 @@ up() {
 }
 
 down() {
-  DEMO_APP_IMAGE=unused blue down --timeout 10 || true
+  blue down --timeout 10 || true
   DEMO_DB_IMAGE=unused data down --timeout 30 || true
   local net
   for net in public edge data; do
