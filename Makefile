@@ -67,8 +67,8 @@ demo: testbed ## deploy the demo application on this machine
 demo-down: ## remove the demo's projects and networks (keeps its database volume)
 	bash examples/app/demo.sh down
 
-bench: testbed ## run the benchmarks (results go to docs/BENCHMARKS.md by hand)
-	@echo "no benchmarks yet"
+bench: testbed collection ## run the benchmarks (record results in docs/BENCHMARKS.md)
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean: ## remove build outputs (not the testbed)
 	rm -rf build dist tests/output .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,18 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def testbed() -> Testbed:
     return Testbed.load()
+
+
+@pytest.fixture
+def demo_files(tmp_path: Path) -> list[Path]:
+    """Copies of the demo's color files, so generated override files land in tmp_path."""
+    directory = tmp_path / "project"
+    directory.mkdir()
+    copies = []
+    for name in ("compose.base.yaml", "compose.local.yaml"):
+        copies.append(directory / name)
+        shutil.copy(DEMO_DIR / name, copies[-1])
+    return copies
 
 
 @pytest.fixture

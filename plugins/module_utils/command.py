@@ -1,0 +1,46 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Commands run on the target through AnsibleModule.run_command, as argument lists.
+
+A failed command becomes a CommandError that carries cmd, rc, stdout and stderr, so every module
+fails with the same evidence.
+"""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    """A command failed; fail_json(**err.result()) reports it whole."""
+
+    def __init__(self, msg, cmd=None, rc=None, stdout="", stderr=""):
+        super().__init__(msg)
+        self.msg = msg
+        self.cmd = cmd
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def result(self):
+        out = {"msg": self.msg}
+        if self.cmd is not None:
+            out.update(cmd=self.cmd, rc=self.rc, stdout=self.stdout, stderr=self.stderr)
+        return out
+
+
+class CommandRunner:
+    """Runs argument lists with a fixed extra environment (DOCKER_HOST, for instance)."""
+
+    def __init__(self, module, environ=None):
+        self.module = module
+        self.environ = dict(environ or {})
+
+    def run(self, args, what, check=True, data=None):
+        """Run args; on a non-zero rc with check, raise CommandError saying what failed."""
+        rc, out, err = self.module.run_command(
+            list(args), environ_update=self.environ, data=data, binary_data=data is not None
+        )
+        if check and rc != 0:
+            raise CommandError(f"{what} failed (rc={rc}): {(err or out).strip()[-2000:]}", list(args), rc, out, err)
+        return rc, out, err

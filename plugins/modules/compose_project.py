@@ -1,0 +1,338 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: compose_project
+short_description: One Docker Compose project, pinned by digest, healthy or a clear failure
+version_added: 0.1.0
+description:
+  - Brings one Compose v2 project (for example C(shop-green)) to a state on the target host, driving
+    the C(docker) CLI with the Compose plugin, and the Docker Engine API to resolve image digests.
+  - Every service runs a digest-pinned image written to a generated override file layered after the
+    project files (C(.<project>.switchyard.override.yml) next to the first file), so the running stack
+    uses exactly the images given.
+  - The plan (what would be created, recreated, started, stopped or removed) comes from the config
+    hashes Compose puts on containers (C(docker compose config --hash)) compared with what runs; check
+    mode returns that plan and changes nothing (it never uses C(up --dry-run)). C(changed) is computed
+    from the containers observed before and after.
+  - Waiting is done by the module, not by C(up --wait) - every service with a healthcheck must be
+    healthy and the others running; an exited, crash-looping or unhealthy container fails at once with
+    its last healthcheck outputs and the tail of its logs. Other projects (the other color) are never
+    touched.
+author:
+  - Switchyard developers (@switchyard)
+requirements:
+  - Docker Engine with the Compose v2 plugin (C(docker compose)) on the target.
+  - The Docker SDK for Python (C(docker) >= 7) on the target when O(resolve_digests=true) meets a tag.
+attributes:
+  check_mode:
+    description: Reads everything, plans, changes nothing, and says what would change.
+    support: full
+  diff_mode:
+    description: Per service, image, config hash and state before and after.
+    support: full
+options:
+  project:
+    description: The Compose project name, for example C(shop-green).
+    type: str
+    required: true
+  files:
+    description:
+      - Compose files on the target, layered in order.
+      - Required with O(state=present), O(state=restarted) and O(run).
+    type: list
+    elements: path
+    default: []
+  project_dir:
+    description: The project directory (C(--project-directory)); defaults to the first file's directory.
+    type: path
+  env_files:
+    description: Environment files (C(--env-file)), in order.
+    type: list
+    elements: path
+    default: []
+  profiles:
+    description: Compose profiles to enable.
+    type: list
+    elements: str
+    default: []
+  docker_host:
+    description: The Docker daemon to talk to (C(DOCKER_HOST)); the local socket when omitted.
+    type: str
+  docker_cli:
+    description: The docker client executable.
+    type: path
+    default: docker
+  state:
+    description:
+      - V(present) - up, detached, with pinned images, waiting until healthy when O(wait).
+      - V(stopped) - containers stopped, kept.
+      - V(absent) - down; named volumes are kept unless O(remove_volumes).
+      - V(restarted) - restart every container of the project (always a change).
+    type: str
+    choices: [present, stopped, absent, restarted]
+    default: present
+  images:
+    description: Service name to image reference (tag or digest). Services not listed keep the image of the files.
+    type: dict
+    default: {}
+  resolve_digests:
+    description: Turn tags into C(repo@sha256:...) by asking the registry, before starting anything.
+    type: bool
+    default: true
+  require_digest:
+    description: Refuse any service whose image is not pinned by digest after resolution, naming the service.
+    type: bool
+    default: true
+  pull:
+    description:
+      - V(missing) pulls the pinned images that are not on the host, V(always) pulls them all,
+        V(never) fails when one is missing. Pulls happen before anything changes.
+    type: str
+    choices: [missing, always, never]
+    default: missing
+  wait:
+    description: Return only when every service with a healthcheck is healthy and the others run.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for O(wait).
+    type: int
+    default: 120
+  stop_timeout:
+    description: Seconds a container gets to stop before it is killed (stop, down, restart).
+    type: int
+    default: 15
+  labels:
+    description: Extra labels on every container of the project (release id, color), so state can be read back.
+    type: dict
+    default: {}
+  remove_orphans:
+    description: Remove containers of services no longer in the files.
+    type: bool
+    default: false
+  remove_volumes:
+    description: With O(state=absent), also remove the project's named volumes.
+    type: bool
+    default: false
+  run:
+    description:
+      - A one-off job, C(docker compose run --rm), after the state is reached (migrate, backfill).
+      - A non-zero exit code fails the task, with the job's rc, stdout and stderr.
+    type: dict
+    suboptions:
+      service:
+        description: The service whose definition the job uses.
+        type: str
+        required: true
+      command:
+        description: The command, as a list or a string split like a shell would.
+        type: raw
+      environment:
+        description: Extra environment variables for the job.
+        type: dict
+        default: {}
+      timeout:
+        description: Seconds after which the job is stopped and the task fails.
+        type: int
+notes:
+  - A job always reports a change; in check mode it is not run.
+  - Fixed C(container_name) in a project collides across colors; use the project name to tell colors apart.
+"""
+
+EXAMPLES = r"""
+- name: Deploy the candidate color, pinned by digest
+  switchyard.release.compose_project:
+    project: shop-green
+    files:
+      - /srv/shop/compose.base.yaml
+      - /srv/shop/compose.prod.yaml
+    images:
+      api: registry.example.com/shop/api:2.4.1
+    labels:
+      io.switchyard.release: "20261126-1"
+      io.switchyard.color: green
+    wait_timeout: 180
+
+- name: Run the backfill job of the candidate
+  switchyard.release.compose_project:
+    project: shop-green
+    files: [/srv/shop/compose.base.yaml]
+    run:
+      service: api
+      command: [python3, -m, shop.backfill]
+      timeout: 600
+
+- name: Retire the old color, keeping its volumes
+  switchyard.release.compose_project:
+    project: shop-blue
+    state: absent
+"""
+
+RETURN = r"""
+project:
+  description: The project name.
+  returned: always
+  type: str
+services:
+  description: The project's containers after the task (before it, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Short container id.
+      type: str
+    name:
+      description: Container name.
+      type: str
+    service:
+      description: Compose service.
+      type: str
+    state:
+      description: Docker state, for example V(running) or V(exited).
+      type: str
+    health:
+      description: Health status; null when the service has no healthcheck.
+      type: str
+    image:
+      description: The image reference the container runs.
+      type: str
+    image_id:
+      description: The local image id.
+      type: str
+    digest:
+      description: The digest the reference pins; null when it is a tag.
+      type: str
+    config_hash:
+      description: Compose's config hash of the container.
+      type: str
+images:
+  description: Service to the digest-pinned reference used (state=present).
+  returned: when state is present
+  type: dict
+  sample: {api: "127.0.0.1:5000/switchyard/demo-app@sha256:0123..."}
+actions:
+  description: Services per action - created, recreated, started, stopped, removed.
+  returned: always
+  type: dict
+override_file:
+  description: The generated override file that pins the images.
+  returned: when state is present
+  type: str
+pulled:
+  description: The references pulled.
+  returned: when state is present and not in check mode
+  type: list
+  elements: str
+networks_removed:
+  description: The project's networks that state=absent removes.
+  returned: when state is absent
+  type: list
+  elements: str
+volumes_removed:
+  description: The project's named volumes that state=absent removes (only with remove_volumes).
+  returned: when state is absent
+  type: list
+  elements: str
+job:
+  description: The one-off job - service, command, rc, stdout, stderr, duration, timed_out.
+  returned: when run is given
+  type: dict
+failures:
+  description: Per failing container - service, container, state, health, health_log, logs.
+  returned: when a service does not become healthy
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.switchyard.release.plugins.module_utils.command import CommandError, CommandRunner
+from ansible_collections.switchyard.release.plugins.module_utils.compose_cli import ComposeCLI
+from ansible_collections.switchyard.release.plugins.module_utils.compose_project_manager import (
+    ComposeProjectManager,
+    InvalidParameters,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.health_wait import ServiceNotHealthy
+from ansible_collections.switchyard.release.plugins.module_utils.image_pinning import PinningError
+from ansible_collections.switchyard.release.plugins.module_utils.registry_digest import (
+    DOCKER_SDK_IMPORT_ERROR,
+    HAS_DOCKER_SDK,
+    DigestResolutionError,
+    RegistryDigestResolver,
+)
+
+ARGUMENT_SPEC = {
+    "project": {"type": "str", "required": True},
+    "files": {"type": "list", "elements": "path", "default": []},
+    "project_dir": {"type": "path"},
+    "env_files": {"type": "list", "elements": "path", "default": []},
+    "profiles": {"type": "list", "elements": "str", "default": []},
+    "docker_host": {"type": "str"},
+    "docker_cli": {"type": "path", "default": "docker"},
+    "state": {"type": "str", "choices": ["present", "stopped", "absent", "restarted"], "default": "present"},
+    "images": {"type": "dict", "default": {}},
+    "resolve_digests": {"type": "bool", "default": True},
+    "require_digest": {"type": "bool", "default": True},
+    "pull": {"type": "str", "choices": ["missing", "always", "never"], "default": "missing"},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 120},
+    "stop_timeout": {"type": "int", "default": 15},
+    "labels": {"type": "dict", "default": {}},
+    "remove_orphans": {"type": "bool", "default": False},
+    "remove_volumes": {"type": "bool", "default": False},
+    "run": {
+        "type": "dict",
+        "options": {
+            "service": {"type": "str", "required": True},
+            "command": {"type": "raw"},
+            "environment": {"type": "dict", "default": {}},
+            "timeout": {"type": "int"},
+        },
+    },
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    environ = {"DOCKER_HOST": params["docker_host"]} if params["docker_host"] else {}
+    runner = CommandRunner(module, environ)
+    cli = ComposeCLI(
+        runner,
+        params["docker_cli"],
+        params["project"],
+        params["files"],
+        params["project_dir"],
+        params["env_files"],
+        params["profiles"],
+    )
+    if params["resolve_digests"] and not HAS_DOCKER_SDK:
+        needs_sdk = [ref for ref in params["images"].values() if "@" not in str(ref)]
+        if needs_sdk:
+            module.fail_json(
+                msg=missing_required_lib("docker (the Docker SDK for Python)"), exception=DOCKER_SDK_IMPORT_ERROR
+            )
+    manager = ComposeProjectManager(module, cli, RegistryDigestResolver(params["docker_host"]))
+    try:
+        result = manager.run()
+    except (InvalidParameters, PinningError, DigestResolutionError) as exc:
+        module.fail_json(msg=str(exc), **manager.result)
+    except ServiceNotHealthy as exc:
+        module.fail_json(msg=exc.msg, failures=exc.failures, **manager.result)
+    except CommandError as exc:
+        module.fail_json(**{**manager.result, **exc.result()})
+    job = result.get("job")
+    if job and not job.get("skipped") and job["rc"] != 0:
+        why = "timed out" if job["timed_out"] else f"exited with {job['rc']}"
+        module.fail_json(msg=f"job {job['service']} {why}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""switchyard.release.compose_project against the real Docker Engine, Compose v2 and registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import DEMO_DIR
+from support.compose import ComposeProject, docker, free_port
+from support.modules import four_way, run_module
+from support.testbed import Testbed
+
+MIGRATIONS = DEMO_DIR / "migrations"
+NO_ACTIONS = {"created": [], "recreated": [], "started": [], "stopped": [], "removed": []}
+
+
+class DemoColor:
+    """The arguments of compose_project for one color of the demo app, with its env file."""
+
+    def __init__(self, app: str, color: str, secrets_dir: Path, workdir: Path, files: list[Path], **env: str) -> None:
+        self.project = f"{app}-{color}"
+        self.files = [str(f) for f in files]
+        self.port = free_port()
+        variables = {
+            "APP_NAME": app,
+            "APP_COLOR": color,
+            "DEMO_SECRETS_DIR": str(secrets_dir),
+            "DEMO_PORT": str(self.port),
+            **env,
+        }
+        self.env_file = workdir / f"{self.project}.env"
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
+
+    def args(self, **extra) -> dict:
+        return {
+            "project": self.project,
+            "files": self.files,
+            "env_files": [str(self.env_file)],
+            "wait_timeout": 40,
+            **extra,
+        }
+
+    def root(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.port}/", timeout=5).json()
+
+    def container_ids(self) -> list[str]:
+        return docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").stdout.split()
+
+
+@pytest.fixture
+def schema(demo_data: ComposeProject) -> ComposeProject:
+    """The demo database after 0001 and the 0002 expand: v1 and v2 both work on it."""
+    demo_data.psql_file(MIGRATIONS / "0001_create_items" / "expand.sql")
+    demo_data.psql_file(MIGRATIONS / "0002_display_name" / "expand.sql")
+    return demo_data
+
+
+@pytest.fixture
+def make_color(demo_app_name, demo_secrets, demo_files, tmp_path) -> Iterator:
+    made: list[DemoColor] = []
+
+    def make(color: str, **env: str) -> DemoColor:
+        made.append(DemoColor(demo_app_name, color, demo_secrets, tmp_path, demo_files, **env))
+        return made[-1]
+
+    yield make
+    for color in made:
+        ComposeProject(color.project, []).down()
+
+
+def assert_four_way(results: list[dict], expect_change: bool) -> None:
+    check, apply, check_again, apply_again = results
+    for r in results:
+        assert not r.get("failed"), r.get("msg")
+    assert check["changed"] is expect_change and apply["changed"] is expect_change
+    assert check["actions"] == apply["actions"]
+    assert check_again["changed"] is False and check_again["actions"] == NO_ACTIONS
+    assert apply_again["changed"] is False and apply_again["actions"] == NO_ACTIONS
+
+
+def test_present_four_ways_then_v2_recreates_only_the_app(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    v1 = blue.args(images={"api": testbed.image("demo-app:v1")}, labels={"io.switchyard.color": "blue"})
+    results = four_way("compose_project", v1)
+    assert_four_way(results, expect_change=True)
+    assert results[0]["actions"]["created"] == ["api"]
+    assert results[0]["services"] == []  # check mode changed nothing
+    (api,) = results[1]["services"]
+    assert api["health"] == "healthy" and api["digest"] == testbed.pinned("demo-app:v1").split("@")[1]
+    assert api["labels"]["io.switchyard.color"] == "blue"
+    assert results[1]["images"] == {"api": testbed.pinned("demo-app:v1")}
+    assert blue.root()["version"] == "v1"
+    # The override next to the files is what pins the image.
+    override = Path(results[1]["override_file"])
+    assert override.parent == Path(v1["files"][0]).parent
+    assert testbed.pinned("demo-app:v1") in override.read_text()
+
+    v2 = {**v1, "images": {"api": testbed.image("demo-app:v2")}}
+    results = four_way("compose_project", v2)
+    assert_four_way(results, expect_change=True)
+    assert results[1]["actions"] == {**NO_ACTIONS, "recreated": ["api"]}
+    assert results[1]["diff"]["before"]["api"]["image"] == testbed.pinned("demo-app:v1")
+    assert results[1]["diff"]["after"]["api"]["image"] == testbed.pinned("demo-app:v2")
+    assert blue.root()["version"] == "v2"
+
+
+def test_blue_and_green_side_by_side_do_not_interfere(testbed: Testbed, schema, make_color) -> None:
+    blue, green = make_color("blue"), make_color("green")
+    assert not run_module("compose_project", blue.args(images={"api": testbed.image("demo-app:v1")})).get("failed")
+    blue_ids = blue.container_ids()
+    result = run_module("compose_project", green.args(images={"api": testbed.image("demo-app:v2")}))
+    assert not result.get("failed"), result.get("msg")
+    assert blue.container_ids() == blue_ids
+    assert blue.root() | {"host": None} == {"version": "v1", "color": "blue", "host": None}
+    assert green.root()["version"] == "v2" and green.root()["color"] == "green"
+    # Both colors answer under their aliases on the shared edge network.
+    for color in ("blue", "green"):
+        probe = docker(
+            "run",
+            "--rm",
+            "--network",
+            f"{blue.project.rsplit('-', 1)[0]}_edge",
+            testbed.pinned("demo-app:v1"),
+            "curl",
+            "-fsS",
+            f"http://api-{color}:8000/",
+        )
+        assert f'"color":"{color}"' in probe.stdout
+
+
+def test_stopped_and_absent_four_ways_keep_named_volumes(testbed: Testbed, schema, make_color, demo_data) -> None:
+    blue = make_color("blue")
+    assert not run_module("compose_project", blue.args(images={"api": testbed.image("demo-app:v1")})).get("failed")
+
+    results = four_way("compose_project", {"project": blue.project, "state": "stopped"})
+    assert_four_way(results, expect_change=True)
+    assert results[1]["actions"]["stopped"] == ["api"]
+    assert [c["state"] for c in results[1]["services"]] == ["exited"]
+
+    results = four_way("compose_project", {"project": blue.project, "state": "absent"})
+    assert_four_way(results, expect_change=True)
+    assert blue.container_ids() == []
+
+    # The data project's named volume survives absent unless remove_volumes is set.
+    volume = f"{demo_data.name}_pgdata"
+    results = four_way("compose_project", {"project": demo_data.name, "state": "absent", "stop_timeout": 30})
+    assert_four_way(results, expect_change=True)
+    assert docker("volume", "inspect", volume, check=False).returncode == 0
+    results = four_way("compose_project", {"project": demo_data.name, "state": "absent", "remove_volumes": True})
+    assert_four_way(results, expect_change=True)
+    assert results[0]["volumes_removed"] == [volume]
+    assert docker("volume", "inspect", volume, check=False).returncode != 0
+
+
+def test_a_tag_is_refused_without_resolution_naming_the_service(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    args = blue.args(images={"api": testbed.image("demo-app:v1")}, resolve_digests=False)
+    for check in (True, False):
+        result = run_module("compose_project", args, check=check)
+        assert result["failed"] and "service 'api'" in result["msg"] and "not pinned by digest" in result["msg"]
+    assert blue.container_ids() == []
+    # An unknown tag fails before anything starts, with what the registry said.
+    result = run_module("compose_project", blue.args(images={"api": testbed.image("demo-app:no-such-tag")}))
+    assert result["failed"] and "did not resolve" in result["msg"]
+    assert blue.container_ids() == []
+
+
+def test_a_service_that_never_gets_healthy_fails_with_its_health_output_and_logs(
+    testbed: Testbed, schema, make_color
+) -> None:
+    blue = make_color("blue")
+    assert not run_module("compose_project", blue.args(images={"api": testbed.image("demo-app:v1")})).get("failed")
+    blue_ids = blue.container_ids()
+    green = make_color("green", DEMO_UNHEALTHY="1", DEMO_HEALTH_START_PERIOD="2s")
+    result = run_module("compose_project", green.args(images={"api": testbed.image("demo-app:v2")}))
+    assert result["failed"] and result["changed"] is True
+    assert "api" in result["msg"] and "unhealthy" in result["msg"]
+    (failure,) = result["failures"]
+    assert failure["container"] == f"{green.project}-api-1"
+    assert failure["health_log"] and all(h["exit_code"] != 0 for h in failure["health_log"])
+    assert failure["logs"], "the tail of the container's logs is part of the failure"
+    assert blue.container_ids() == blue_ids and blue.root()["version"] == "v1"
+
+
+def test_a_service_that_crashes_on_start_fails_fast(testbed: Testbed, schema, make_color) -> None:
+    green = make_color("green", DEMO_CRASH_ON_START="1")
+    result = run_module("compose_project", green.args(images={"api": testbed.image("demo-app:v2")}, wait_timeout=60))
+    assert result["failed"], result
+    (failure,) = result["failures"]
+    assert failure["state"] in ("restarting", "exited") and failure["exit_code"] == 3
+    assert "failed" in result["msg"] and "not ready after" not in result["msg"]
+
+
+def test_one_off_jobs_report_rc_and_output(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    base = blue.args(images={"api": testbed.image("demo-app:v2")})
+    ok = run_module(
+        "compose_project",
+        {**base, "run": {"service": "api", "command": ["python3", "-c", "print('backfilled 3 rows')"]}},
+    )
+    assert not ok.get("failed"), ok.get("msg")
+    assert ok["job"]["rc"] == 0 and "backfilled 3 rows" in ok["job"]["stdout"] and ok["job"]["duration"] > 0
+    failing = run_module(
+        "compose_project",
+        {
+            **base,
+            "run": {
+                "service": "api",
+                "command": "python3 -c 'import sys; print(\"boom\"); sys.exit(3)'",
+                "environment": {"JOB": "x"},
+            },
+        },
+    )
+    assert failing["failed"] and failing["job"]["rc"] == 3 and "boom" in failing["job"]["stdout"]
+    assert failing["msg"] == "job api exited with 3"
+    check = run_module("compose_project", {**base, "run": {"service": "api", "command": "false"}}, check=True)
+    assert not check.get("failed") and check["job"]["skipped"] is True
+    # One-off containers are removed (--rm) and never counted as the project's services.
+    assert all(not c["oneoff"] for c in ok["services"])
+    assert (
+        docker(
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=com.docker.compose.project={blue.project}",
+            "--filter",
+            "label=com.docker.compose.oneoff=True",
+        ).stdout.strip()
+        == ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"state": "running"}, "value of state must be one of: present, stopped, absent, restarted"),
+        ({"images": {"nope": "x@sha256:" + "a" * 64}}, "images: unknown service(s) nope; the project has: api"),
+        ({"wait_timeout": 0}, "wait_timeout must be a positive number"),
+        ({"project": "Shop Blue"}, "project='Shop Blue' is not a Compose project name"),
+        ({"files": ["/nonexistent/compose.yaml"]}, "files/env_files: /nonexistent/compose.yaml does not exist"),
+        ({"pull": "sometimes"}, "value of pull must be one of: missing, always, never"),
+    ],
+)
+def test_bad_input_names_the_parameter_before_anything_changes(make_color, args: dict, message: str) -> None:
+    blue = make_color("blue")
+    result = run_module("compose_project", blue.args(**args))
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert blue.container_ids() == []
