@@ -248,3 +248,73 @@ def test_bad_input_names_the_parameter_before_anything_changes(make_color, args:
     result = run_module("compose_project", blue.args(**args))
     assert result["failed"] and message in result["msg"], result["msg"]
     assert blue.container_ids() == []
+
+
+def test_v2_recreates_only_the_app_service(testbed: Testbed, schema, make_color, tmp_path) -> None:
+    blue = make_color("blue")
+    sidecar = tmp_path / "project" / "compose.sidecar.yaml"
+    sidecar.write_text(f"services:\n  sidecar:\n    image: {testbed.image('haproxy:2.6')}\n")
+    args = blue.args(images={"api": testbed.image("demo-app:v1")})
+    args["files"] = [*args["files"], str(sidecar)]
+    first = run_module("compose_project", args)
+    assert not first.get("failed"), first.get("msg")
+    assert first["actions"]["created"] == ["api", "sidecar"]
+    assert first["images"]["sidecar"] == testbed.pinned("haproxy:2.6")
+    sidecar_id = {c["service"]: c["id"] for c in first["services"]}["sidecar"]
+
+    second = run_module("compose_project", {**args, "images": {"api": testbed.image("demo-app:v2")}})
+    assert not second.get("failed"), second.get("msg")
+    assert second["actions"] == {**NO_ACTIONS, "recreated": ["api"]}
+    assert {c["service"]: c["id"] for c in second["services"]}["sidecar"] == sidecar_id
+
+
+def test_restarted_restarts_in_apply_mode_only(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    missing = run_module("compose_project", blue.args(state="restarted"))
+    assert missing["failed"] and "has no containers; use state=present" in missing["msg"]
+    assert not run_module("compose_project", blue.args(images={"api": testbed.image("demo-app:v1")})).get("failed")
+
+    def started_at() -> str:
+        return docker("inspect", "--format", "{{.State.StartedAt}}", f"{blue.project}-api-1").stdout.strip()
+
+    before = started_at()
+    check = run_module("compose_project", blue.args(state="restarted"), check=True)
+    assert check["changed"] is True and check["actions"]["started"] == ["api"]
+    assert started_at() == before
+    applied = run_module("compose_project", blue.args(state="restarted"))
+    assert applied["changed"] is True and not applied.get("failed"), applied.get("msg")
+    assert started_at() != before
+    assert [c["health"] for c in applied["services"]] == ["healthy"]
+
+
+def test_a_failed_pull_or_an_unreachable_daemon_changes_nothing(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    unknown_digest = f"{testbed.registry}/switchyard/demo-app@sha256:{'0' * 64}"
+    result = run_module("compose_project", blue.args(images={"api": unknown_digest}))
+    assert result["failed"] and result["msg"].startswith(f"pulling {unknown_digest} failed")
+    assert result["cmd"][:2] == ["docker", "pull"] and result["rc"] != 0 and result["stderr"]
+    assert blue.container_ids() == []
+
+    down = run_module("compose_project", blue.args(docker_host="unix:///nonexistent/docker.sock"))
+    assert down["failed"] and down["rc"] != 0 and "docker.sock" in down["stderr"]
+    assert down["cmd"][:2] == ["docker", "ps"]
+
+
+def test_a_job_that_runs_too_long_is_stopped_and_removed(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    args = blue.args(
+        images={"api": testbed.image("demo-app:v1")},
+        run={"service": "api", "command": ["sleep", "60"], "timeout": 2},
+    )
+    result = run_module("compose_project", args, timeout=120)
+    assert result["failed"] and result["msg"] == "job api timed out"
+    assert result["job"]["timed_out"] is True and result["job"]["duration"] < 30
+    leftovers = docker(
+        "ps",
+        "-aq",
+        "--filter",
+        f"label=com.docker.compose.project={blue.project}",
+        "--filter",
+        "label=com.docker.compose.oneoff=True",
+    ).stdout.strip()
+    assert leftovers == ""
