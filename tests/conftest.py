@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.compose import ComposeProject, ensure_network, remove_network, unique_name
+from support.stack import make_demo_secrets
 from support.testbed import REPO_ROOT, Testbed
 
 DEMO_DIR = REPO_ROOT / "examples" / "app"
-DEMO_APP_UID = 10001  # the user the demo app image runs as (examples/app/Dockerfile)
 
 
 @pytest.fixture(scope="session")
@@ -40,18 +38,8 @@ def demo_files(tmp_path: Path) -> list[Path]:
 
 @pytest.fixture
 def demo_secrets(tmp_path: Path) -> Path:
-    """A private secrets directory with a random database password.
-
-    Compose bind-mounts file secrets as they are (it ignores uid/gid/mode outside Swarm), so the
-    file is root:10001 0440: readable by the demo app's user and by PostgreSQL's entrypoint (root).
-    """
-    directory = tmp_path / "secrets"
-    directory.mkdir(mode=0o700)
-    password = directory / "db_password"
-    password.write_text(secrets.token_urlsafe(24) + "\n")
-    os.chown(password, 0, DEMO_APP_UID)
-    password.chmod(0o440)
-    return directory
+    """A private secrets directory with a random database password (see make_demo_secrets)."""
+    return make_demo_secrets(tmp_path / "secrets")
 
 
 @pytest.fixture

@@ -1,0 +1,220 @@
+"""switchyard.release.haproxy_weight against a real HAProxy (the lb role, testbed image) in front
+of real backends (the demo app, blue v1 and green v2)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from support.compose import docker, unique_name
+from support.modules import four_way, run_module
+from support.stack import Stack
+from support.testbed import Testbed
+
+
+@pytest.fixture(scope="module")
+def stack(testbed: Testbed, tmp_path_factory) -> Iterator[Stack]:
+    built = Stack(testbed, tmp_path_factory.mktemp("stack"), unique_name("lb"))
+    try:
+        yield built.up()
+    finally:
+        built.down()
+
+
+@pytest.fixture
+def lb(stack: Stack) -> Stack:
+    """The stack with all traffic on blue and both servers ready, whatever the last test did."""
+    result = run_module(
+        "haproxy_weight",
+        stack.weights(weights={"api_blue": 256, "api_green": 0}, states={"api_blue": "ready", "api_green": "ready"}),
+    )
+    assert not result.get("failed"), result.get("msg")
+    stack.wait_status({"api_blue": "UP", "api_green": "UP"})
+    return stack
+
+
+def assert_four_way(results: list[dict]) -> None:
+    check, apply, check_again, apply_again = results
+    for r in results:
+        assert not r.get("failed"), r.get("msg")
+    assert check["changed"] and apply["changed"]
+    assert check["commands"] == apply["commands"] and apply["commands"]
+    assert check_again["changed"] is False and check_again["commands"] == []
+    assert apply_again["changed"] is False and apply_again["commands"] == []
+
+
+def test_weights_four_ways_raise_before_lower_and_persist(lb: Stack) -> None:
+    args = lb.weights(weights={"api_blue": 26, "api_green": 230})
+    results = four_way("haproxy_weight", args)
+    assert_four_way(results)
+    check, apply = results[0], results[1]
+    assert check["after"]["api_green"]["weight"] == 230 and lb.servers()["api_green"]["weight"] == 230
+    assert apply["commands"] == ["set weight be_api/api_green 230", "set weight be_api/api_blue 26"]
+    assert apply["shares"] == {"api_blue": 10.16, "api_green": 89.84}
+    assert apply["snapshot"]["weights"] == {"api_blue": 256, "api_green": 0}
+    assert apply["persisted"] and apply["method"] == "runtime"
+    config = open(lb.config).read()
+    assert "server api_green api-green:8000 weight 230" in config
+    assert "server api_blue api-blue:8000 weight 26" in config
+    assert "be_api 2 api_green" in open(lb.state_file).read()
+    # Check mode's diff shows the configuration file change too.
+    assert any(d["before_header"] == "config" for d in check["diff"])
+
+
+def test_states_four_ways_drain_then_maint(lb: Stack) -> None:
+    assert_four_way(four_way("haproxy_weight", lb.weights(states={"api_green": "drain"})))
+    assert lb.servers()["api_green"]["state"] == "drain"
+    results = four_way("haproxy_weight", lb.weights(states={"api_green": "maint"}))
+    assert_four_way(results)
+    assert lb.servers()["api_green"]["state"] == "maint"
+    assert "api-green:8000 weight 0 disabled" in open(lb.config).read()
+
+
+def test_weights_survive_a_reload(lb: Stack) -> None:
+    result = run_module("haproxy_weight", lb.weights(weights={"api_blue": 128, "api_green": 128}))
+    assert not result.get("failed"), result.get("msg")
+    before_pid = result["before"] and docker("exec", lb.lb_container, "cat", "/proc/1/cmdline").stdout
+    docker("kill", "--signal", "USR2", lb.lb_container)
+    deadline = time.monotonic() + 15
+    while True:
+        servers = run_module("haproxy_weight", {"socket": lb.socket, "backend": "be_api"})
+        if not servers.get("failed") and servers["after"]["api_green"]["status"] == "UP":
+            break
+        assert time.monotonic() < deadline, servers
+        time.sleep(0.3)
+    assert {n: s["weight"] for n, s in servers["after"].items()} == {"api_blue": 128, "api_green": 128}
+    assert docker("exec", lb.lb_container, "cat", "/proc/1/cmdline").stdout == before_pid  # same master
+
+
+def test_fallback_reload_when_the_socket_is_gone(lb: Stack) -> None:
+    args = lb.weights(
+        socket=str(lb.lb_dir / "run" / "gone.sock"),
+        weights={"api_blue": 64, "api_green": 192},
+        reload="fallback",
+        reload_command=["docker", "kill", "--signal", "USR2", lb.lb_container],
+        verify_socket=lb.master_socket,
+        verify_prefix="@1 ",
+    )
+    check = run_module("haproxy_weight", args, check=True)
+    assert check["changed"] and check["method"] == "reload" and "gone.sock" in check["socket_error"]
+    assert lb.servers()["api_green"]["weight"] == 0
+    result = run_module("haproxy_weight", args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["method"] == "reload" and result["verified_through"] == lb.master_socket
+    assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 64, "api_green": 192}
+    again = run_module("haproxy_weight", args)
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"weights": {"api_green": 300}}, "weights.api_green=300: a weight is an integer from 0 to 256"),
+        ({"weights": {"api_green": -1}}, "weights.api_green=-1: a weight is an integer from 0 to 256"),
+        ({"backend": "be_nope", "weights": {"api_green": 1}}, "backend='be_nope' is not a backend of this HAProxy"),
+        ({"weights": {"api_red": 1}}, "unknown server(s) api_red in backend be_api; it has: api_blue, api_green"),
+        ({"weights": {"api_blue": 0, "api_green": 0}}, "would have zero total weight"),
+        ({"states": {"api_green": "paused"}}, "states.api_green='paused': allowed values are ready, drain, maint"),
+        ({"reload": "sometimes"}, "value of reload must be one of: never, fallback, always"),
+    ],
+)
+def test_refusals_name_the_parameter_and_change_nothing(lb: Stack, args: dict, message: str) -> None:
+    before = lb.servers()
+    result = run_module("haproxy_weight", lb.weights(**args))
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert lb.servers() == before
+
+
+def test_refusals_about_the_socket(lb: Stack) -> None:
+    missing = run_module(
+        "haproxy_weight", lb.weights(socket=str(lb.lb_dir / "run" / "none.sock"), weights={"api_green": 1})
+    )
+    assert missing["failed"] and "cannot connect to the HAProxy socket" in missing["msg"]
+    user_level = run_module(
+        "haproxy_weight", lb.weights(socket=str(lb.lb_dir / "run" / "status.sock"), weights={"api_green": 1})
+    )
+    assert user_level["failed"] and "has level 'user'" in user_level["msg"]
+
+
+def test_refuses_weight_for_a_server_that_is_down(lb: Stack) -> None:
+    docker("stop", "--time", "5", f"{lb.app}-green-api-1")
+    try:
+        # A stopped color is DOWN by its checks, or MAINT (resolution) once its name is gone from DNS.
+        deadline = time.monotonic() + 30
+        while lb.servers()["api_green"]["up"]:
+            assert time.monotonic() < deadline, lb.servers()
+            time.sleep(0.3)
+        status = lb.servers()["api_green"]["status"]
+        result = run_module("haproxy_weight", lb.weights(weights={"api_green": 10}))
+        assert result["failed"] and f"server api_green is {status}" in result["msg"], result["msg"]
+        assert "refusing to send it traffic" in result["msg"]
+        assert lb.servers()["api_green"]["weight"] == 0
+    finally:
+        docker("start", f"{lb.app}-green-api-1")
+        lb.wait_status({"api_green": "UP"}, seconds=60)
+
+
+def test_shares_measured_through_the_lb_match_the_weights(lb: Stack) -> None:
+    result = run_module("haproxy_weight", lb.weights(weights={"api_blue": 230, "api_green": 26}))
+    assert not result.get("failed"), result.get("msg")
+    seen = lb.colors(1000)
+    assert seen["blue"] + seen["green"] == 1000, seen
+    assert abs(seen["green"] / 10 - result["shares"]["api_green"]) <= 3, seen
+    assert abs(seen["blue"] / 10 - result["shares"]["api_blue"]) <= 3, seen
+
+
+def test_x_canary_reaches_green_at_weight_zero_but_never_in_maint(lb: Stack) -> None:
+    assert lb.colors(50) == {"blue": 50}
+    assert lb.colors(50, headers={"X-Canary": "1"}) == {"green": 50}
+    assert lb.colors(20, headers={"X-Canary": "blue"}) == {"blue": 20}
+    result = run_module("haproxy_weight", lb.weights(states={"api_green": "maint"}))
+    assert not result.get("failed"), result.get("msg")
+    assert lb.colors(50, headers={"X-Canary": "1"}) == {"blue": 50}
+
+
+def test_drain_waits_for_sessions_to_end(lb: Stack) -> None:
+    """A slow request on green keeps a session open; drain waits for it, then maint."""
+    run_module("haproxy_weight", lb.weights(weights={"api_blue": 0, "api_green": 256}))
+    lb.deploy("green", "v2", DEMO_EXTRA_LATENCY_MS="2500")
+    lb.wait_status({"api_green": "UP"}, seconds=60)
+    try:
+        answers: list[int] = []
+        slow = threading.Thread(target=lambda: answers.append(requests.get(lb.url + "/", timeout=10).status_code))
+        slow.start()
+        time.sleep(0.5)
+        result = run_module(
+            "haproxy_weight",
+            lb.weights(
+                weights={"api_blue": 256, "api_green": 0},
+                states={"api_green": "drain"},
+                drain_timeout=10,
+                maint_after_drain=True,
+            ),
+        )
+        slow.join()
+        assert not result.get("failed"), result.get("msg")
+        assert answers == [200], "the in-flight request finished"
+        assert result["drain"]["sessions_left"] == {} and 1.0 <= result["drain"]["waited"] < 10
+        assert result["after"]["api_green"]["state"] == "maint"
+    finally:
+        lb.deploy("green", "v2")
+
+
+def test_lb_role_rerun_changes_nothing_and_keeps_weights(lb: Stack) -> None:
+    run_module("haproxy_weight", lb.weights(weights={"api_blue": 200, "api_green": 56}))
+    rerun = lb.lb_role()
+    assert "changed=0" in rerun.stdout.replace(" ", ""), rerun.stdout
+    assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 200, "api_green": 56}
+
+
+def test_lb_config_change_reloads_without_dropping_the_weights(lb: Stack) -> None:
+    run_module("haproxy_weight", lb.weights(weights={"api_blue": 100, "api_green": 156}))
+    lb.lb_role(switchyard_lb_timeout_server="31s")
+    try:
+        assert "timeout server 31s" in open(lb.config).read()
+        assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 100, "api_green": 156}
+    finally:
+        lb.lb_role()

@@ -1,0 +1,148 @@
+"""One application as a release sees it, on the testbed: its networks and HAProxy (the lb role),
+<app>-data (PostgreSQL with the demo schema), and both colors (blue v1, green v2)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+import time
+from pathlib import Path
+
+import requests
+
+from support.compose import ComposeProject, free_port, remove_network
+from support.modules import run_module
+from support.playbooks import PLAYBOOKS, local_inventory, run_playbook
+from support.testbed import REPO_ROOT, Testbed
+
+DEMO_DIR = REPO_ROOT / "examples" / "app"
+DEMO_APP_UID = 10001  # the user the demo app image runs as (examples/app/Dockerfile)
+
+
+def make_demo_secrets(directory: Path) -> Path:
+    """A private directory with a random database password, root:10001 0440.
+
+    Compose bind-mounts file secrets as they are (it ignores uid/gid/mode outside Swarm): the demo
+    app's user and PostgreSQL's entrypoint (root) can read it, nobody else.
+    """
+    directory.mkdir(mode=0o700, parents=True)
+    password = directory / "db_password"
+    password.write_text(secrets.token_urlsafe(24) + "\n")
+    os.chown(password, 0, DEMO_APP_UID)
+    password.chmod(0o440)
+    return directory
+
+
+class Stack:
+    def __init__(self, testbed: Testbed, workdir: Path, app: str) -> None:
+        self.testbed = testbed
+        self.workdir = workdir
+        self.app = app
+        self.port = free_port()
+        self.lb_dir = workdir / "lb"
+        self.secrets = make_demo_secrets(workdir / "secrets")
+        self.inventory = local_inventory(workdir)
+        self.data = ComposeProject(
+            f"{app}-data",
+            [DEMO_DIR / "compose.data.yaml"],
+            {"APP_NAME": app, "DEMO_SECRETS_DIR": str(self.secrets), "DEMO_DB_IMAGE": testbed.pinned("postgres:15")},
+        )
+        self.lb_vars = {
+            "switchyard_app": app,
+            "switchyard_lb_image": testbed.image("haproxy:2.6"),
+            "switchyard_lb_dir": str(self.lb_dir),
+            "switchyard_lb_bind_address": "127.0.0.1",
+            "switchyard_lb_public_port": self.port,
+        }
+
+    # -- paths and names -------------------------------------------------------------------------
+    socket = property(lambda self: str(self.lb_dir / "run" / "admin.sock"))
+    master_socket = property(lambda self: str(self.lb_dir / "run" / "master.sock"))
+    config = property(lambda self: str(self.lb_dir / "etc" / "haproxy.cfg"))
+    state_file = property(lambda self: str(self.lb_dir / "state" / "servers.state"))
+    lb_container = property(lambda self: f"{self.app}-lb-haproxy-1")
+    url = property(lambda self: f"http://127.0.0.1:{self.port}")
+
+    def lb_role(self, **overrides):
+        return run_playbook(PLAYBOOKS / "lb.yml", self.inventory, {**self.lb_vars, **overrides})
+
+    def color_args(self, color: str, version: str, **env: str) -> dict:
+        env_file = self.workdir / f"{color}.env"
+        variables = {"APP_NAME": self.app, "APP_COLOR": color, "DEMO_SECRETS_DIR": str(self.secrets), **env}
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
+        project_dir = self.workdir / "project"
+        project_dir.mkdir(exist_ok=True)
+        base = project_dir / "compose.base.yaml"
+        base.write_bytes((DEMO_DIR / "compose.base.yaml").read_bytes())
+        return {
+            "project": f"{self.app}-{color}",
+            "files": [str(base)],
+            "env_files": [str(env_file)],
+            "images": {"api": self.testbed.image(f"demo-app:{version}")},
+            "wait_timeout": 60,
+        }
+
+    def deploy(self, color: str, version: str, **env: str) -> dict:
+        result = run_module("compose_project", self.color_args(color, version, **env))
+        assert not result.get("failed"), result.get("msg")
+        return result
+
+    def up(self) -> Stack:
+        self.lb_role()  # networks first: every other project uses them
+        self.data.run("up", "--detach", "--wait", "--wait-timeout", "90")
+        self.data.psql_file(DEMO_DIR / "migrations" / "0001_create_items" / "expand.sql")
+        self.data.psql_file(DEMO_DIR / "migrations" / "0002_display_name" / "expand.sql")
+        self.deploy("blue", "v1")
+        self.deploy("green", "v2")
+        self.wait_status({"api_blue": "UP", "api_green": "UP"})
+        return self
+
+    def down(self) -> None:
+        for project in (f"{self.app}-blue", f"{self.app}-green", f"{self.app}-lb"):
+            ComposeProject(project, []).down()
+        self.data.down()
+        for net in ("public", "edge", "data"):
+            remove_network(f"{self.app}_{net}")
+
+    # -- observing ------------------------------------------------------------------------------
+    def weights(self, **args) -> dict:
+        """haproxy_weight against this LB, with persistence and validation as the release uses it."""
+        base = {
+            "socket": self.socket,
+            "backend": "be_api",
+            "persist": {"config": self.config, "state_file": self.state_file},
+            "validate_command": [
+                "docker",
+                "exec",
+                self.lb_container,
+                "haproxy",
+                "-c",
+                "-f",
+                "/usr/local/etc/haproxy/{name}",
+            ],
+        }
+        return {**base, **args}
+
+    def servers(self) -> dict:
+        result = run_module("haproxy_weight", {"socket": self.socket, "backend": "be_api"})
+        assert not result.get("failed"), result.get("msg")
+        return result["after"]
+
+    def wait_status(self, wanted: dict[str, str], seconds: float = 30) -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            servers = self.servers()
+            if all(str(servers[n]["status"]).startswith(s) for n, s in wanted.items()):
+                return servers
+            assert time.monotonic() < deadline, f"servers did not reach {wanted}: {servers}"
+            time.sleep(0.3)
+
+    def colors(self, count: int, headers: dict | None = None) -> collections.Counter:
+        """Send count requests through the LB (one keep-alive connection); count answers per color."""
+        seen: collections.Counter = collections.Counter()
+        with requests.Session() as session:
+            for _request in range(count):
+                resp = session.get(self.url + "/", headers=headers or {}, timeout=5)
+                seen[resp.json()["color"] if resp.status_code == 200 else f"HTTP {resp.status_code}"] += 1
+        return seen
