@@ -41,6 +41,23 @@ def parse_address(address):
     return socket.AF_UNIX, path
 
 
+def split_answers(commands, output):
+    """The output of one-line-answer commands sent together -> [(command, message)].
+
+    Each answer is its message (empty on success) followed by an empty line.
+    """
+    lines = output.split("\n")
+    answers = []
+    for command in commands:
+        message = []
+        while lines and lines[0] != "":
+            message.append(lines.pop(0))
+        if lines:
+            lines.pop(0)
+        answers.append((command, "\n".join(message).strip()))
+    return answers
+
+
 class RuntimeAPI:
     def __init__(self, address, timeout=5.0, prefix=""):
         self.address = address
@@ -86,17 +103,7 @@ class RuntimeAPI:
         if not commands:
             return []
         self.sent.extend(commands)
-        out = self._exchange(self._line(commands))
-        lines = out.split("\n")
-        answers = []
-        for command in commands:
-            message = []
-            while lines and lines[0] != "":
-                message.append(lines.pop(0))
-            if lines:
-                lines.pop(0)
-            answers.append((command, "\n".join(message).strip()))
-        return answers
+        return split_answers(commands, self._exchange(self._line(commands)))
 
     def servers_state(self, backend=None):
         return parse_servers_state(self.query("show servers state" + (f" {backend}" if backend else "")))

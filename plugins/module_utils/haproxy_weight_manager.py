@@ -154,8 +154,11 @@ class HAProxyWeightManager:
             self.result["after"] = {n: {**s, **target[n]} for n, s in before.items()}
             self.result["shares"] = shares(self.result["after"])
             return self.result
+        started = time.monotonic()
         self.apply(plan)
         after = self.read()
+        timings = {"runtime_ms": round((time.monotonic() - started) * 1000, 1)}
+        self.result["timings"] = timings
         self.result["after"] = after
         self.result["shares"] = shares(after)
         mismatched = {
@@ -166,7 +169,9 @@ class HAProxyWeightManager:
         if mismatched:
             raise WeightError(f"HAProxy reports other weights or states than asked: {mismatched}")
         if self.params["persist"]:
+            started = time.monotonic()
             self.persist(config_before, config_after)
+            timings["persist_ms"] = round((time.monotonic() - started) * 1000, 1)
         self.result["changed"] = runtime_changes or self.result["persisted"]
         if self.params["reload"] == "always":
             self.reload_and_verify(target)

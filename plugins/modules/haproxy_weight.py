@@ -185,6 +185,11 @@ drain:
   description: How long the drain waited and the sessions left.
   returned: when servers were drained with drain_timeout
   type: dict
+timings:
+  description:
+    - Milliseconds spent on the Runtime API (apply and read back, C(runtime_ms)) and on persisting (C(persist_ms)).
+  returned: when weights or states were applied through the socket
+  type: dict
 haproxy_version:
   description: The HAProxy version behind the socket.
   returned: when the socket answered
