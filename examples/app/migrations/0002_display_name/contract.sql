@@ -8,6 +8,7 @@
 --
 -- Run the statements one by one, each in its own transaction: inside a single transaction the
 -- ACCESS EXCLUSIVE lock taken by step 1 would be held during the full-table scan of step 2.
+-- switchyard:transaction per-statement
 
 -- 1. A CHECK that is NOT VALID: catalog only, checks new and updated rows from now on, no scan.
 ALTER TABLE items ADD CONSTRAINT items_display_name_not_null CHECK (display_name IS NOT NULL) NOT VALID;

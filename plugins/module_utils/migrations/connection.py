@@ -1,0 +1,61 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one way db_migration connects to PostgreSQL: a DSN, or host/port/database/user with the
+password read from a file (never a password in the play), with an application_name so the
+runner's own sessions are recognisable in pg_stat_activity."""
+
+from __future__ import annotations
+
+import traceback
+
+try:
+    import psycopg2
+    import psycopg2.errors  # noqa: F401  (SQLSTATE classes, for lock timeouts)
+
+    HAS_PSYCOPG2 = True
+    PSYCOPG2_IMPORT_ERROR = None
+except ImportError:  # the module reports it with missing_required_lib
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
+
+CONNECTION_SPEC = {
+    "dsn": {"type": "str", "no_log": True},
+    "host": {"type": "str"},
+    "port": {"type": "int", "default": 5432},
+    "database": {"type": "str"},
+    "user": {"type": "str"},
+    "password_file": {"type": "path", "no_log": False},
+    "application_name": {"type": "str", "default": "switchyard-db-migration"},
+    "connect_timeout": {"type": "int", "default": 10},
+}
+
+
+class ConnectionSettingsError(Exception):
+    pass
+
+
+def read_password(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ConnectionSettingsError(f"password_file={path}: {exc.strerror}") from exc
+
+
+def connect(params):
+    """An autocommit connection: the runner opens its transactions explicitly."""
+    kwargs = {"application_name": params["application_name"], "connect_timeout": params["connect_timeout"]}
+    if params.get("dsn"):
+        conn = psycopg2.connect(params["dsn"], **kwargs)
+    else:
+        missing = [k for k in ("host", "database", "user") if not params.get(k)]
+        if missing:
+            raise ConnectionSettingsError(f"give dsn, or host, database and user (missing: {', '.join(missing)})")
+        if params.get("password_file"):
+            kwargs["password"] = read_password(params["password_file"])
+        conn = psycopg2.connect(
+            host=params["host"], port=params["port"], dbname=params["database"], user=params["user"], **kwargs
+        )
+    conn.autocommit = True
+    return conn

@@ -1,0 +1,207 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The db_migration phases: expand and contract (SQL files), migrate (batched backfills) and
+status. Plans and lints before anything runs; applies under the runner's advisory lock; check
+mode stops after the plan."""
+
+from __future__ import annotations
+
+from ansible_collections.switchyard.release.plugins.module_utils.migrations import catalog
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.backfill import Backfill
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.history import History
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import (
+    backoff_delays,
+    release_runner_lock,
+    take_runner_lock,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.runner import MigrationError, PhaseRunner
+
+SESSIONS_SQL = """
+SELECT pid, application_name, state, client_addr::text, backend_start::text
+FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND application_name LIKE ANY(%s)
+ORDER BY application_name, pid
+"""
+
+
+def validate_static(params):
+    retry = params["retry"]
+    if retry["attempts"] < 1 or retry["base_delay"] < 0 or retry["max_delay"] < retry["base_delay"]:
+        raise MigrationError(f"retry={retry}: attempts must be >= 1 and 0 <= base_delay <= max_delay (seconds)")
+    if params["target"] is not None and params["target"] < 0:
+        raise MigrationError(f"target={params['target']}: a version number is >= 0")
+    if params["batch_size"] is not None and params["batch_size"] < 1:
+        raise MigrationError(f"batch_size={params['batch_size']}: at least 1 row per batch")
+
+
+class MigrationManager:
+    def __init__(self, module, conn, yaml_load):
+        self.module = module
+        self.params = module.params
+        self.conn = conn
+        self.yaml_load = yaml_load
+        self.history = None
+        self.delays = None
+        self.result = {"changed": False, "phase": self.params["phase"], "applied": [], "pending": [], "lint": []}
+
+    def applied(self, phase):
+        with self.conn.cursor() as cur:
+            return self.history.applied(cur, phase)
+
+    def run(self):
+        validate_static(self.params)
+        self.history = History(self.params["history_table"])
+        retry = self.params["retry"]
+        self.delays = backoff_delays(retry["attempts"], retry["base_delay"], retry["max_delay"])
+        phase = self.params["phase"]
+        if phase == "status":
+            return self.status()
+        if phase == "migrate":
+            return self.migrate()
+        return self.sql_phase(phase)
+
+    def status(self):
+        report = {}
+        for phase in ("expand", "migrate", "contract"):
+            done = self.applied(phase)
+            files = catalog.load(self.params["path"], phase, self.params["target"])
+            report[phase] = {
+                "applied": sorted(done),
+                "pending": [m.version for m in files if m.version not in done],
+                "changed_files": [m.path for m in files if m.version in done and done[m.version] != m.checksum],
+            }
+        self.result["status"] = report
+        return self.result
+
+    def sql_phase(self, phase):
+        runner = PhaseRunner(self.conn, self.history, self.params, self.delays, self.module.check_mode)
+        migrations = catalog.load(self.params["path"], phase, self.params["target"])
+        pending, findings = runner.plan(migrations, self.applied(phase))
+        self.report_plan(pending, findings)
+        if phase == "contract" and pending:
+            self.refuse_live_sessions()
+        if self.module.check_mode or not pending:
+            self.result["changed"] = bool(pending)
+            return self.result
+        self.locked(lambda: self.apply_sql(runner, migrations, phase))
+        self.result["max_lock_wait_ms"] = round(runner.max_lock_wait_ms, 1)
+        self.result["rebuilt_indexes"] = runner.rebuilt
+        self.result["changed"] = bool(self.result["applied"])
+        return self.result
+
+    def apply_sql(self, runner, migrations, phase):
+        # Another runner may have applied some while this one waited for the lock: plan again.
+        pending, _findings = runner.plan(migrations, self.applied(phase))
+        with self.conn.cursor() as cur:
+            self.history.create(cur)
+        for migration, statements in pending:
+            self.result["applied"].append(runner.apply(migration, statements))
+        self.result["pending"] = []
+
+    def report_plan(self, pending, findings):
+        self.result["lint"] = [f.as_dict() for f in findings]
+        self.result["pending"] = [
+            {
+                **m.as_dict(),
+                "statements": [
+                    {"line": s.line, "lock": s.lock, "transactional": s.transactional, "sql": s.sql[:300]}
+                    for s in statements
+                ],
+            }
+            for m, statements in pending
+        ]
+        if findings and self.params["lint"] == "error":
+            raise MigrationError(
+                f"lint found {len(findings)} problem(s); nothing was run: "
+                + "; ".join(f"{f.file}:{f.line} {f.rule}" for f in findings[:10])
+                + " (fix them, allow one with a comment that says why, or set lint=warn)",
+                lint=self.result["lint"],
+            )
+
+    def refuse_live_sessions(self):
+        names = self.params["require_no_sessions_from"]
+        if not names:
+            return
+        with self.conn.cursor() as cur:
+            cur.execute(SESSIONS_SQL, (list(names),))
+            cols = ("pid", "application_name", "state", "client_addr", "backend_start")
+            sessions = [dict(zip(cols, row)) for row in cur.fetchall()]
+        if sessions:
+            apps = sorted({s["application_name"] for s in sessions})
+            raise MigrationError(
+                f"contract refused: {len(sessions)} session(s) of {', '.join(apps)} are connected "
+                f"(require_no_sessions_from={list(names)}); retire that code first",
+                sessions=sessions,
+            )
+
+    def locked(self, work):
+        with self.conn.cursor() as cur:
+            waited = take_runner_lock(cur, self.history.table, self.params["runner_lock_wait"])
+        self.result["runner_lock_waited_s"] = round(waited, 3)
+        try:
+            work()
+        finally:
+            with self.conn.cursor() as cur:
+                release_runner_lock(cur, self.history.table)
+
+    def migrate(self):
+        migrations = catalog.load(self.params["path"], "migrate", self.params["target"])
+        applied = self.applied("migrate")
+        settings = [("lock_timeout", self.params["lock_timeout"])]
+        if self.params["statement_timeout"]:
+            settings.append(("statement_timeout", self.params["statement_timeout"]))
+        backfills = [
+            Backfill(
+                self.conn,
+                self.history,
+                m,
+                catalog.parse_backfill(m, self.yaml_load),
+                self.params,
+                settings,
+                self.delays,
+            )
+            for m in migrations
+        ]
+        with self.conn.cursor() as cur:
+            table_exists = self.history.exists(cur)
+        plans = [b.plan() if table_exists else {"rows_done": 0, "rows_left": b.remaining_any()} for b in backfills]
+        self.result["pending"] = [
+            {**b.migration.as_dict(), **p}
+            for b, p in zip(backfills, plans)
+            if p["rows_left"] or b.migration.version not in applied
+        ]
+        if self.module.check_mode or not self.result["pending"]:
+            self.result["changed"] = bool(self.result["pending"])
+            return self.result
+
+        def work():
+            with self.conn.cursor() as cur:
+                self.history.create(cur)
+            stats = []
+            for backfill in backfills:
+                one = backfill.run()
+                one["version"] = backfill.migration.version
+                stats.append(one)
+                if backfill.migration.version not in self.applied("migrate"):
+                    with self.conn.cursor() as cur:
+                        self.history.record(
+                            cur, backfill.migration, one["seconds"] * 1000, one["retries"], self.params["release_id"]
+                        )
+                    self.result["applied"].append(
+                        {
+                            "version": backfill.migration.version,
+                            "name": backfill.migration.name,
+                            "phase": "migrate",
+                            "duration_ms": one["seconds"] * 1000,
+                            "retries": one["retries"],
+                        }
+                    )
+                    self.result["changed"] = True
+                if one["rows_this_run"]:
+                    self.result["changed"] = True
+            self.result["backfill"] = stats
+            self.result["pending"] = []
+
+        self.locked(work)
+        return self.result

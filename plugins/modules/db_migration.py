@@ -1,0 +1,294 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: db_migration
+short_description: Expand, migrate (batched backfill) and contract PostgreSQL schemas without blocking the application
+version_added: 0.1.0
+description:
+  - Applies a migrations directory (C(NNNN_name/expand.sql), C(backfill.yml), C(contract.sql)) phase by
+    phase, in version order, recording each applied file with its sha256 checksum in a history table. A
+    file changed after its phase was applied is refused, with both checksums.
+  - One runner at a time - a PostgreSQL advisory lock taken with a polling try-lock, never a blocking wait;
+    C(lock_timeout) is set only after it is held, and only inside the migration's transactions.
+  - Statements are split by PostgreSQL's own parser (pglast). Statements that cannot run in a transaction
+    (C(CREATE INDEX CONCURRENTLY), C(VACUUM)...) run on their own; the others of a file run in one
+    transaction, or one per statement when the file starts with C(-- switchyard:transaction per-statement).
+    A lock timeout (55P03) is retried with bounded exponential backoff and jitter; when the budget runs
+    out the task fails with the sessions holding locks on the tables (pid, application, state,
+    transaction age, query), and nothing of the failed group is applied.
+  - An index left INVALID by an interrupted concurrent build is dropped and built again.
+  - The migrate phase backfills in key-range batches, each its own short transaction with a checkpoint, so
+    an interrupted run resumes where it stopped; C(changed=false) when no row is left.
+  - Lint runs on the parsed statements before anything runs; a migration may allow a rule with a comment
+    C(-- switchyard:allow <rule> <why>).
+  - Contract is refused while sessions of O(require_no_sessions_from) are connected.
+author:
+  - Switchyard developers (@switchyard)
+requirements:
+  - psycopg2 and pglast (8.x) on the host that runs the module; PyYAML for backfill.yml.
+attributes:
+  check_mode:
+    description:
+      - Lists the pending versions, their statements with the lock each takes, and the lint findings; runs nothing.
+    support: full
+  diff_mode:
+    description: Not supported; the pending list says what would run.
+    support: none
+options:
+  dsn:
+    description: A libpq connection string. Prefer O(password_file) over a password inside it.
+    type: str
+  host:
+    description: Database host.
+    type: str
+  port:
+    description: Database port.
+    type: int
+    default: 5432
+  database:
+    description: Database name.
+    type: str
+  user:
+    description: Database user.
+    type: str
+  password_file:
+    description: File whose first line is the password (for example a Docker secret). Never a password in the play.
+    type: path
+  application_name:
+    description: The runner's application_name in pg_stat_activity.
+    type: str
+    default: switchyard-db-migration
+  connect_timeout:
+    description: Seconds to wait for the connection.
+    type: int
+    default: 10
+  path:
+    description: The migrations directory.
+    type: path
+    required: true
+  phase:
+    description: V(expand), V(migrate) (backfills), V(contract), or V(status) (read only).
+    type: str
+    choices: [expand, migrate, contract, status]
+    required: true
+  target:
+    description: Stop at this version (inclusive).
+    type: int
+  lock_timeout:
+    description: PostgreSQL lock_timeout for each migration transaction and backfill batch.
+    type: str
+    default: 500ms
+  statement_timeout:
+    description: PostgreSQL statement_timeout for the same; none when empty.
+    type: str
+    default: ""
+  retry:
+    description: Lock-timeout retries - attempts in all, and the backoff between them (seconds, with jitter).
+    type: dict
+    default: {}
+    suboptions:
+      attempts:
+        description: Tries in all for one transaction.
+        type: int
+        default: 10
+      base_delay:
+        description: First delay, doubled after each try.
+        type: float
+        default: 0.2
+      max_delay:
+        description: Longest delay.
+        type: float
+        default: 5.0
+  runner_lock_wait:
+    description: Seconds to wait for another runner to finish before failing.
+    type: int
+    default: 300
+  history_table:
+    description: The history table; its backfill checkpoints live in C(<history_table>_backfill).
+    type: str
+    default: switchyard_schema_history
+  lint:
+    description: V(error) fails before anything runs when lint finds a problem, V(warn) reports it, V(off) skips lint.
+    type: str
+    choices: [error, warn, "off"]
+    default: error
+  batch_size:
+    description: Rows per backfill batch (overrides backfill.yml).
+    type: int
+  pause_between_batches:
+    description: Seconds to sleep between backfill batches, to leave room to the application.
+    type: float
+    default: 0
+  max_batch_seconds:
+    description: A batch slower than this halves the batch size (0 keeps it).
+    type: float
+    default: 1.0
+  release_id:
+    description: Recorded in the history with each applied file.
+    type: str
+  require_no_sessions_from:
+    description:
+      - With O(phase=contract), refuse while sessions with these application names (SQL LIKE patterns) are connected.
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Expand the schema before deploying the new color
+  switchyard.release.db_migration:
+    host: 127.0.0.1
+    database: shop
+    user: shop
+    password_file: /var/lib/switchyard/shop/secrets/db_password
+    path: /srv/shop/migrations
+    phase: expand
+    release_id: "{{ switchyard_release_id }}"
+
+- name: Contract once the old color is gone
+  switchyard.release.db_migration:
+    dsn: "host=127.0.0.1 dbname=shop user=shop"
+    password_file: /var/lib/switchyard/shop/secrets/db_password
+    path: /srv/shop/migrations
+    phase: contract
+    require_no_sessions_from: ["shop-blue-%"]
+"""
+
+RETURN = r"""
+applied:
+  description: Files applied by this run - version, name, phase, duration_ms, retries.
+  returned: always
+  type: list
+  elements: dict
+pending:
+  description: What is (or, in check mode, would be) run - per file its statements with line, lock and transactional.
+  returned: always
+  type: list
+  elements: dict
+lint:
+  description: Lint findings - file, line, rule, message, recipe.
+  returned: always
+  type: list
+  elements: dict
+backfill:
+  description: Per backfill - rows_total, rows_done, rows_this_run, batches, retries, seconds, rows_per_second.
+  returned: when phase is migrate and something ran
+  type: list
+  elements: dict
+max_lock_wait_ms:
+  description: The longest a migration transaction took, lock waits included.
+  returned: when SQL ran
+  type: float
+rebuilt_indexes:
+  description: Invalid indexes dropped and built again.
+  returned: when SQL ran
+  type: list
+  elements: str
+blocking_sessions:
+  description: On a lock-timeout failure, the sessions holding locks on the tables.
+  returned: on lock-timeout failure
+  type: list
+  elements: dict
+status:
+  description: Per phase, applied and pending versions and changed files.
+  returned: when phase is status
+  type: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.catalog import CatalogError
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
+    CONNECTION_SPEC,
+    HAS_PSYCOPG2,
+    PSYCOPG2_IMPORT_ERROR,
+    ConnectionSettingsError,
+    connect,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import RunnerLockTimeout
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.manager import MigrationManager
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.runner import MigrationError
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.statements import (
+    HAS_PGLAST,
+    PGLAST_IMPORT_ERROR,
+    SQLSyntaxError,
+)
+
+try:
+    import yaml
+
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError:
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
+
+ARGUMENT_SPEC = {
+    **CONNECTION_SPEC,
+    "path": {"type": "path", "required": True},
+    "phase": {"type": "str", "choices": ["expand", "migrate", "contract", "status"], "required": True},
+    "target": {"type": "int"},
+    "lock_timeout": {"type": "str", "default": "500ms"},
+    "statement_timeout": {"type": "str", "default": ""},
+    "retry": {
+        "type": "dict",
+        "default": {},
+        "options": {
+            "attempts": {"type": "int", "default": 10},
+            "base_delay": {"type": "float", "default": 0.2},
+            "max_delay": {"type": "float", "default": 5.0},
+        },
+    },
+    "runner_lock_wait": {"type": "int", "default": 300},
+    "history_table": {"type": "str", "default": "switchyard_schema_history"},
+    "lint": {"type": "str", "choices": ["error", "warn", "off"], "default": "error"},
+    "batch_size": {"type": "int"},
+    "pause_between_batches": {"type": "float", "default": 0},
+    "max_batch_seconds": {"type": "float", "default": 1.0},
+    "release_id": {"type": "str"},
+    "require_no_sessions_from": {"type": "list", "elements": "str", "default": []},
+}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        required_one_of=[("dsn", "host")],
+        mutually_exclusive=[("dsn", "host")],
+    )
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    if not HAS_PGLAST:
+        module.fail_json(msg=missing_required_lib("pglast"), exception=PGLAST_IMPORT_ERROR)
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+    try:
+        conn = connect(module.params)
+    except ConnectionSettingsError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # psycopg2.OperationalError and friends: say where it failed
+        module.fail_json(msg=f"cannot connect to PostgreSQL: {str(exc).strip()}")
+    manager = MigrationManager(module, conn, yaml.safe_load)
+    try:
+        result = manager.run()
+    except MigrationError as exc:
+        module.fail_json(**{**manager.result, **exc.details, "msg": exc.msg})
+    except SQLSyntaxError as exc:
+        module.fail_json(**{**manager.result, "msg": f"a migration does not parse: {exc}"})
+    except (CatalogError, RunnerLockTimeout, ValueError) as exc:
+        module.fail_json(**{**manager.result, "msg": str(exc)})
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
