@@ -111,6 +111,11 @@ class RuntimeAPI:
     def stat(self, backend):
         return parse_stat(self.query(f"show stat {backend} 4 -1"))
 
+    def backend_algorithm(self, backend):
+        """The backend's balance algorithm, from its `show stat` row (None when not reported)."""
+        rows = parse_stat(self.query(f"show stat {backend} 2 -1"))
+        return (rows.get((backend, "BACKEND")) or {}).get("algo") or None
+
     def info(self):
         return parse_info(self.query("show info"))
 

@@ -22,6 +22,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.haproxy_config 
     set_servers,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.haproxy_parsers import (
+    ADMIN_CMAINT,
     ADMIN_RMAINT,
     OP_RUNNING,
     parse_servers_state,
@@ -34,6 +35,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.haproxy_runtime
 from ansible_collections.switchyard.release.plugins.module_utils.image_pinning import read_text, write_atomically
 
 MAX_WEIGHT = 256
+# Algorithms that apply runtime weights at once; static-rr and plain hashing ignore them.
+DYNAMIC_ALGORITHMS = {"roundrobin", "leastconn", "first", "random"}
 
 
 class WeightError(Exception):
@@ -81,6 +84,7 @@ def server_view(state, stat):
     return {
         "weight": state["weight"],
         "state": state["state"],
+        "config_maint": bool(state["admin_state"] & ADMIN_CMAINT),
         "status": stat.get("status") if stat else None,
         "up": state["op_state"] == OP_RUNNING,
         "sessions": stat.get("scur", 0) if stat else None,
@@ -117,6 +121,7 @@ class HAProxyWeightManager:
             known = ", ".join(sorted(states)) or "none"
             raise WeightError(f"backend={backend!r} is not a backend of this HAProxy; it has: {known}")
         stats = api.stat(backend)
+        self.algorithm = api.backend_algorithm(backend)
         return {name: server_view(s, stats.get((backend, name))) for name, s in sorted(states[backend].items())}
 
     def check_socket(self):
@@ -158,6 +163,7 @@ class HAProxyWeightManager:
         self.apply(plan)
         after = self.read()
         timings = {"runtime_ms": round((time.monotonic() - started) * 1000, 1)}
+        self.result["changed"] = runtime_changes  # even if persisting fails below, traffic moved
         self.result["timings"] = timings
         self.result["after"] = after
         self.result["shares"] = shares(after)
@@ -181,6 +187,10 @@ class HAProxyWeightManager:
         """Reload the master (a new configuration) and verify: a new worker answers the socket with
         the weights asked for."""
         old_pid = self.api.info().get("Pid")
+        # The new worker loads the server-state file: write what runs now, or it restores older state.
+        state_file = (self.params["persist"] or {}).get("state_file")
+        if state_file:
+            write_atomically(state_file, self.api.query("show servers state"), like=state_file)
         self.runner.run(self.params["reload_command"], "reloading HAProxy")
         deadline = time.monotonic() + max(self.params["timeout"], 10)
         while True:
@@ -216,6 +226,18 @@ class HAProxyWeightManager:
         return target
 
     def refuse_unsafe(self, before, target):
+        changes_weights = any(target[n]["weight"] != before[n]["weight"] for n in target)
+        if changes_weights and self.algorithm and self.algorithm not in DYNAMIC_ALGORITHMS:
+            raise WeightError(
+                f"backend {self.params['backend']} balances with {self.algorithm!r}, which ignores runtime weights; "
+                f"use one of {', '.join(sorted(DYNAMIC_ALGORITHMS))}"
+            )
+        disabled = sorted(n for n, t in target.items() if t["state"] == "ready" and before[n]["config_maint"])
+        if disabled:
+            raise WeightError(
+                f"states: server(s) {', '.join(disabled)} are 'disabled' in the configuration, which the Runtime "
+                "API cannot lift; remove 'disabled' from their server lines and reload"
+            )
         if self.params["require_up"]:
             for name, want in sorted(target.items()):
                 gains = (
@@ -279,8 +301,10 @@ class HAProxyWeightManager:
         self.execute(plan["lift"])
         if plan["lifted"]:
             self.wait_up(plan["lifted"])
-        # Raise before lower, in one session: the backend never loses capacity on the way.
-        self.execute(plan["raise"] + plan["lower"])
+        # Raise, check that HAProxy took it, then lower: the backend never loses capacity on the way
+        # (HAProxy goes on with the next command of a line after refusing one).
+        self.execute(plan["raise"])
+        self.execute(plan["lower"])
         self.execute(plan["drain"])
         if plan["drained"] and self.params["drain_timeout"] > 0:
             self.result["drain"] = self.wait_drained(plan["drained"])
@@ -328,9 +352,10 @@ class HAProxyWeightManager:
         for name, want in target.items():
             if name not in in_file:
                 raise WeightError(f"persist.config={path}: backend {backend} has no server line for {name}")
-            disabled = want["state"] == "maint"
-            if in_file[name]["weight"] != want["weight"] or in_file[name]["disabled"] != disabled:
-                changes[name] = {"weight": want["weight"], "disabled": disabled}
+            # Only weights go into the file: a `disabled` server (config maint) cannot be made ready
+            # through the Runtime API, so admin states are kept in the server-state file instead.
+            if in_file[name]["weight"] != want["weight"]:
+                changes[name] = {"weight": want["weight"], "disabled": None}
         try:
             return text, set_servers(text, backend, changes) if changes else text
         except ConfigError as exc:
@@ -355,8 +380,7 @@ class HAProxyWeightManager:
         path = self.params["persist"]["config"]
         directory = os.path.dirname(os.path.abspath(path))
         candidate = os.path.join(directory, f".{os.path.basename(path)}.switchyard-new")
-        mode = os.stat(path).st_mode & 0o777
-        write_atomically(candidate, config_after, mode=mode)
+        write_atomically(candidate, config_after, like=path)
         try:
             self.validate(candidate)
             # Rename within the mounted directory: the container sees the new file at once (a
@@ -375,7 +399,7 @@ class HAProxyWeightManager:
             dump = self.api.query("show servers state")
             # Check times and results move all the time: compare what a reload would restore.
             if state_essentials(read_text(state_file)) != state_essentials(dump):
-                write_atomically(state_file, dump)
+                write_atomically(state_file, dump, like=state_file)
                 self.result["persisted"] = True
 
     # -- fallback ------------------------------------------------------------------------------
@@ -403,6 +427,11 @@ class HAProxyWeightManager:
         self.result["before"] = before
         self.result["snapshot"] = self.snapshot(before)
         target = self.target(before)
+        if sum(t["weight"] for t in target.values() if t["state"] == "ready") == 0:
+            raise WeightError(
+                f"backend {self.params['backend']} would have zero total weight: "
+                f"{ {n: t['weight'] for n, t in target.items()} }; refusing to leave it without capacity"
+            )
         _unused, config_after = self.planned_config(target)
         self.result["diff"] = self.diff(before, target, text, config_after)
         if config_after == text:

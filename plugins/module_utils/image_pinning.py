@@ -78,14 +78,24 @@ def read_text(path):
         return None
 
 
-def write_atomically(path, text, mode=0o644):
-    """Write text to path through a temporary file in the same directory and a rename."""
+def write_atomically(path, text, mode=0o644, like=None):
+    """Write text to path through a temporary file in the same directory and a rename.
+
+    With like, the new file takes the mode, owner and group of that existing file (a process in a
+    container, under another uid, must still read it).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".switchyard-", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, mode)
+        if like and os.path.exists(like):
+            st = os.stat(like)
+            os.chmod(tmp, st.st_mode & 0o7777)
+            if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+                os.chown(tmp, st.st_uid, st.st_gid)
+        else:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

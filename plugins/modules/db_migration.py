@@ -211,6 +211,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.migrations.conn
     PSYCOPG2_IMPORT_ERROR,
     ConnectionSettingsError,
     connect,
+    read_password,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import RunnerLockTimeout
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.manager import MigrationManager
@@ -220,6 +221,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.migrations.stat
     PGLAST_IMPORT_ERROR,
     SQLSyntaxError,
 )
+
+try:
+    import psycopg2
+except ImportError:  # reported through HAS_PSYCOPG2
+    pass
 
 try:
     import yaml
@@ -270,6 +276,11 @@ def main():
         module.fail_json(msg=missing_required_lib("pglast"), exception=PGLAST_IMPORT_ERROR)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+    if module.params["password_file"]:
+        try:
+            module.no_log_values.add(read_password(module.params["password_file"]))
+        except ConnectionSettingsError as exc:
+            module.fail_json(msg=str(exc))
     try:
         conn = connect(module.params)
     except ConnectionSettingsError as exc:
@@ -277,14 +288,21 @@ def main():
     except Exception as exc:  # psycopg2.OperationalError and friends: say where it failed
         module.fail_json(msg=f"cannot connect to PostgreSQL: {str(exc).strip()}")
     manager = MigrationManager(module, conn, yaml.safe_load)
+
+    def fail(**kwargs):
+        # What committed before the failure stays committed: say so.
+        module.fail_json(**{**manager.result, "changed": bool(manager.result["applied"]), **kwargs})
+
     try:
         result = manager.run()
     except MigrationError as exc:
-        module.fail_json(**{**manager.result, **exc.details, "msg": exc.msg})
+        fail(**exc.details, msg=exc.msg)
     except SQLSyntaxError as exc:
-        module.fail_json(**{**manager.result, "msg": f"a migration does not parse: {exc}"})
+        fail(msg=f"a migration does not parse: {exc}")
     except (CatalogError, RunnerLockTimeout, ValueError) as exc:
-        module.fail_json(**{**manager.result, "msg": str(exc)})
+        fail(msg=str(exc))
+    except psycopg2.Error as exc:
+        fail(msg=f"PostgreSQL error: {str(exc).strip()}", sqlstate=exc.pgcode)
     finally:
         conn.close()
     module.exit_json(**result)

@@ -70,7 +70,15 @@ def test_states_four_ways_drain_then_maint(lb: Stack) -> None:
     results = four_way("haproxy_weight", lb.weights(states={"api_green": "maint"}))
     assert_four_way(results)
     assert lb.servers()["api_green"]["state"] == "maint"
-    assert "api-green:8000 weight 0 disabled" in open(lb.config).read()
+    # Admin states persist in the server-state file, not as `disabled` (which the Runtime API could
+    # not lift later): a reload keeps green in maint.
+    assert "server api_green api-green:8000 weight 0\n" in open(lb.config).read()
+    docker("kill", "--signal", "USR2", lb.lb_container)
+    deadline = time.monotonic() + 15
+    while lb.servers()["api_blue"]["status"] != "UP":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert lb.servers()["api_green"]["state"] == "maint"
 
 
 def test_weights_survive_a_reload(lb: Stack) -> None:

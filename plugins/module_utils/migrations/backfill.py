@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 import time
 
-from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import with_lock_retries
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import (
+    LockBudgetExhausted,
+    with_lock_retries,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.runner import (
     MigrationError,
     run_transaction,
@@ -101,9 +104,21 @@ class Backfill:
                 return upper, updated
 
             began = time.monotonic()
-            (upper, updated), retries = with_lock_retries(
-                lambda body=body: run_transaction(self.conn, self.settings, body), self.conn, [self.table], self.delays
-            )
+            try:
+                (upper, updated), retries = with_lock_retries(
+                    lambda body=body: run_transaction(self.conn, self.settings, body),
+                    self.conn,
+                    [self.table],
+                    self.delays,
+                )
+            except LockBudgetExhausted as exc:
+                raise MigrationError(
+                    f"{self.migration.path}: {exc.msg}; the backfill stopped after {stats['rows_done']} rows "
+                    "and resumes from its checkpoint on the next run",
+                    blocking_sessions=exc.blockers,
+                    attempts=exc.attempts,
+                    backfill=[stats],
+                ) from exc
             took = time.monotonic() - began
             stats["retries"] += retries
             if upper is None:

@@ -46,14 +46,14 @@ def read_password(path):
 def connect(params):
     """An autocommit connection: the runner opens its transactions explicitly."""
     kwargs = {"application_name": params["application_name"], "connect_timeout": params["connect_timeout"]}
+    if params.get("password_file"):
+        kwargs["password"] = read_password(params["password_file"])
     if params.get("dsn"):
         conn = psycopg2.connect(params["dsn"], **kwargs)
     else:
         missing = [k for k in ("host", "database", "user") if not params.get(k)]
         if missing:
             raise ConnectionSettingsError(f"give dsn, or host, database and user (missing: {', '.join(missing)})")
-        if params.get("password_file"):
-            kwargs["password"] = read_password(params["password_file"])
         conn = psycopg2.connect(
             host=params["host"], port=params["port"], dbname=params["database"], user=params["user"], **kwargs
         )

@@ -142,12 +142,25 @@ class MigrationManager:
         try:
             work()
         finally:
-            with self.conn.cursor() as cur:
-                release_runner_lock(cur, self.history.table)
+            try:
+                with self.conn.cursor() as cur:
+                    release_runner_lock(cur, self.history.table)
+            except Exception:  # a lost connection released it already; keep the first error
+                pass
 
     def migrate(self):
-        migrations = catalog.load(self.params["path"], "migrate", self.params["target"])
         applied = self.applied("migrate")
+        contracted = self.applied("contract")
+        migrations = []
+        for migration in catalog.load(self.params["path"], "migrate", self.params["target"]):
+            if migration.version in applied and applied[migration.version] != migration.checksum:
+                raise MigrationError(
+                    f"{migration.path} changed after its migrate phase was applied: history checksum "
+                    f"{applied[migration.version]}, file checksum {migration.checksum}; write a new version instead"
+                )
+            # Once its contract ran, a backfill's columns may be gone: it is history.
+            if migration.version not in contracted:
+                migrations.append(migration)
         settings = [("lock_timeout", self.params["lock_timeout"])]
         if self.params["statement_timeout"]:
             settings.append(("statement_timeout", self.params["statement_timeout"]))

@@ -29,12 +29,21 @@ class MigrationError(Exception):
         self.details = details
 
 
+VALIDATE_RE = re.compile(r"\bVALIDATE\s+CONSTRAINT\b", re.IGNORECASE)
+
+
+def runs_alone(statement):
+    """VALIDATE CONSTRAINT scans the table: in a transaction with the ADD CONSTRAINT before it, the
+    ACCESS EXCLUSIVE lock of that one would be held for the whole scan."""
+    return not statement.transactional or bool(VALIDATE_RE.search(statement.sql))
+
+
 def segments(statements, per_statement):
     """Groups that run together: consecutive transactional statements (or each alone), and each
-    statement that cannot run in a transaction on its own."""
+    statement that cannot run in a transaction, or must not share one, on its own."""
     groups, current = [], []
     for statement in statements:
-        if statement.transactional and not per_statement:
+        if not per_statement and not runs_alone(statement):
             current.append(statement)
             continue
         if current:
@@ -162,25 +171,33 @@ class PhaseRunner:
         }
 
     def run_alone(self, statement):
-        """A statement that cannot run in a transaction. An index left INVALID by an interrupted
-        concurrent build would be skipped by IF NOT EXISTS: drop it first, then build again."""
+        """A statement that cannot run in a transaction. It waits for older snapshots rather than
+        for table locks, so the short DDL lock_timeout does not apply (statement_timeout neither).
+        An index left INVALID by an interrupted concurrent build would be skipped by IF NOT EXISTS:
+        drop it first, and drop it again if this build fails, so no half-built index stays behind
+        (a unique one would still enforce uniqueness)."""
+        match = INDEX_NAME_RE.search(statement.sql) if statement.kind == "IndexStmt" else None
         with self.conn.cursor() as cur:
-            for name, value in self.settings():
-                cur.execute(f"SET {name} = %s", (value,))
+            if match:
+                invalid = self.invalid_index(cur, match.group(1).strip('"'))
+                if invalid:
+                    cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {invalid}")
+                    self.rebuilt.append(invalid)
             try:
-                match = INDEX_NAME_RE.search(statement.sql)
-                if match and statement.kind == "IndexStmt":
-                    name = match.group(1)
-                    cur.execute(
-                        "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                        " WHERE NOT i.indisvalid AND c.relname = %s",
-                        (name.strip('"'),),
-                    )
-                    invalid = cur.fetchone()
-                    if invalid:
-                        cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {invalid[0]}")
-                        self.rebuilt.append(invalid[0])
                 cur.execute(statement.sql)
-            finally:
-                cur.execute("RESET lock_timeout")
-                cur.execute("RESET statement_timeout")
+            except Exception:
+                if match:
+                    invalid = self.invalid_index(cur, match.group(1).strip('"'))
+                    if invalid:
+                        cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {invalid}")
+                raise
+
+    @staticmethod
+    def invalid_index(cur, name):
+        cur.execute(
+            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE NOT i.indisvalid AND c.relname = %s",
+            (name,),
+        )
+        row = cur.fetchone()
+        return row[0] if row else None
