@@ -1,0 +1,267 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Observing one window (or several measurements in it) from the configured sources, and judging.
+
+Sources: the stats socket (counter deltas, health, reload detection), HAProxy's request log (per
+request statuses and latencies: real percentiles), Prometheus queries, and synthetic HTTP probes.
+Observing changes nothing, so check mode observes and judges too."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from urllib.parse import urlencode
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
+from ansible_collections.switchyard.release.plugins.module_utils.canary.haproxy_log import parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.canary.stats import delta, snapshot
+from ansible_collections.switchyard.release.plugins.module_utils.haproxy_runtime import RuntimeAPI
+
+UNHEALTHY = ("DOWN", "MAINT", "NOLB")
+
+
+class GateError(Exception):
+    pass
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.UTC)
+
+
+def validate_static(params):
+    if params["window"] <= 0 or params["count"] < 1:
+        raise GateError(f"window={params['window']} must be > 0 seconds and count={params['count']} >= 1")
+    if not 0.5 <= params["confidence"] < 1:
+        raise GateError(f"confidence={params['confidence']}: use a probability between 0.5 and 1, e.g. 0.95")
+    sources = params["sources"] or {}
+    known = {"haproxy_stats", "haproxy_log", "prometheus", "http_probe"}
+    unknown = sorted(set(sources) - known)
+    if unknown or not sources:
+        raise GateError(
+            f"sources: unknown {unknown or 'none'}, given {sorted(sources) or 'none'}; "
+            f"use one or more of {', '.join(sorted(known))}"
+        )
+    log = sources.get("haproxy_log")
+    if log is not None and bool(log.get("container")) == bool(log.get("path")):
+        raise GateError("sources.haproxy_log: give exactly one of container or path")
+    if (
+        (log is not None or "haproxy_stats" in sources)
+        and not (sources.get("haproxy_stats") or {}).get("backend")
+        and not (log or {}).get("backend")
+    ):
+        raise GateError("sources.haproxy_stats.backend (or sources.haproxy_log.backend) names the backend to judge")
+
+
+class CanaryGate:
+    def __init__(self, module, runner, sleep=time.sleep):
+        self.module = module
+        self.params = module.params
+        self.runner = runner
+        self.sleep = sleep
+        self.sources = self.params["sources"]
+        stats = self.sources.get("haproxy_stats") or {}
+        log = self.sources.get("haproxy_log") or {}
+        self.backend = stats.get("backend") or log.get("backend")
+        self.api = RuntimeAPI(stats["socket"], timeout=stats.get("timeout", 5)) if stats else None
+        self.limits = {
+            k: self.params[k]
+            for k in (
+                "max_error_rate",
+                "max_error_rate_increase",
+                "max_p95_ms",
+                "max_p99_ms",
+                "max_latency_ratio",
+                "min_requests",
+                "min_samples",
+                "confidence",
+            )
+        }
+
+    def run(self):
+        validate_static(self.params)
+        if self.params["initial_delay"]:
+            self.sleep(self.params["initial_delay"])
+        seconds = self.params["interval"] or self.params["window"] / self.params["count"]
+        measurements = [self.measure(seconds) for _index in range(self.params["count"])]
+        verdict, reason = judge.combine(
+            measurements,
+            self.params["failure_limit"],
+            self.params["inconclusive_limit"],
+            self.params["on_inconclusive_limit"],
+        )
+        last = measurements[-1]
+        return {
+            "changed": False,
+            "verdict": verdict,
+            "reason": reason,
+            "metrics": last["metrics"],
+            "measurements": measurements,
+            "window": {"start": measurements[0]["start"], "end": last["end"]},
+            "counter_resets": [r for m in measurements for r in m["counter_resets"]],
+        }
+
+    # -- one measurement -----------------------------------------------------------------------
+    def measure(self, seconds):
+        servers = [self.params["baseline"], self.params["canary"]]
+        start_snap = snapshot(self.api, self.backend, servers) if self.api else None
+        log_offset = self.log_offset()
+        started = utc_now()
+        self.sleep(seconds)
+        ended = utc_now()
+        end_snap = snapshot(self.api, self.backend, servers) if self.api else None
+        metrics, resets = [], []
+        counts = None
+        if self.api:
+            counts, resets = delta(start_snap, end_snap)
+            canary = counts[self.params["canary"]]
+            if str(canary["status"]).split(" ", maxsplit=1)[0] in UNHEALTHY:
+                metrics.append(
+                    judge.metric(
+                        "health",
+                        judge.FAIL,
+                        f"canary {self.params['canary']} is {canary['status']} (last check {canary['check_status']})",
+                        source="haproxy_stats",
+                        canary=canary["status"],
+                    )
+                )
+            if resets:
+                metrics.append(
+                    judge.metric(
+                        "counters", judge.INCONCLUSIVE, "window discarded: " + "; ".join(resets), source="haproxy_stats"
+                    )
+                )
+        if "haproxy_log" in self.sources:
+            samples = parse_lines(self.log_lines(started, ended, log_offset), self.backend)
+            c = samples.get(self.params["canary"])
+            b = samples.get(self.params["baseline"])
+            as_counts = {"requests": c.requests if c else 0, "errors": c.errors if c else 0}
+            base_counts = {"requests": b.requests if b else 0, "errors": b.errors if b else 0}
+            metrics += judge.error_rates(as_counts, base_counts, self.limits, "haproxy_log")
+            metrics += judge.latencies(
+                c.latencies_ms if c else [], b.latencies_ms if b else [], self.limits, "haproxy_log"
+            )
+        elif counts is not None and not resets:
+            metrics += judge.error_rates(
+                counts[self.params["canary"]], counts[self.params["baseline"]], self.limits, "haproxy_stats"
+            )
+        if "prometheus" in self.sources:
+            metrics += self.prometheus(self.sources["prometheus"])
+        if "http_probe" in self.sources:
+            metrics += self.probe(self.sources["http_probe"])
+        return {
+            "start": started.isoformat(),
+            "end": ended.isoformat(),
+            "metrics": metrics,
+            "verdict": judge.verdict(metrics),
+            "counter_resets": resets,
+            "counts": counts,
+        }
+
+    # -- sources -------------------------------------------------------------------------------
+    def log_offset(self):
+        path = (self.sources.get("haproxy_log") or {}).get("path")
+        return os.path.getsize(path) if path and os.path.exists(path) else 0
+
+    def log_lines(self, started, ended, offset):
+        log = self.sources["haproxy_log"]
+        if log.get("path"):
+            with open(log["path"], encoding="utf-8", errors="replace") as handle:
+                handle.seek(offset)
+                return handle.read().splitlines()
+        _rc, out, err = self.runner.run(
+            [
+                log.get("docker_cli", "docker"),
+                "logs",
+                "--since",
+                started.isoformat(),
+                "--until",
+                ended.isoformat(),
+                log["container"],
+            ],
+            f"reading the logs of {log['container']}",
+        )
+        return (out + "\n" + err).splitlines()
+
+    def prometheus(self, source):
+        out = []
+        for query in source.get("queries") or []:
+            name = query.get("name") or query["query"]
+            url = source["url"].rstrip("/") + "/api/v1/query?" + urlencode({"query": query["query"]})
+            try:
+                body = json.loads(open_url(url, timeout=source.get("timeout", 10)).read())
+                results = body["data"]["result"]
+            except Exception as exc:  # unreachable, bad JSON: no data is inconclusive, never a pass
+                out.append(
+                    judge.metric(
+                        name,
+                        judge.INCONCLUSIVE,
+                        f"Prometheus query failed: {exc}",
+                        source="prometheus",
+                        query=query["query"],
+                    )
+                )
+                continue
+            if not results:
+                out.append(
+                    judge.metric(
+                        name,
+                        judge.INCONCLUSIVE,
+                        "the query returned no data",
+                        source="prometheus",
+                        query=query["query"],
+                    )
+                )
+                continue
+            value = float(results[0]["value"][1])
+            too_high = query.get("max") is not None and value > query["max"]
+            too_low = query.get("min") is not None and value < query["min"]
+            out.append(
+                judge.metric(
+                    name,
+                    judge.FAIL if too_high or too_low else judge.PASS,
+                    f"{name} = {value:g}"
+                    + (f", above {query['max']}" if too_high else "")
+                    + (f", below {query['min']}" if too_low else ""),
+                    source="prometheus",
+                    query=query["query"],
+                    canary=value,
+                    limit={"min": query.get("min"), "max": query.get("max")},
+                )
+            )
+        return out
+
+    def probe(self, source):
+        statuses, latencies = [], []
+        expect = source.get("expect_status", 200)
+        for _attempt in range(source.get("count", 10)):
+            began = time.monotonic()
+            try:
+                response = open_url(
+                    source["url"], headers=source.get("headers") or {}, timeout=source.get("timeout", 5)
+                )
+                statuses.append(response.getcode())
+                response.read()
+            except Exception as exc:  # HTTPError carries a code; anything else is no answer
+                statuses.append(getattr(exc, "code", -1))
+            latencies.append((time.monotonic() - began) * 1000)
+        bad = [s for s in statuses if s != expect]
+        p95 = judge.percentile(latencies, 95)
+        slow = source.get("max_latency_ms") is not None and p95 > source["max_latency_ms"]
+        status = judge.FAIL if bad or slow else judge.PASS
+        return [
+            judge.metric(
+                "http_probe",
+                status,
+                f"{len(statuses) - len(bad)}/{len(statuses)} probes answered {expect}, p95 {p95:.0f} ms"
+                + (f" (limit {source['max_latency_ms']} ms)" if source.get("max_latency_ms") is not None else ""),
+                source="http_probe",
+                canary=len(bad),
+                canary_n=len(statuses),
+                limit=source.get("max_latency_ms"),
+            )
+        ]

@@ -1,0 +1,50 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Per-request evidence from HAProxy's log lines: status and timings per server.
+
+The lb role logs `%b/%s %ST %Tr %Ta` in that order (backend/server, status, server response time,
+total active time, in ms); only these fields are read, wherever they stand in the line. This is
+the only place real percentiles come from: the stats socket only has averaged latencies.
+"""
+
+from __future__ import annotations
+
+import re
+
+LINE_RE = re.compile(r"(?:^|\s)([\w.-]+)/([\w.<>-]+) (-?\d+) (-?\d+) (-?\d+)(?:\s|$)")
+
+
+class ServerSamples:
+    def __init__(self):
+        self.statuses = []
+        self.latencies_ms = []  # %Ta of requests that got an answer from the server
+
+    def add(self, status, response_ms, total_ms):
+        self.statuses.append(status)
+        if response_ms >= 0 and total_ms >= 0:
+            self.latencies_ms.append(total_ms)
+
+    @property
+    def requests(self):
+        return len(self.statuses)
+
+    @property
+    def errors(self):
+        """5xx answers and requests that got no answer (status -1)."""
+        return sum(1 for s in self.statuses if s >= 500 or s < 0)
+
+
+def parse_lines(lines, backend):
+    """{server: ServerSamples} for the lines of one backend; other lines are ignored."""
+    servers = {}
+    for line in lines:
+        match = LINE_RE.search(line)
+        if not match or match.group(1) != backend:
+            continue
+        server = match.group(2)
+        samples = servers.get(server)
+        if samples is None:
+            samples = servers[server] = ServerSamples()
+        samples.add(int(match.group(3)), int(match.group(4)), int(match.group(5)))
+    return servers

@@ -1,0 +1,164 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The judgement: canary against baseline over the same window, plus absolute limits.
+
+Every metric gets a status - pass, fail, or inconclusive when there is too little data - with
+the values, sample sizes, test and p-value, limit and a sentence of reason. A failing metric
+makes the verdict rollback; otherwise any inconclusive metric makes it hold; otherwise promote.
+Too little data is never a promote and never a rollback.
+"""
+
+from __future__ import annotations
+
+import math
+
+try:
+    from scipy import stats as scipy_stats
+
+    HAS_SCIPY = True
+except ImportError:
+    HAS_SCIPY = False
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+def percentile(values, q):
+    """Nearest-rank percentile (q in 0..100) of a list; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def metric(name, status, reason, **values):
+    return {"metric": name, "status": status, "reason": reason, **values}
+
+
+def error_rates(canary, baseline, limits, source):
+    """canary/baseline: {"requests": n, "errors": k}."""
+    out = []
+    n_c, k_c, n_b, k_b = canary["requests"], canary["errors"], baseline["requests"], baseline["errors"]
+    rate_c = k_c / n_c if n_c else None
+    rate_b = k_b / n_b if n_b else None
+    base = {"source": source, "canary": rate_c, "baseline": rate_b, "canary_n": n_c, "baseline_n": n_b}
+    if n_c < limits["min_requests"] or n_b < limits["min_requests"]:
+        why = (
+            f"too little traffic to judge errors: {n_c} canary and {n_b} baseline requests "
+            f"(min_requests {limits['min_requests']} each)"
+        )
+        return [metric("error_rate", INCONCLUSIVE, why, limit=limits["max_error_rate"], **base)]
+    if limits["max_error_rate"] is not None:
+        failed = rate_c > limits["max_error_rate"]
+        out.append(
+            metric(
+                "error_rate",
+                FAIL if failed else PASS,
+                f"canary error rate {rate_c:.2%} ({k_c}/{n_c}) {'above' if failed else 'within'} the limit "
+                f"{limits['max_error_rate']:.2%}",
+                limit=limits["max_error_rate"],
+                test="threshold",
+                **base,
+            )
+        )
+    # One-sided Fisher exact test: is the canary's error rate greater than the baseline's?
+    p_value = scipy_stats.fisher_exact([[k_c, n_c - k_c], [k_b, n_b - k_b]], alternative="greater")[1]
+    increase = rate_c - rate_b
+    significant = p_value < 1 - limits["confidence"]
+    failed = significant and increase > limits["max_error_rate_increase"]
+    out.append(
+        metric(
+            "error_rate_increase",
+            FAIL if failed else PASS,
+            f"canary {rate_c:.2%} vs baseline {rate_b:.2%} ({increase:+.2%}), one-sided Fisher p={p_value:.3g}"
+            + (" : significantly worse" if failed else ""),
+            limit=limits["max_error_rate_increase"],
+            test="fisher_exact (one-sided)",
+            p_value=p_value,
+            **base,
+        )
+    )
+    return out
+
+
+def latencies(canary_ms, baseline_ms, limits, source):
+    """Percentiles and a one-sided Mann-Whitney U test (is the canary slower?) from log samples."""
+    out = []
+    n_c, n_b = len(canary_ms), len(baseline_ms)
+    if n_c < limits["min_samples"]:
+        return [
+            metric(
+                "latency",
+                INCONCLUSIVE,
+                f"too few canary latency samples: {n_c} (min_samples {limits['min_samples']})",
+                source=source,
+                canary_n=n_c,
+                baseline_n=n_b,
+            )
+        ]
+    for q, limit_key in ((95, "max_p95_ms"), (99, "max_p99_ms")):
+        value, base_value = percentile(canary_ms, q), percentile(baseline_ms, q)
+        limit = limits[limit_key]
+        if limit is None:
+            continue
+        failed = value > limit
+        out.append(
+            metric(
+                f"p{q}_ms",
+                FAIL if failed else PASS,
+                f"canary p{q} {value} ms {'above' if failed else 'within'} the limit {limit} ms",
+                source=source,
+                canary=value,
+                baseline=base_value,
+                canary_n=n_c,
+                baseline_n=n_b,
+                limit=limit,
+                test="threshold",
+            )
+        )
+    if limits["max_latency_ratio"] is not None and n_b >= limits["min_samples"]:
+        p95_c, p95_b = percentile(canary_ms, 95), percentile(baseline_ms, 95)
+        ratio = p95_c / p95_b if p95_b else math.inf
+        p_value = scipy_stats.mannwhitneyu(canary_ms, baseline_ms, alternative="greater").pvalue
+        failed = p_value < 1 - limits["confidence"] and ratio > limits["max_latency_ratio"]
+        out.append(
+            metric(
+                "latency_ratio",
+                FAIL if failed else PASS,
+                f"canary p95 {p95_c} ms vs baseline {p95_b} ms (x{ratio:.2f}), one-sided Mann-Whitney p={p_value:.3g}",
+                source=source,
+                canary=p95_c,
+                baseline=p95_b,
+                canary_n=n_c,
+                baseline_n=n_b,
+                limit=limits["max_latency_ratio"],
+                test="mann_whitney_u (one-sided)",
+                p_value=float(p_value),
+            )
+        )
+    return out
+
+
+def verdict(metrics):
+    statuses = [m["status"] for m in metrics]
+    if FAIL in statuses:
+        return "rollback"
+    if INCONCLUSIVE in statuses or not statuses:
+        return "hold"
+    return "promote"
+
+
+def combine(measurements, failure_limit, inconclusive_limit, on_inconclusive_limit):
+    """Several measurements of one window -> one verdict, and why."""
+    failures = sum(1 for m in measurements if m["verdict"] == "rollback")
+    inconclusive = sum(1 for m in measurements if m["verdict"] == "hold")
+    if failures > failure_limit:
+        return "rollback", f"{failures} failed measurement(s), more than failure_limit={failure_limit}"
+    if inconclusive > inconclusive_limit:
+        return on_inconclusive_limit, (
+            f"{inconclusive} inconclusive measurement(s), more than inconclusive_limit={inconclusive_limit}"
+        )
+    if failures or inconclusive:
+        return "hold", f"{failures} failed and {inconclusive} inconclusive measurement(s), within the limits"
+    return "promote", f"all {len(measurements)} measurement(s) passed"

@@ -1,0 +1,213 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: canary_gate
+short_description: An automated, explainable verdict on a canary - promote, hold or rollback
+version_added: 0.1.0
+description:
+  - Observes the canary (the new color) and the baseline (the live color) over the same window and
+    returns V(promote), V(hold) or V(rollback), with the evidence for every metric.
+  - Sources - the HAProxy stats socket (counter deltas per server, health, reload detection), HAProxy's
+    request log (statuses and C(%Ta) latencies per request - real percentiles), Prometheus queries, and
+    synthetic HTTP probes.
+  - Error rates are compared with a one-sided Fisher exact test, latencies with a one-sided Mann-Whitney U
+    test (scipy), at O(confidence), next to absolute limits. Too little data (O(min_requests),
+    O(min_samples)) is V(hold), never promote and never rollback; a canary that is DOWN is an immediate
+    V(rollback); a window in which the counters were reset (a reload) is discarded and reported.
+  - Observing changes nothing, so check mode observes and judges as well, and the task never reports a change.
+author:
+  - Switchyard developers (@switchyard)
+requirements:
+  - scipy on the host that runs the module.
+attributes:
+  check_mode:
+    description: Observes and judges; nothing is changed in either mode.
+    support: full
+  diff_mode:
+    description: Nothing to compare.
+    support: none
+options:
+  baseline:
+    description: The server name of the live color in the backend, for example C(api_blue).
+    type: str
+    required: true
+  canary:
+    description: The server name of the new color, for example C(api_green).
+    type: str
+    required: true
+  window:
+    description: Seconds to observe.
+    type: float
+    required: true
+  count:
+    description: Measurements in the window (each of O(window) / O(count) seconds unless O(interval) is given).
+    type: int
+    default: 1
+  interval:
+    description: Seconds per measurement.
+    type: float
+  initial_delay:
+    description: Seconds to wait before the first measurement (warm-up of the new color).
+    type: float
+    default: 0
+  sources:
+    description:
+      - C(haproxy_stats) - C({socket, backend}).
+      - C(haproxy_log) - C({container}) (read with docker logs for the window) or C({path}) (lines appended
+        during the window), and C(backend) unless C(haproxy_stats) gives it.
+      - C(prometheus) - C({url, queries - [{name, query, max, min}]}).
+      - C(http_probe) - C({url, headers, count, expect_status, max_latency_ms}).
+    type: dict
+    required: true
+  max_error_rate:
+    description: Highest acceptable error rate of the canary (5xx and unanswered requests).
+    type: float
+    default: 0.01
+  max_error_rate_increase:
+    description: Highest acceptable increase of the canary's error rate over the baseline's, when significant.
+    type: float
+    default: 0.0
+  max_p95_ms:
+    description: Highest acceptable 95th percentile of the canary's latency (from the log).
+    type: float
+  max_p99_ms:
+    description: Highest acceptable 99th percentile of the canary's latency (from the log).
+    type: float
+  max_latency_ratio:
+    description: Highest acceptable ratio of canary p95 to baseline p95, when the canary is significantly slower.
+    type: float
+    default: 1.5
+  confidence:
+    description: Confidence of the one-sided tests (0.95 means p < 0.05 is significant).
+    type: float
+    default: 0.95
+  min_requests:
+    description: Requests needed on each side to judge error rates (300 bounds a zero-error rate near 1 %).
+    type: int
+    default: 300
+  min_samples:
+    description: Latency samples needed to judge latencies.
+    type: int
+    default: 50
+  failure_limit:
+    description: Failed measurements tolerated before V(rollback).
+    type: int
+    default: 0
+  inconclusive_limit:
+    description: Inconclusive measurements tolerated before O(on_inconclusive_limit) applies.
+    type: int
+    default: 0
+  on_inconclusive_limit:
+    description: The verdict once O(inconclusive_limit) is passed.
+    type: str
+    choices: [hold, rollback]
+    default: hold
+  fail_on:
+    description: V(rollback) fails the task on a rollback verdict (so a rescue takes over), listing the failing metrics.
+    type: str
+    choices: [rollback, never]
+    default: rollback
+"""
+
+EXAMPLES = r"""
+- name: Judge 10 % of traffic on green for a minute
+  switchyard.release.canary_gate:
+    baseline: api_blue
+    canary: api_green
+    window: 60
+    sources:
+      haproxy_stats: {socket: /var/lib/switchyard/shop/lb/run/admin.sock, backend: be_api}
+      haproxy_log: {container: shop-lb-haproxy-1}
+    max_error_rate: 0.01
+    max_p95_ms: 500
+  register: gate
+"""
+
+RETURN = r"""
+verdict:
+  description: V(promote), V(hold) or V(rollback).
+  returned: always
+  type: str
+reason:
+  description: A sentence saying why.
+  returned: always
+  type: str
+metrics:
+  description:
+    - Every metric of the last measurement - metric, status (pass, fail, inconclusive), canary and baseline
+      values, sample sizes, test and p_value where a test ran, limit, source and a reason.
+  returned: always
+  type: list
+  elements: dict
+measurements:
+  description: Each measurement - start, end, metrics, verdict, counter_resets, counts.
+  returned: always
+  type: list
+  elements: dict
+window:
+  description: Start and end of the observation (UTC, ISO 8601).
+  returned: always
+  type: dict
+counter_resets:
+  description: Why a window was discarded (a reload reset the counters).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate, GateError
+from ansible_collections.switchyard.release.plugins.module_utils.canary.judge import HAS_SCIPY
+from ansible_collections.switchyard.release.plugins.module_utils.command import CommandError, CommandRunner
+from ansible_collections.switchyard.release.plugins.module_utils.haproxy_runtime import RuntimeAPIError
+
+ARGUMENT_SPEC = {
+    "baseline": {"type": "str", "required": True},
+    "canary": {"type": "str", "required": True},
+    "window": {"type": "float", "required": True},
+    "count": {"type": "int", "default": 1},
+    "interval": {"type": "float"},
+    "initial_delay": {"type": "float", "default": 0},
+    "sources": {"type": "dict", "required": True},
+    "max_error_rate": {"type": "float", "default": 0.01},
+    "max_error_rate_increase": {"type": "float", "default": 0.0},
+    "max_p95_ms": {"type": "float"},
+    "max_p99_ms": {"type": "float"},
+    "max_latency_ratio": {"type": "float", "default": 1.5},
+    "confidence": {"type": "float", "default": 0.95},
+    "min_requests": {"type": "int", "default": 300},
+    "min_samples": {"type": "int", "default": 50},
+    "failure_limit": {"type": "int", "default": 0},
+    "inconclusive_limit": {"type": "int", "default": 0},
+    "on_inconclusive_limit": {"type": "str", "choices": ["hold", "rollback"], "default": "hold"},
+    "fail_on": {"type": "str", "choices": ["rollback", "never"], "default": "rollback"},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not HAS_SCIPY:
+        module.fail_json(msg=missing_required_lib("scipy"))
+    try:
+        result = CanaryGate(module, CommandRunner(module)).run()
+    except (GateError, RuntimeAPIError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    except CommandError as exc:
+        module.fail_json(**exc.result())
+    if result["verdict"] == "rollback" and module.params["fail_on"] == "rollback":
+        failing = [m for m in result["metrics"] if m["status"] == "fail"]
+        module.fail_json(
+            msg="canary gate: rollback - " + "; ".join(f"{m['metric']}: {m['reason']}" for m in failing),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""switchyard.release.canary_gate on real traffic through a real HAProxy to the demo app's colors,
+with faults injected into the canary."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from support.compose import docker, free_port, unique_name
+from support.load import Load
+from support.modules import run_module
+from support.stack import Stack
+from support.testbed import Testbed
+
+
+@pytest.fixture(scope="module")
+def stack(testbed: Testbed, tmp_path_factory) -> Iterator[Stack]:
+    built = Stack(testbed, tmp_path_factory.mktemp("stack"), unique_name("gate"))
+    try:
+        yield built.up()
+    finally:
+        built.down()
+
+
+def shift(stack: Stack, blue: int, green: int) -> None:
+    result = run_module(
+        "haproxy_weight",
+        stack.weights(
+            weights={"api_blue": blue, "api_green": green}, states={"api_blue": "ready", "api_green": "ready"}
+        ),
+    )
+    assert not result.get("failed"), result.get("msg")
+
+
+def gate(stack: Stack, window: float = 6, **extra) -> dict:
+    args = {
+        "baseline": "api_blue",
+        "canary": "api_green",
+        "window": window,
+        "sources": {
+            "haproxy_stats": {"socket": stack.socket, "backend": "be_api"},
+            "haproxy_log": {"container": stack.lb_container},
+        },
+        "min_requests": 100,
+        "min_samples": 50,
+        "max_p95_ms": 200,
+        "fail_on": "never",
+        **extra,
+    }
+    return run_module("canary_gate", args, timeout=120)
+
+
+def gate_under_load(stack: Stack, rate: float, connections: int = 4, **extra) -> dict:
+    load = Load(stack.url + "/", rate=rate, seconds=8, connections=connections).start()
+    time.sleep(0.5)
+    try:
+        return gate(stack, **extra)
+    finally:
+        load.join()
+
+
+def by_name(result: dict) -> dict:
+    return {m["metric"]: m for m in result["metrics"]}
+
+
+def test_healthy_colors_under_load_promote(stack: Stack) -> None:
+    shift(stack, 128, 128)
+    result = gate_under_load(stack, rate=120)
+    assert not result.get("failed"), result.get("msg")
+    assert result["verdict"] == "promote", result["metrics"]
+    metrics = by_name(result)
+    assert metrics["error_rate"]["canary_n"] >= 100 and metrics["error_rate"]["baseline_n"] >= 100
+    assert metrics["error_rate_increase"]["test"] == "fisher_exact (one-sided)"
+    assert metrics["p95_ms"]["source"] == "haproxy_log"
+    assert result["changed"] is False
+
+
+def test_a_failing_canary_at_ten_percent_is_rolled_back_naming_the_error_metric(stack: Stack) -> None:
+    stack.deploy("green", "v2", DEMO_FAIL_RATE="0.05")
+    stack.wait_status({"api_green": "UP"}, seconds=60)
+    try:
+        shift(stack, 230, 26)
+        result = gate_under_load(stack, rate=200, window=7, fail_on="rollback")
+    finally:
+        stack.deploy("green", "v2")
+        stack.wait_status({"api_green": "UP"}, seconds=60)
+    assert result["failed"] and result["verdict"] == "rollback"
+    assert "error_rate" in result["msg"]
+    failing = {m["metric"] for m in result["metrics"] if m["status"] == "fail"}
+    assert "error_rate" in failing, result["metrics"]
+
+
+def test_a_slow_canary_is_rolled_back_on_p95_from_the_log(stack: Stack) -> None:
+    stack.deploy("green", "v2", DEMO_EXTRA_LATENCY_MS="300")
+    stack.wait_status({"api_green": "UP"}, seconds=60)
+    try:
+        shift(stack, 128, 128)
+        result = gate_under_load(stack, rate=60, connections=12)
+    finally:
+        stack.deploy("green", "v2")
+        stack.wait_status({"api_green": "UP"}, seconds=60)
+    assert result["verdict"] == "rollback", result["metrics"]
+    p95 = by_name(result)["p95_ms"]
+    assert p95["status"] == "fail" and p95["source"] == "haproxy_log" and p95["canary"] >= 300
+    assert by_name(result)["latency_ratio"]["test"] == "mann_whitney_u (one-sided)"
+
+
+def test_no_traffic_holds(stack: Stack) -> None:
+    shift(stack, 128, 128)
+    result = gate(stack, window=2)
+    assert result["verdict"] == "hold"
+    assert by_name(result)["error_rate"]["status"] == "inconclusive"
+
+
+def test_too_few_canary_requests_hold(stack: Stack) -> None:
+    shift(stack, 255, 1)
+    result = gate_under_load(stack, rate=100)
+    assert result["verdict"] == "hold", result["metrics"]
+    assert "too little traffic" in by_name(result)["error_rate"]["reason"]
+
+
+def test_a_reload_during_the_window_discards_it(stack: Stack) -> None:
+    shift(stack, 128, 128)
+    reload = threading.Timer(1.5, lambda: docker("kill", "--signal", "USR2", stack.lb_container))
+    reload.start()
+    result = gate_under_load(stack, rate=100, window=4)
+    reload.join()
+    assert result["verdict"] == "hold"
+    assert result["counter_resets"] and "reload" in result["counter_resets"][0]
+    assert by_name(result)["counters"]["status"] == "inconclusive"
+
+
+class PrometheusStub(http.server.BaseHTTPRequestHandler):
+    """A Prometheus-format /api/v1/query endpoint: the value comes from the server's `value`."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        body = json.dumps(
+            {
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": (
+                        [{"metric": {}, "value": [time.time(), str(self.server.value)]}]
+                        if self.server.value is not None
+                        else []
+                    ),
+                },
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("value", "verdict"), [(0.002, "promote"), (0.2, "rollback"), (None, "hold")])
+def test_prometheus_source(value, verdict: str) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), PrometheusStub)
+    server.value = value
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_module(
+            "canary_gate",
+            {
+                "baseline": "api_blue",
+                "canary": "api_green",
+                "window": 0.2,
+                "fail_on": "never",
+                "sources": {
+                    "prometheus": {
+                        "url": f"http://127.0.0.1:{server.server_address[1]}",
+                        "queries": [{"name": "error_ratio", "query": "sum(rate(http_errors[1m]))", "max": 0.01}],
+                    }
+                },
+            },
+        )
+    finally:
+        server.shutdown()
+    assert result["verdict"] == verdict, result["metrics"]
+    assert result["metrics"][0]["metric"] == "error_ratio"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"sources": {}}, "sources: unknown none, given none"),
+        ({"sources": {"graphite": {}}}, "sources: unknown ['graphite']"),
+        ({"confidence": 2}, "confidence=2.0: use a probability between 0.5 and 1"),
+        ({"window": 0}, "window=0.0 must be > 0 seconds"),
+        ({"fail_on": "always"}, "value of fail_on must be one of: rollback, never"),
+    ],
+)
+def test_bad_input_is_named(extra: dict, message: str) -> None:
+    args = {"baseline": "a", "canary": "b", "window": 1, "sources": {"http_probe": {"url": "http://127.0.0.1:9/"}}}
+    result = run_module("canary_gate", {**args, **extra})
+    assert result["failed"] and message in result["msg"], result["msg"]
