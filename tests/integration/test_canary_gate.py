@@ -203,3 +203,20 @@ def test_bad_input_is_named(extra: dict, message: str) -> None:
     args = {"baseline": "a", "canary": "b", "window": 1, "sources": {"http_probe": {"url": "http://127.0.0.1:9/"}}}
     result = run_module("canary_gate", {**args, **extra})
     assert result["failed"] and message in result["msg"], result["msg"]
+
+
+def test_http_probes_through_the_lb_with_the_canary_header(stack: Stack) -> None:
+    shift(stack, 256, 0)
+    probe = {"url": stack.url + "/", "headers": {"X-Canary": "1"}, "count": 20, "max_latency_ms": 1000}
+    args = {
+        "baseline": "api_blue",
+        "canary": "api_green",
+        "window": 0.1,
+        "fail_on": "never",
+        "sources": {"http_probe": probe},
+    }
+    result = run_module("canary_gate", args)
+    assert result["verdict"] == "promote", result["metrics"]
+    assert "20/20 probes answered 200" in result["metrics"][0]["reason"]
+    missing = run_module("canary_gate", {**args, "sources": {"http_probe": {**probe, "url": stack.url + "/nope"}}})
+    assert missing["verdict"] == "rollback" and "0/20 probes answered 200" in missing["metrics"][0]["reason"]
