@@ -3,48 +3,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import DEMO_DIR
 from support.compose import ComposeProject, docker, free_port
-from support.testbed import REPO_ROOT
+from support.playbooks import PLAYBOOKS, local_inventory, run_playbook
 
-PLAYBOOK = Path(__file__).parent / "playbooks" / "compose_project.yml"
+PLAYBOOK = PLAYBOOKS / "compose_project.yml"
 
 
-def playbook(inventory: Path, extra: dict, *flags: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(PLAYBOOK),
-            "-e",
-            json.dumps(extra),
-            *flags,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    return result
+def playbook(inventory: Path, extra: dict, *flags: str):
+    return run_playbook(PLAYBOOK, inventory, extra, *flags)
 
 
 def test_playbook_deploys_then_converges(testbed, demo_app_name, demo_secrets, demo_data, demo_files, tmp_path) -> None:
     demo_data.psql_file(DEMO_DIR / "migrations" / "0001_create_items" / "expand.sql")
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "docker_hosts:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-        f"      ansible_python_interpreter: {sys.executable}\n"
-    )
+    inventory = local_inventory(tmp_path)
     project = f"{demo_app_name}-blue"
     env_file = tmp_path / "blue.env"
     env_file.write_text(
