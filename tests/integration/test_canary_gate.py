@@ -187,6 +187,28 @@ def test_prometheus_source(value, verdict: str) -> None:
         server.shutdown()
     assert result["verdict"] == verdict, result["metrics"]
     assert result["metrics"][0]["metric"] == "error_ratio"
+    assert result["changed"] is False
+
+
+def test_check_mode_observes_and_judges_like_a_run(stack: Stack) -> None:
+    """The Check job type of AWX runs the gate with --check: it must still give a real verdict."""
+    shift(stack, 128, 128)
+    load = Load(stack.url + "/", rate=120, seconds=8).start()
+    time.sleep(0.5)
+    try:
+        args = {
+            "baseline": "api_blue",
+            "canary": "api_green",
+            "window": 6,
+            "fail_on": "never",
+            "min_requests": 100,
+            "sources": {"haproxy_stats": {"socket": stack.socket, "backend": "be_api"}},
+        }
+        result = run_module("canary_gate", args, check=True, timeout=120)
+    finally:
+        load.join()
+    assert result["verdict"] == "promote" and result["changed"] is False, result["metrics"]
+    assert {m["source"] for m in result["metrics"]} == {"haproxy_stats"}
 
 
 @pytest.mark.parametrize(
