@@ -61,10 +61,10 @@ build: venv ## build the collection tarball into dist/
 	mkdir -p dist
 	$(BIN)/ansible-galaxy collection build --force --output-path dist .
 
-demo: testbed ## deploy the demo application on this machine
+demo: testbed collection ## release demo v1, then v2 with canary steps, on this machine (inventories/local)
 	bash examples/app/demo.sh up
 
-demo-down: ## remove the demo's projects and networks (keeps its database volume)
+demo-down: ## remove the demo's projects, networks and ledger (keeps its database volume)
 	bash examples/app/demo.sh down
 
 bench: testbed collection ## run the benchmarks (record results in docs/BENCHMARKS.md)

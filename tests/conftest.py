@@ -61,7 +61,7 @@ def demo_data(testbed: Testbed, demo_app_name: str, demo_secrets: Path) -> Itera
         name=f"{demo_app_name}-data",
         files=[DEMO_DIR / "compose.data.yaml"],
         env={
-            "APP_NAME": demo_app_name,
+            "SWITCHYARD_APP": demo_app_name,
             "DEMO_SECRETS_DIR": str(demo_secrets),
             "DEMO_DB_IMAGE": testbed.pinned("postgres:15"),
         },

@@ -1,83 +1,71 @@
 #!/usr/bin/env bash
-# `make demo`: deploy the demo application (v1, color blue) on this machine with plain Compose,
-# on the testbed's images pinned by digest. This stands in until the release playbook lands.
+# `make demo`: a real release of the demo application on this machine, with the collection's
+# playbooks and the local inventory (inventories/local):
+#   1. release v1 (the first release: blue, 100 %) unless something is already live,
+#   2. release v2 with canary steps judged by the gate, under steady traffic (traffic.py),
+#   3. print the status and where traffic goes.
 #
-#   demo.sh up      networks, <app>-data (PostgreSQL), schema 0001, <app>-blue v1 on 127.0.0.1:PORT
-#   demo.sh down    remove the demo's projects and networks (the database volume is kept)
+#   demo.sh up      the above
+#   demo.sh down    remove the demo's projects, networks and ledger (keeps the database volume
+#                   and its password)
+# DEMO_APP, DEMO_PORT and DEMO_STATE_DIR change the app name, the public port and the state directory.
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 APP=${DEMO_APP:-shop}
 PORT=${DEMO_PORT:-8080}
-VERSION=${DEMO_VERSION:-v1}
-STATE=${DEMO_STATE_DIR:-/var/lib/switchyard-testbed/demo}
-SUMMARY=${TESTBED_DIR:-/var/lib/switchyard-testbed}/summary.json
-APP_UID=10001  # the demo image's user (Dockerfile): it must be able to read the secret
+STATE=${DEMO_STATE_DIR:-/var/lib/switchyard/$APP}
+FIRST=${DEMO_FIRST_VERSION:-v1}
+NEXT=${DEMO_NEXT_VERSION:-v2}
+PLAYBOOK=${ANSIBLE_PLAYBOOK:-ansible-playbook}
+export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$ROOT/ansible.cfg}
 
-export APP_NAME=$APP DEMO_SECRETS_DIR=$STATE/secrets DEMO_PORT=$PORT
+log() { printf '\n[demo] %s\n' "$*" >&2; }
 
-log() { printf '[demo] %s\n' "$*" >&2; }
-die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
-
-data() { docker compose -p "$APP-data" -f "$HERE/compose.data.yaml" "$@"; }
-blue() { docker compose -p "$APP-blue" -f "$HERE/compose.base.yaml" -f "$HERE/compose.local.yaml" "$@"; }
-
-pinned() {
-  [[ -s $SUMMARY ]] || die "$SUMMARY is missing: run 'make testbed'"
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["images"][sys.argv[2]])' \
-    "$SUMMARY" "$1"
-}
-
-ensure_secret() {
-  install -d -m 0700 "$DEMO_SECRETS_DIR"
-  if [[ ! -s $DEMO_SECRETS_DIR/db_password ]]; then
-    log "generating the database password in $DEMO_SECRETS_DIR/db_password"
-    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$DEMO_SECRETS_DIR/db_password")
-  fi
-  chown "0:$APP_UID" "$DEMO_SECRETS_DIR/db_password"
-  chmod 0440 "$DEMO_SECRETS_DIR/db_password"
-}
-
-ensure_network() {
-  local name=$1
+play() {
+  local playbook=$1
   shift
-  docker network inspect "$name" >/dev/null 2>&1 || docker network create "$@" "$name" >/dev/null
+  "$PLAYBOOK" -i "$ROOT/inventories/local" "$ROOT/playbooks/$playbook" \
+    -e "switchyard_app=$APP" -e "switchyard_lb_public_port=$PORT" -e "switchyard_state_dir=$STATE" "$@"
 }
 
 up() {
-  ensure_secret
-  ensure_network "${APP}_public"
-  ensure_network "${APP}_edge" --internal
-  ensure_network "${APP}_data" --internal
-  DEMO_DB_IMAGE=$(pinned "127.0.0.1:5000/switchyard/postgres:15")
-  export DEMO_DB_IMAGE
-  log "starting $APP-data (PostgreSQL)"
-  data up --detach --wait --wait-timeout 120
-  if [[ $(data exec -T db psql -U demo -d demo -Atc "select to_regclass('items') is not null") != t ]]; then
-    log "applying migrations/0001_create_items/expand.sql"
-    data exec -T db psql -X -q -v ON_ERROR_STOP=1 -U demo -d demo -f - \
-      <"$HERE/migrations/0001_create_items/expand.sql"
+  if [[ ! -s $STATE/ledger.json ]] || ! grep -q '"live": "' "$STATE/ledger.json"; then
+    log "first release of $APP: $FIRST on blue, 100 % (nothing is live yet)"
+    play release.yml -e "switchyard_version=$FIRST"
   fi
-  DEMO_APP_IMAGE=$(pinned "127.0.0.1:5000/switchyard/demo-app:$VERSION")
-  export DEMO_APP_IMAGE
-  log "starting $APP-blue with $DEMO_APP_IMAGE"
-  blue up --detach --wait --wait-timeout 60
-  log "the demo answers on http://127.0.0.1:$PORT/ :"
-  curl -fsS "http://127.0.0.1:$PORT/"
-  echo
+  log "releasing $NEXT with canary steps under steady traffic (python3 traffic.py, 40 requests/s)"
+  python3 "$HERE/traffic.py" --url "http://127.0.0.1:$PORT/" --rate 40 --duration 600 &
+  local traffic=$!
+  trap 'kill "$traffic" 2>/dev/null || true' EXIT
+  play release.yml -e "switchyard_version=$NEXT"
+  kill "$traffic" 2>/dev/null || true
+  wait "$traffic" || true
+  trap - EXIT
+  log "status"
+  play status.yml
+  log "where traffic goes now (5 requests to http://127.0.0.1:$PORT/):"
+  for _i in 1 2 3 4 5; do curl -fsS "http://127.0.0.1:$PORT/"; echo; done
+  log "next: playbooks/rollback.yml (back to the previous color), playbooks/contract.yml (after the rollback window)"
 }
 
 down() {
-  blue down --timeout 10 || true
-  DEMO_DB_IMAGE=unused data down --timeout 30 || true
-  local net
+  local project
+  for project in "$APP-blue" "$APP-green" "$APP-lb" "$APP-data"; do
+    docker compose -p "$project" down --timeout 15 >/dev/null 2>&1 || true
+  done
   for net in public edge data; do
     docker network rm "${APP}_$net" >/dev/null 2>&1 || true
   done
+  if [[ -d $STATE ]]; then
+    # The ledger describes containers that are gone now; the secrets go with the database volume.
+    find "$STATE" -mindepth 1 -maxdepth 1 ! -name secrets -exec rm -rf {} +
+  fi
 }
 
 case ${1:-up} in
   up) up ;;
   down) down ;;
-  *) die "usage: $0 up|down" ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
 esac

@@ -11,10 +11,20 @@ file layered last says exactly which image each service runs, and with which lab
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
+from ansible_collections.switchyard.release.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.switchyard.release.plugins.module_utils.image_reference import ImageReference
+
+# write_atomically lives in atomic_file; it is re-exported for the callers that import it from here.
+__all__ = [
+    "OVERRIDE_MARKER",
+    "PinningError",
+    "desired_references",
+    "pin_references",
+    "read_text",
+    "render_override",
+    "write_atomically",
+]
 
 OVERRIDE_MARKER = "x-switchyard-generated"
 
@@ -76,28 +86,3 @@ def read_text(path):
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def write_atomically(path, text, mode=0o644, like=None):
-    """Write text to path through a temporary file in the same directory and a rename.
-
-    With like, the new file takes the mode, owner and group of that existing file (a process in a
-    container, under another uid, must still read it).
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".switchyard-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if like and os.path.exists(like):
-            st = os.stat(like)
-            os.chmod(tmp, st.st_mode & 0o7777)
-            if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        else:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

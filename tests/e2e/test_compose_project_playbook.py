@@ -22,7 +22,7 @@ def test_playbook_deploys_then_converges(testbed, demo_app_name, demo_secrets, d
     project = f"{demo_app_name}-blue"
     env_file = tmp_path / "blue.env"
     env_file.write_text(
-        f"APP_NAME={demo_app_name}\nAPP_COLOR=blue\nDEMO_SECRETS_DIR={demo_secrets}\nDEMO_PORT={free_port()}\n"
+        f"SWITCHYARD_APP={demo_app_name}\nSWITCHYARD_COLOR=blue\nDEMO_SECRETS_DIR={demo_secrets}\nDEMO_PORT={free_port()}\n"
     )
     extra = {
         "project": project,

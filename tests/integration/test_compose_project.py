@@ -24,8 +24,8 @@ class DemoColor:
         self.files = [str(f) for f in files]
         self.port = free_port()
         variables = {
-            "APP_NAME": app,
-            "APP_COLOR": color,
+            "SWITCHYARD_APP": app,
+            "SWITCHYARD_COLOR": color,
             "DEMO_SECRETS_DIR": str(secrets_dir),
             "DEMO_PORT": str(self.port),
             **env,

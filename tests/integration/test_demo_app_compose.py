@@ -23,8 +23,8 @@ class Color:
             name=f"{app}-{color}",
             files=[DEMO_DIR / "compose.base.yaml", DEMO_DIR / "compose.local.yaml"],
             env={
-                "APP_NAME": app,
-                "APP_COLOR": color,
+                "SWITCHYARD_APP": app,
+                "SWITCHYARD_COLOR": color,
                 "DEMO_SECRETS_DIR": str(secrets_dir),
                 "DEMO_PORT": str(self.port),
             },

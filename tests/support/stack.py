@@ -46,7 +46,11 @@ class Stack:
         self.data = ComposeProject(
             f"{app}-data",
             [DEMO_DIR / "compose.data.yaml"],
-            {"APP_NAME": app, "DEMO_SECRETS_DIR": str(self.secrets), "DEMO_DB_IMAGE": testbed.pinned("postgres:15")},
+            {
+                "SWITCHYARD_APP": app,
+                "DEMO_SECRETS_DIR": str(self.secrets),
+                "DEMO_DB_IMAGE": testbed.pinned("postgres:15"),
+            },
         )
         self.lb_vars = {
             "switchyard_app": app,
@@ -69,7 +73,12 @@ class Stack:
 
     def color_args(self, color: str, version: str, **env: str) -> dict:
         env_file = self.workdir / f"{color}.env"
-        variables = {"APP_NAME": self.app, "APP_COLOR": color, "DEMO_SECRETS_DIR": str(self.secrets), **env}
+        variables = {
+            "SWITCHYARD_APP": self.app,
+            "SWITCHYARD_COLOR": color,
+            "DEMO_SECRETS_DIR": str(self.secrets),
+            **env,
+        }
         env_file.write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
         project_dir = self.workdir / "project"
         project_dir.mkdir(exist_ok=True)

@@ -1,0 +1,302 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: release_state
+short_description: The release ledger and the release lock of an application on a Docker host
+version_added: 0.1.0
+description:
+  - Keeps, on each Docker host, the release ledger of one application - which color is live, which one was
+    live before (the rollback target), what each color runs, the migrations applied and contracted, and what
+    every release did (steps, gate verdicts, outcome) - and the release lock, which lets one release at a time
+    change the application on that host.
+  - The ledger is C(<path>/ledger.json), the lock C(<path>/release.lock), both JSON, mode 0600, replaced
+    atomically (temporary file in the same directory, fsync, rename). The directory is created with mode 0700.
+  - Every change is a read-modify-write inside an exclusive C(flock) on C(<path>/.release_state.mutex), so two
+    runs at the same time cannot both take the lock.
+  - The lock has an owner and an expiry (O(lock_ttl)). A lock held by another release is refused until it
+    expires; an expired lock (or any lock, with O(force)) is taken over, the take-over is recorded in the ledger,
+    and the release that lost it is marked V(abandoned).
+  - A missing ledger is an empty one (no live color). A ledger or lock file that cannot be read makes the task
+    fail and is never overwritten.
+author:
+  - Switchyard developers (@switchyard)
+attributes:
+  check_mode:
+    description: Reads and decides, writes nothing (not even the directory); the result is the would-be ledger and lock.
+    support: full
+  diff_mode:
+    description: The ledger and the lock, before and after.
+    support: full
+options:
+  app:
+    description: The application, for example C(shop). Lower-case letters, digits, C(_) and C(-).
+    type: str
+    required: true
+  path:
+    description: The state directory of the application. Defaults to C(/var/lib/switchyard/<app>).
+    type: path
+  action:
+    description:
+      - V(get) reads the ledger and the lock and changes nothing.
+      - V(lock) takes the release lock for O(release_id); V(unlock) releases it.
+      - V(begin) records a new release (it needs the lock); V(step) records one of its steps.
+      - V(promote), V(rollback), V(fail) and V(retire) end a release and update the colors, then release the lock
+        (see O(unlock)).
+    type: str
+    required: true
+    choices: [get, lock, unlock, begin, step, promote, rollback, fail, retire]
+  release_id:
+    description:
+      - The release, for example C(shop-20261126T170000-v2). Letters, digits, C(.), C(_), C(:) and C(-).
+      - Required except with V(get).
+    type: str
+  owner:
+    description:
+      - Who holds the lock and runs the release.
+      - Defaults to C(<login user>@<hostname>) of the host running the module.
+    type: str
+  lock_ttl:
+    description: Seconds after which the lock taken by V(lock) expires and can be taken over.
+    type: int
+    default: 3600
+  kind:
+    description: With V(begin) - the kind of release.
+    type: str
+    choices: [release, rollback, contract]
+    default: release
+  version:
+    description: With V(begin) - the version the release deploys.
+    type: str
+  color:
+    description:
+      - With V(begin) - the color the release deploys. For a V(release), defaults to the color that is not live
+        (V(blue) on a first deploy), and a live color is refused. For a V(rollback), defaults to previous.
+      - With V(promote) - the color that becomes live (defaults to the release's color, and must agree with it).
+      - With V(rollback) (required) - the color that holds the traffic after the rollback - the live color (the
+        release's color never got the traffic) or the previous one (live and previous swap).
+      - With V(retire) - the color to retire (defaults to the release's color; with neither, the release only ends).
+    type: str
+    choices: [blue, green]
+  from_color:
+    description: With V(begin) - the color the release starts from. Defaults to the live color.
+    type: str
+    choices: [blue, green]
+  images:
+    description: With V(begin) - service to digest-pinned image reference.
+    type: dict
+  step:
+    description:
+      - With V(step) - the step to record - C(name) (required) and any other keys, stored as given with the
+        time in C(at).
+      - A step with the same name and the same content (ignoring C(at)) changes nothing; with other content it
+        replaces the recorded one.
+      - C(weights) - color to weight; also updates the ledger's weights.
+      - C(migrations_applied) - migration names, added to the ledger's applied migrations.
+      - C(migrations_contracted) - migration names, added to the ledger's contracted migrations (and the
+        time of the last contract).
+      - C(verdict) - a gate verdict C({verdict, reason}), added to the release's verdicts with the step name.
+      - C(deployed) - V(true) records the release's version and images on its color, in state candidate; the step's
+        own C(images), when given, are recorded instead (the digests actually deployed).
+    type: dict
+  weights:
+    description: With V(promote), V(rollback), V(fail) or V(retire) - color to weight (0 to 256), stored in the ledger.
+    type: dict
+  reason:
+    description: With V(rollback) or V(fail) - why, stored on the release.
+    type: str
+  force:
+    description:
+      - With V(lock) - take over a lock that another release holds and that has not expired.
+      - With V(unlock) - release a lock that another release holds.
+      - With V(promote), V(rollback), V(fail) or V(retire) - change the ledger although another release holds the lock.
+    type: bool
+    default: false
+  unlock:
+    description: V(promote), V(rollback), V(fail) and V(retire) also release the lock when O(release_id) holds it.
+    type: bool
+    default: true
+  history_limit:
+    description: Releases (and take-overs) kept in the ledger; the oldest are dropped.
+    type: int
+    default: 50
+notes:
+  - The state lives on the host the module runs on; run it on each Docker host of the application.
+  - V(begin) and V(step) need the lock held by O(release_id) - in check mode too, where the preceding V(lock) task
+    took nothing.
+"""
+
+EXAMPLES = r"""
+- name: Take the release lock
+  switchyard.release.release_state:
+    app: shop
+    action: lock
+    release_id: "{{ release_id }}"
+    lock_ttl: 3600
+
+- name: Begin the release (deploys the idle color)
+  switchyard.release.release_state:
+    app: shop
+    action: begin
+    release_id: "{{ release_id }}"
+    version: v2
+    images: {api: "127.0.0.1:5000/shop/api@sha256:4f6e...", worker: "127.0.0.1:5000/shop/worker@sha256:9b1c..."}
+  register: release
+
+- name: Record the deploy of the candidate color
+  switchyard.release.release_state:
+    app: shop
+    action: step
+    release_id: "{{ release_id }}"
+    step: {name: deploy, deployed: true, migrations_applied: ["0003"]}
+
+- name: Record a canary step and its verdict
+  switchyard.release.release_state:
+    app: shop
+    action: step
+    release_id: "{{ release_id }}"
+    step:
+      name: canary-10
+      weights: {blue: 230, green: 26}
+      verdict: {verdict: "{{ gate.verdict }}", reason: "{{ gate.reason }}"}
+
+- name: Promote and release the lock
+  switchyard.release.release_state:
+    app: shop
+    action: promote
+    release_id: "{{ release_id }}"
+    weights: {blue: 0, green: 256}
+
+- name: Or the gate said rollback - traffic stays on the live color
+  switchyard.release.release_state:
+    app: shop
+    action: rollback
+    release_id: "{{ release_id }}"
+    color: "{{ release.release.from_color }}"
+    reason: "{{ gate.reason }}"
+    weights: {blue: 256, green: 0}
+
+- name: Read the ledger
+  switchyard.release.release_state:
+    app: shop
+    action: get
+  register: state
+"""
+
+RETURN = r"""
+ledger:
+  description:
+    - The ledger after the action (the would-be ledger in check mode) - schema, app, live, previous, colors,
+      weights, migrations, releases, takeovers, updated_at. See the collection's docs/release_state.md.
+  returned: always
+  type: dict
+  sample:
+    schema: 1
+    app: shop
+    live: green
+    previous: blue
+    colors:
+      green: {version: v2, images: {}, release_id: r2, state: live, deployed_at: "2026-11-26T17:00:00Z",
+              promoted_at: "2026-11-26T17:20:00Z", demoted_at: null, retired_at: null}
+    weights: {blue: 0, green: 256}
+lock:
+  description:
+    - The release lock after the action - owner, release_id, acquired_at, expires_at, host, pid; null when free.
+  returned: always
+  type: dict
+lock_state:
+  description: V(free), V(held) or V(expired) - the state of the lock after the action.
+  returned: always
+  type: str
+release:
+  description:
+    - The ledger's entry for O(release_id) after the action - id, kind, owner, started_at, finished_at, version,
+      color, from_color, images, steps, verdicts, outcome (running, promoted, rolled_back, failed, abandoned, done)
+      and reason; null when there is none.
+  returned: always
+  type: dict
+takeover:
+  description:
+    - With V(lock), when the lock of another release was taken over - at, by, release_id, previous_owner,
+      previous_release_id, since, expired_at, forced; null otherwise.
+  returned: always
+  type: dict
+"""
+
+import getpass
+import os
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.switchyard.release.plugins.module_utils.ledger import (
+    ACTIONS,
+    COLORS,
+    DEFAULT_HISTORY_LIMIT,
+    KINDS,
+    LedgerError,
+    run_action,
+    validate_params,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.release_lock import LockError
+
+ARGUMENT_SPEC = {
+    "app": {"type": "str", "required": True},
+    "path": {"type": "path"},
+    "action": {"type": "str", "required": True, "choices": list(ACTIONS)},
+    "release_id": {"type": "str"},
+    "owner": {"type": "str"},
+    "lock_ttl": {"type": "int", "default": 3600},
+    "kind": {"type": "str", "choices": list(KINDS), "default": "release"},
+    "version": {"type": "str"},
+    "color": {"type": "str", "choices": list(COLORS)},
+    "from_color": {"type": "str", "choices": list(COLORS)},
+    "images": {"type": "dict"},
+    "step": {"type": "dict"},
+    "weights": {"type": "dict"},
+    "reason": {"type": "str"},
+    "force": {"type": "bool", "default": False},
+    "unlock": {"type": "bool", "default": True},
+    "history_limit": {"type": "int", "default": DEFAULT_HISTORY_LIMIT},
+}
+
+
+def default_owner(hostname):
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        user = str(os.getuid())
+    return f"{user}@{hostname}"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        required_if=[
+            *[("action", action, ["release_id"]) for action in ACTIONS if action != "get"],
+            ("action", "step", ["step"]),
+            ("action", "rollback", ["color"]),
+        ],
+    )
+    hostname = socket.gethostname()
+    params = dict(module.params)
+    try:
+        params = validate_params(params)
+        params["path"] = params["path"] or f"/var/lib/switchyard/{params['app']}"
+        params["owner"] = params["owner"] or default_owner(hostname)
+        result = run_action(params, check_mode=module.check_mode, host=hostname, pid=os.getpid())
+    except (LedgerError, LockError) as exc:
+        module.fail_json(msg=exc.msg, changed=False, **exc.details)
+    before = result.pop("before")
+    if module._diff:
+        result["diff"] = {"before": before, "after": {"ledger": result["ledger"], "lock": result["lock"]}}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
