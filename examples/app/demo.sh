@@ -30,8 +30,14 @@ play() {
     -e "switchyard_app=$APP" -e "switchyard_lb_public_port=$PORT" -e "switchyard_state_dir=$STATE" "$@"
 }
 
+# The live color in the release ledger, or nothing.
+live_color() {
+  [[ -s $STATE/ledger.json ]] || return 0
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("live") or "")' "$STATE/ledger.json"
+}
+
 up() {
-  if [[ ! -s $STATE/ledger.json ]] || ! grep -q '"live": "' "$STATE/ledger.json"; then
+  if [[ -z $(live_color) ]]; then
     log "first release of $APP: $FIRST on blue, 100 % (nothing is live yet)"
     play release.yml -e "switchyard_version=$FIRST"
   fi

@@ -82,6 +82,12 @@ options:
     description: Highest acceptable ratio of canary p95 to baseline p95, when the canary is significantly slower.
     type: float
     default: 1.5
+  latency_tolerance_ms:
+    description:
+      - A latency ratio fails only when the canary's p95 is also more than this many milliseconds above the
+        baseline's. HAProxy logs whole milliseconds, so for a fast service a p95 of 1 ms against 0 ms is no evidence.
+    type: float
+    default: 5
   confidence:
     description: Confidence of the one-sided tests (0.95 means p < 0.05 is significant).
     type: float
@@ -180,6 +186,7 @@ ARGUMENT_SPEC = {
     "max_p95_ms": {"type": "float"},
     "max_p99_ms": {"type": "float"},
     "max_latency_ratio": {"type": "float", "default": 1.5},
+    "latency_tolerance_ms": {"type": "float", "default": 5},
     "confidence": {"type": "float", "default": 0.95},
     "min_requests": {"type": "int", "default": 300},
     "min_samples": {"type": "int", "default": 50},

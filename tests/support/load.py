@@ -14,13 +14,14 @@ class Load:
         self.headers = headers or {}
         self.answers: list[int] = []
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self.worker, daemon=True) for _n in range(connections)]
 
     def worker(self) -> None:
         session = requests.Session()
         deadline = time.monotonic() + self.seconds
         next_at = time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping.is_set():
             try:
                 status = session.get(self.url, headers=self.headers, timeout=5).status_code
             except requests.RequestException:
@@ -29,7 +30,7 @@ class Load:
             with self.lock:
                 self.answers.append(status)
             next_at += self.interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
+            self.stopping.wait(max(0.0, next_at - time.monotonic()))
 
     def start(self) -> Load:
         for thread in self.threads:
@@ -39,3 +40,8 @@ class Load:
     def join(self) -> None:
         for thread in self.threads:
             thread.join(self.seconds + 10)
+
+    def stop(self) -> None:
+        """End the load now (rather than at its deadline) and wait for the connections."""
+        self.stopping.set()
+        self.join()

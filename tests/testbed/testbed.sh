@@ -346,6 +346,25 @@ EOF
   python3 -c 'import json,sys; [print("  %-45s %s" % (k, v.split("@")[1])) for k, v in json.load(open(sys.argv[1]))["images"].items()]' "$SUMMARY_JSON"
 }
 
+# The SSH end-to-end test starts its own sshd on 127.0.0.1 (tests/e2e): only the binaries are
+# installed here, never a system service. openssh-server must match the installed client's version
+# (the Docker packages from trixie bring trixie's client), and policy-rc.d stops the package from
+# starting a daemon of its own.
+ensure_sshd() {
+  [[ -x /usr/sbin/sshd && -x /usr/lib/openssh/sftp-server ]] && return 0
+  local version
+  version=$(dpkg-query -W -f='${Version}' openssh-client 2>/dev/null || true)
+  log "installing openssh-server ${version:-(latest)} for the SSH end-to-end test (no service is started)"
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 0755 /usr/sbin/policy-rc.d
+  if [[ -n $version ]]; then
+    apt_install "openssh-server=$version" "openssh-sftp-server=$version" || { rm -f /usr/sbin/policy-rc.d; die "openssh-server $version did not install"; }
+  else
+    apt_install openssh-server openssh-client || { rm -f /usr/sbin/policy-rc.d; die "openssh-server did not install"; }
+  fi
+  rm -f /usr/sbin/policy-rc.d
+}
+
 up() {
   [[ $(id -u) == 0 ]] || die "the testbed installs packages and starts dockerd: run it as root"
   mkdir -p "$TESTBED_DIR" "$TESTBED_CACHE"
@@ -354,6 +373,7 @@ up() {
   [[ ${TESTBED_CLEAR_TEST_LEFTOVERS:-1} == 1 ]] && clear_test_leftovers
   ensure_base_image
   ensure_images
+  ensure_sshd
   summary
 }
 

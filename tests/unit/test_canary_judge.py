@@ -73,6 +73,16 @@ def test_mann_whitney_exact_p_value() -> None:
     assert ratio["status"] == "fail"
 
 
+def test_a_slower_canary_within_the_latency_tolerance_passes() -> None:
+    """Whole-millisecond timings: 1 ms against 0 ms is an infinite ratio, not a slower service."""
+    limits = {**LIMITS, "latency_tolerance_ms": 5}
+    fast = judge.latencies([1] * 40, [0] * 40, limits, "t")
+    ratio = [m for m in fast if m["metric"] == "latency_ratio"][0]
+    assert ratio["p_value"] < 0.05 and ratio["status"] == "pass"
+    slow = judge.latencies([9] * 40, [0] * 40, limits, "t")
+    assert [m for m in slow if m["metric"] == "latency_ratio"][0]["status"] == "fail"
+
+
 def test_percentiles_are_nearest_rank() -> None:
     values = list(range(1, 101))
     assert judge.percentile(values, 95) == 95 and judge.percentile(values, 99) == 99

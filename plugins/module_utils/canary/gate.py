@@ -76,6 +76,7 @@ class CanaryGate:
                 "max_p95_ms",
                 "max_p99_ms",
                 "max_latency_ratio",
+                "latency_tolerance_ms",
                 "min_requests",
                 "min_samples",
                 "confidence",

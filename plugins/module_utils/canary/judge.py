@@ -121,12 +121,20 @@ def latencies(canary_ms, baseline_ms, limits, source):
         p95_c, p95_b = percentile(canary_ms, 95), percentile(baseline_ms, 95)
         ratio = p95_c / p95_b if p95_b else math.inf
         p_value = scipy_stats.mannwhitneyu(canary_ms, baseline_ms, alternative="greater").pvalue
-        failed = p_value < 1 - limits["confidence"] and ratio > limits["max_latency_ratio"]
+        # %Ta is whole milliseconds: a fast service's p95 of 0 or 1 ms makes any ratio meaningless,
+        # so a slower canary fails only when its p95 is also latency_tolerance_ms above the baseline's.
+        tolerance = limits.get("latency_tolerance_ms") or 0
+        failed = (
+            p_value < 1 - limits["confidence"]
+            and ratio > limits["max_latency_ratio"]
+            and p95_c - p95_b > tolerance
+        )
         out.append(
             metric(
                 "latency_ratio",
                 FAIL if failed else PASS,
-                f"canary p95 {p95_c} ms vs baseline {p95_b} ms (x{ratio:.2f}), one-sided Mann-Whitney p={p_value:.3g}",
+                f"canary p95 {p95_c} ms vs baseline {p95_b} ms (x{ratio:.2f}, tolerance {tolerance:g} ms),"
+                f" one-sided Mann-Whitney p={p_value:.3g}",
                 source=source,
                 canary=p95_c,
                 baseline=p95_b,

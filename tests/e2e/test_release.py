@@ -1,0 +1,248 @@
+"""End to end: the release, rollback, contract and status playbooks on the local inventory, against
+the testbed's Docker Engine, registry, HAProxy and PostgreSQL, with the demo application.
+
+The tests of this file share one application and run in order: each starts from the state the
+previous one left (as an operator's successive commands would).
+"""
+
+from __future__ import annotations
+
+import calendar
+import collections
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from support.load import Load
+from support.release import ReleasedApp
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
+    released = ReleasedApp(tmp_path_factory.mktemp("release"))
+    try:
+        yield released
+    finally:
+        released.down()
+
+
+def traffic(app: ReleasedApp, seconds: float, rate: float = 100) -> Load:
+    return Load(app.url + "/", rate=rate, seconds=seconds).start()
+
+
+def utc_epoch(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def colors(app: ReleasedApp, count: int = 40) -> collections.Counter:
+    seen: collections.Counter = collections.Counter()
+    with requests.Session() as session:
+        for _request in range(count):
+            resp = session.get(app.url + "/", timeout=5)
+            seen[resp.json()["color"] if resp.status_code == 200 else f"HTTP {resp.status_code}"] += 1
+    return seen
+
+
+def test_check_mode_of_a_first_release_changes_nothing(app) -> None:
+    result = app.play("release.yml", "--check", switchyard_version="v1")
+    assert "First release of" in result.stdout
+    assert not (app.state / "ledger.json").exists()
+    assert not app.containers("blue") and not app.containers("lb")
+
+
+def test_first_release_goes_to_blue_at_100_percent(app) -> None:
+    app.play("release.yml", switchyard_version="v1")
+    assert app.answer()["version"] == "v1" and app.answer()["color"] == "blue"
+    ledger = app.ledger()
+    assert ledger["live"] == "blue" and ledger["previous"] is None
+    assert ledger["colors"]["blue"]["images"]["api"].startswith("127.0.0.1:5000/switchyard/demo-app@sha256:")
+    release = app.last_release()
+    assert release["outcome"] == "promoted" and not release["verdicts"]  # no canary on a first release
+    assert app.weights() == {"blue": 256, "green": 0}
+    assert app.lock() is None
+    secret = app.state / "secrets" / "db_password"
+    assert oct(secret.stat().st_mode & 0o777) == "0o440"
+
+
+def test_releasing_the_live_version_again_changes_nothing(app) -> None:
+    before = app.ledger()
+    result = app.play("release.yml", switchyard_version="v1")
+    assert "nothing to release" in result.stdout
+    assert "changed=0" in result.stdout
+    assert app.ledger() == before
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(app) -> None:
+    ledger = (app.state / "ledger.json").read_bytes()
+    weights = app.weights()
+    result = app.play("release.yml", "--check", switchyard_version="v2")
+    assert '"candidate": "green"' in result.stdout and '"weights_per_step"' in result.stdout
+    assert '"blue": 230' in result.stdout and '"green": 26' in result.stdout  # the 10 % step
+    assert (app.state / "ledger.json").read_bytes() == ledger
+    assert app.weights() == weights
+    assert not app.containers("green")
+
+
+def test_canary_release_promotes_v2_under_load_without_errors(app) -> None:
+    load = traffic(app, seconds=90)
+    app.play("release.yml", switchyard_version="v2")
+    assert colors(app) == {"green": 40}
+    release = app.last_release()
+    assert release["outcome"] == "promoted", release
+    assert [v["step"] for v in release["verdicts"]] == ["canary-10", "canary-50"]
+    assert all(v["verdict"] == "promote" for v in release["verdicts"]), release["verdicts"]
+    ledger = app.ledger()
+    assert (ledger["live"], ledger["previous"]) == ("green", "blue")
+    assert app.containers("blue"), "the previous color must stay running for the rollback window"
+    assert app.servers()["api_blue"]["state"] == "drain"
+    load.stop()
+    errors = [s for s in load.answers if s != 200]
+    assert not errors, f"{len(errors)} failed requests of {len(load.answers)} during the release"
+
+
+def test_contract_is_refused_inside_the_rollback_window(app) -> None:
+    result = app.play("contract.yml", ok=False, switchyard_rollback_window=3600)
+    assert "rollback window" in result.stdout and "switchyard_rollback_window=3600" in result.stdout
+    assert app.containers("blue")
+
+
+def test_rollback_is_one_command_and_the_demo_answers_v1(app) -> None:
+    started = time.monotonic()
+    app.play("rollback.yml")
+    took = time.monotonic() - started
+    assert colors(app) == {"blue": 40}
+    assert app.answer()["version"] == "v1"
+    ledger = app.ledger()
+    assert (ledger["live"], ledger["previous"]) == ("blue", "green")
+    assert app.servers()["api_green"]["state"] == "maint"
+    assert app.last_release("rollback")["outcome"] == "done"
+    print(f"rollback.yml took {took:.1f} s")
+
+
+def test_rolling_back_again_returns_to_v2(app) -> None:
+    app.play("rollback.yml")
+    assert colors(app) == {"green": 40}
+    assert app.ledger()["live"] == "green"
+
+
+def test_contract_after_the_window_retires_the_old_color(app) -> None:
+    demoted = app.ledger()["colors"]["blue"]["demoted_at"]
+    wait_until = utc_epoch(demoted) + 16
+    time.sleep(max(0.0, wait_until - time.time()))
+    app.play("contract.yml")
+    assert not app.containers("blue")
+    ledger = app.ledger()
+    assert ledger["colors"]["blue"]["state"] == "retired" and ledger["previous"] is None
+    assert ledger["migrations"]["contracted"], ledger["migrations"]
+    assert colors(app) == {"green": 40}
+    refused = app.play("rollback.yml", ok=False)
+    assert "Nothing to roll back" in refused.stdout or "retired" in refused.stdout
+
+
+def test_a_failing_canary_rolls_back_automatically(app) -> None:
+    load = traffic(app, seconds=60)
+    result = app.play("release.yml", ok=False, switchyard_version="v3", switchyard_candidate_env={"FAIL_RATE": "0.3"})
+    assert "canary gate at 10 % says rollback" in result.stdout, result.stdout[-3000:]
+    assert "Traffic is back on green" in result.stdout
+    assert colors(app) == {"green": 40}
+    servers = app.servers()
+    assert servers["api_blue"]["state"] == "maint" and servers["api_blue"]["weight"] == 0
+    release = app.last_release()
+    assert release["outcome"] == "rolled_back" and release["verdicts"][-1]["verdict"] == "rollback"
+    assert app.lock() is None
+    load.stop()
+
+
+def test_a_candidate_that_never_gets_healthy_never_receives_traffic(app) -> None:
+    load = traffic(app, seconds=45, rate=50)
+    app.play("release.yml", ok=False, switchyard_version="v3", switchyard_candidate_env={"UNHEALTHY": "1"})
+    load.stop()
+    assert not [s for s in load.answers if s != 200]
+    assert colors(app) == {"green": 40}
+    assert app.servers()["api_blue"]["state"] == "maint"
+    release = app.last_release()
+    assert release["outcome"] == "rolled_back" and "canary-10" not in [s["name"] for s in release["steps"]]
+
+
+def test_a_second_concurrent_release_is_refused_by_the_lock(app) -> None:
+    first = app.start("release.yml", switchyard_version="v3", switchyard_canary_window=0)
+    try:
+        deadline = time.monotonic() + 60
+        while app.lock() is None:
+            assert first.poll() is None and time.monotonic() < deadline, "the first release never took the lock"
+            time.sleep(0.2)
+        holder = app.lock()
+        second = app.play("release.yml", ok=False, switchyard_version="v3")
+        assert "is held by" in second.stdout and holder["release_id"] in second.stdout
+    finally:
+        out, _err = first.communicate(timeout=300)
+    assert first.returncode == 0, out[-4000:]
+    assert app.ledger()["live"] == "blue" and app.answer()["version"] == "v3"
+
+
+def test_a_killed_release_is_taken_over_after_its_lock_expires(app) -> None:
+    load = traffic(app, seconds=150)
+    killed = app.start("release.yml", switchyard_version="v2", switchyard_canary_window=30, switchyard_lock_ttl=45)
+    deadline = time.monotonic() + 120
+    while not (
+        (app.lock() or {}).get("release_id") == app.last_release()["id"]
+        and any(s["name"] == "canary-10" for s in app.last_release()["steps"])
+    ):
+        assert killed.poll() is None and time.monotonic() < deadline, killed.stdout.read()[-3000:]
+        time.sleep(0.3)
+    app.kill(killed)
+    lock = app.lock()
+    assert lock is not None, "SIGKILL cannot release the lock: it must still be there"
+    refused = app.play("release.yml", ok=False, switchyard_version="v2")
+    assert "is held by" in refused.stdout
+    time.sleep(max(0.0, utc_epoch(lock["expires_at"]) - time.time() + 1))
+    app.play("release.yml", switchyard_version="v2")
+    ledger = app.ledger()
+    assert ledger["live"] == "green" and app.answer()["version"] == "v2"
+    assert ledger["takeovers"] and ledger["takeovers"][-1]["previous_release_id"] == lock["release_id"]
+    abandoned = [r for r in ledger["releases"] if r["id"] == lock["release_id"]][0]
+    assert abandoned["outcome"] == "abandoned"
+    load.stop()
+    assert not [s for s in load.answers if s != 200]
+
+
+def test_a_release_stopped_after_a_step_waits_and_resumes(app) -> None:
+    load = traffic(app, seconds=120)
+    paused = app.play("release.yml", switchyard_version="v3", switchyard_stop_after_step=10)
+    assert "paused with 10 %" in paused.stdout
+    assert app.weights() == {"green": 230, "blue": 26}
+    assert app.lock() is None
+    other = app.play("release.yml", ok=False, switchyard_version="v1")
+    assert "is paused after the 10 % step" in other.stdout
+    app.play("release.yml", switchyard_version="v3")
+    release = app.last_release()
+    assert release["outcome"] == "promoted"
+    assert [v["step"] for v in release["verdicts"]] == ["canary-10", "canary-50"]
+    assert app.ledger()["live"] == "blue" and app.answer()["version"] == "v3"
+    load.stop()
+    assert not [s for s in load.answers if s != 200]
+
+
+def test_rollback_of_a_paused_release_returns_everything_to_the_live_color(app) -> None:
+    load = traffic(app, seconds=60)
+    app.play("release.yml", switchyard_version="v2", switchyard_stop_after_step=10)
+    assert app.weights() == {"blue": 230, "green": 26}
+    paused_id = app.last_release()["id"]
+    app.play("rollback.yml")
+    assert app.weights() == {"blue": 256, "green": 0}
+    assert app.servers()["api_green"]["state"] == "maint"
+    assert colors(app) == {"blue": 40}
+    ledger = app.ledger()
+    assert ledger["live"] == "blue"
+    assert [r for r in ledger["releases"] if r["id"] == paused_id][0]["outcome"] == "abandoned"
+    assert app.last_release("rollback")["outcome"] == "done" and app.lock() is None
+    load.stop()
+
+
+def test_status_reports_the_ledger_traffic_and_containers(app) -> None:
+    result = app.play("status.yml")
+    assert '"live": "blue"' in result.stdout
+    assert f"{app.app}-blue-api-1" in result.stdout and "healthy" in result.stdout

@@ -1,0 +1,133 @@
+"""One application released with the collection's playbooks on the local inventory, under a
+test name, port and state directory, with short canary windows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from support.compose import docker, free_port, remove_network, unique_name
+from support.modules import run_module
+from support.testbed import REPO_ROOT
+
+INVENTORY = REPO_ROOT / "inventories" / "local"
+PLAYBOOK_DIR = REPO_ROOT / "playbooks"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+# Short windows and small samples: the tests send 100 requests/s, 10 % of which is 30 per window.
+TEST_SETTINGS = {
+    "switchyard_canary_steps": [10, 50, 100],
+    "switchyard_canary_window": 3,
+    "switchyard_gate": {"min_requests": 15, "min_samples": 15, "max_error_rate": 0.05, "max_p95_ms": 800},
+    "switchyard_gate_hold_retries": 2,
+    "switchyard_rollback_window": 15,
+    "switchyard_health_timeout": 60,
+    "switchyard_compose_env": {"DEMO_HEALTH_START_PERIOD": "5s"},
+}
+
+
+class ReleasedApp:
+    def __init__(self, workdir: Path, kind: str = "rel") -> None:
+        self.app = unique_name(kind)
+        self.port = free_port()
+        self.state = workdir / "state"
+        self.inventory = INVENTORY
+        self.extra = {
+            **TEST_SETTINGS,
+            "switchyard_app": self.app,
+            "switchyard_lb_public_port": self.port,
+            "switchyard_state_dir": str(self.state),
+            "switchyard_compose_env": {
+                **TEST_SETTINGS["switchyard_compose_env"],
+                "DEMO_SECRETS_DIR": str(self.state / "secrets"),
+            },
+        }
+
+    url = property(lambda self: f"http://127.0.0.1:{self.port}")
+    socket = property(lambda self: str(self.state / "lb" / "run" / "admin.sock"))
+
+    # -- running playbooks ----------------------------------------------------------------------
+    def command(self, playbook: str, extra: dict, *flags: str) -> list[str]:
+        return [
+            ANSIBLE_PLAYBOOK,
+            "-i",
+            str(self.inventory),
+            str(PLAYBOOK_DIR / playbook),
+            "-e",
+            json.dumps({**self.extra, **extra}),
+            *flags,
+        ]
+
+    @staticmethod
+    def env() -> dict:
+        return {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+
+    def play(self, playbook: str, *flags: str, ok: bool | None = True, **extra) -> subprocess.CompletedProcess:
+        """Run a playbook; ok=True asserts success, ok=False asserts failure, None asserts nothing."""
+        result = subprocess.run(
+            self.command(playbook, extra, *flags),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=self.env(),
+            check=False,
+        )
+        if ok is not None:
+            assert (result.returncode == 0) == ok, (
+                f"{playbook} {extra} {flags}: rc={result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def start(self, playbook: str, *flags: str, **extra) -> subprocess.Popen:
+        """A playbook in the background, in its own process group (so a test can SIGKILL all of it)."""
+        return subprocess.Popen(
+            self.command(playbook, extra, *flags),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env(),
+            start_new_session=True,
+        )
+
+    @staticmethod
+    def kill(proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+    # -- observing ------------------------------------------------------------------------------
+    def ledger(self) -> dict:
+        path = self.state / "ledger.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def lock(self) -> dict | None:
+        path = self.state / "release.lock"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def last_release(self, kind: str = "release") -> dict:
+        return [r for r in self.ledger().get("releases", []) if r["kind"] == kind][-1]
+
+    def servers(self) -> dict:
+        result = run_module("haproxy_weight", {"socket": self.socket, "backend": "be_api"})
+        assert not result.get("failed"), result.get("msg")
+        return result["after"]
+
+    def weights(self) -> dict:
+        return {name.split("_")[-1]: server["weight"] for name, server in self.servers().items()}
+
+    def answer(self) -> dict:
+        return requests.get(self.url + "/", timeout=5).json()
+
+    def containers(self, color: str) -> list[str]:
+        return docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.app}-{color}").stdout.split()
+
+    def down(self) -> None:
+        for project in ("blue", "green", "lb", "data"):
+            docker("compose", "-p", f"{self.app}-{project}", "down", "--volumes", "--timeout", "5", check=False)
+        for net in ("public", "edge", "data"):
+            remove_network(f"{self.app}_{net}")
