@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import ansible_runner
@@ -25,8 +26,10 @@ def test_release_through_ansible_runner_publishes_set_stats(testbed, tmp_path) -
     app = ReleasedApp(tmp_path, kind="awx")
     env = {
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
+    (tmp_path / "runner").mkdir()
+    (tmp_path / "runner-status").mkdir()
     try:
         runner = ansible_runner.run(
             private_data_dir=str(tmp_path / "runner"),

@@ -125,9 +125,7 @@ def latencies(canary_ms, baseline_ms, limits, source):
         # so a slower canary fails only when its p95 is also latency_tolerance_ms above the baseline's.
         tolerance = limits.get("latency_tolerance_ms") or 0
         failed = (
-            p_value < 1 - limits["confidence"]
-            and ratio > limits["max_latency_ratio"]
-            and p95_c - p95_b > tolerance
+            p_value < 1 - limits["confidence"] and ratio > limits["max_latency_ratio"] and p95_c - p95_b > tolerance
         )
         out.append(
             metric(
