@@ -18,7 +18,9 @@ PORT=${DEMO_PORT:-8080}
 STATE=${DEMO_STATE_DIR:-/var/lib/switchyard/$APP}
 FIRST=${DEMO_FIRST_VERSION:-v1}
 NEXT=${DEMO_NEXT_VERSION:-v2}
-PLAYBOOK=${ANSIBLE_PLAYBOOK:-ansible-playbook}
+# The checkout's virtual environment (make venv) has ansible-core and what the modules need.
+PLAYBOOK=${ANSIBLE_PLAYBOOK:-$ROOT/.venv/bin/ansible-playbook}
+[[ -x $PLAYBOOK ]] || PLAYBOOK=ansible-playbook
 export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$ROOT/ansible.cfg}
 
 log() { printf '\n[demo] %s\n' "$*" >&2; }

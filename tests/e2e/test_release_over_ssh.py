@@ -92,7 +92,7 @@ def test_release_and_rollback_over_ssh(remote_app, sshd) -> None:
     first = remote_app.play("release.yml", switchyard_version="v1")
     assert "docker-over-ssh" in first.stdout
     assert remote_app.answer()["version"] == "v1"
-    load = Load(remote_app.url + "/", rate=100, seconds=60).start()
+    load = Load(remote_app.url + "/", rate=100, seconds=300).start()
     remote_app.play("release.yml", switchyard_version="v2")
     assert remote_app.answer()["version"] == "v2"
     assert remote_app.last_release()["outcome"] == "promoted"
