@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from support.load import Load
+from support.modules import run_module
 from support.release import ReleasedApp
 
 pytestmark = pytest.mark.timeout(900)
@@ -122,10 +123,28 @@ def test_rollback_is_one_command_and_the_demo_answers_v1(app) -> None:
     print(f"rollback.yml took {took:.1f} s")
 
 
-def test_rolling_back_again_returns_to_v2(app) -> None:
-    app.play("rollback.yml")
+def test_rollback_is_refused_while_another_run_holds_the_lock_unless_forced(app) -> None:
+    """Another run (a cancelled AWX job, say) holds a valid lock: rollback.yml names it and stops;
+    switchyard_force_lock takes the lock over, records it, and rolls back to v2."""
+    held = run_module(
+        "release_state",
+        {
+            "app": app.app,
+            "path": str(app.state),
+            "action": "lock",
+            "release_id": "cancelled-job-1",
+            "owner": "awx@job-41",
+            "lock_ttl": 3600,
+        },
+    )
+    assert not held.get("failed"), held
+    refused = app.play("rollback.yml", ok=False)
+    assert "is held by awx@job-41" in refused.stdout and colors(app) == {"blue": 40}
+    app.play("rollback.yml", switchyard_force_lock=True)
     assert colors(app) == {"green": 40}
-    assert app.ledger()["live"] == "green"
+    ledger = app.ledger()
+    assert ledger["live"] == "green" and app.lock() is None
+    assert ledger["takeovers"][-1]["previous_release_id"] == "cancelled-job-1" and ledger["takeovers"][-1]["forced"]
 
 
 def test_contract_after_the_window_retires_the_old_color(app) -> None:
