@@ -47,6 +47,21 @@ def colors(app: ReleasedApp, count: int = 40) -> collections.Counter:
     return seen
 
 
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"switchyard_canary_steps": [50, 10]}, "switchyard_canary_steps"),
+        ({"switchyard_stop_after_step": 30}, "switchyard_stop_after_step"),
+        ({"switchyard_gate_hold_policy": "sometimes"}, "switchyard_gate_hold_policy"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_changes(app, extra, named) -> None:
+    result = app.play("release.yml", ok=False, switchyard_version="v1", **extra)
+    assert named in result.stdout, result.stdout[-3000:]
+    assert not (app.state / "ledger.json").exists() and not (app.state / "release.lock").exists()
+    assert not app.containers("blue") and not app.containers("lb")
+
+
 def test_check_mode_of_a_first_release_changes_nothing(app) -> None:
     result = app.play("release.yml", "--check", switchyard_version="v1")
     assert "First release of" in result.stdout
