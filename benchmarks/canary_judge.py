@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "build" / "collections"))
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge  # noqa: E402
-from ansible_collections.switchyard.release.plugins.module_utils.canary.haproxy_log import parse_lines  # noqa: E402
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines  # noqa: E402
 
 LIMITS = {
     "max_error_rate": 0.01,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.switchyard.release.plugins.module_utils.haproxy_config import ConfigError, servers_in_config
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.config import ConfigError, servers_in_config
 
 
 def haproxy_servers(text):

@@ -56,14 +56,103 @@ options:
     type: float
     default: 0
   sources:
-    description:
-      - C(haproxy_stats) - C({socket, backend}).
-      - C(haproxy_log) - C({container}) (read with docker logs for the window) or C({path}) (lines appended
-        during the window), and C(backend) unless C(haproxy_stats) gives it.
-      - C(prometheus) - C({url, queries - [{name, query, max, min}]}).
-      - C(http_probe) - C({url, headers, count, expect_status, max_latency_ms}).
+    description: Where the evidence comes from - one or more of the sources below.
     type: dict
     required: true
+    suboptions:
+      haproxy_stats:
+        description: Counter deltas, health and reload detection from HAProxy's stats socket.
+        type: dict
+        suboptions:
+          socket:
+            description: The Runtime API socket (a path, or C(tcp://HOST:PORT)); C(operator) level is enough.
+            type: str
+            required: true
+          backend:
+            description: The backend of the two servers, for example C(be_api).
+            type: str
+            required: true
+          timeout:
+            description: Seconds to wait for the socket.
+            type: float
+            default: 5
+      haproxy_log:
+        description:
+          - Per-request statuses and latencies from HAProxy's log lines (C(%b/%s %ST %Tr %Ta)) - real percentiles.
+          - Give exactly one of O(sources.haproxy_log.container) and O(sources.haproxy_log.path).
+        type: dict
+        suboptions:
+          container:
+            description: The HAProxy container, read with C(docker logs --since --until) for the window.
+            type: str
+          path:
+            description: A log file; the lines appended during the window are read.
+            type: path
+          backend:
+            description: The backend of the two servers; defaults to O(sources.haproxy_stats.backend).
+            type: str
+          docker_cli:
+            description: The docker client.
+            type: path
+            default: docker
+      prometheus:
+        description: Prometheus instant queries, each with limits.
+        type: dict
+        suboptions:
+          url:
+            description: The Prometheus base URL.
+            type: str
+            required: true
+          timeout:
+            description: Seconds per query.
+            type: float
+            default: 10
+          queries:
+            description: The queries; no data is inconclusive, never a pass.
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              name:
+                description: The metric's name in the verdict; defaults to the query.
+                type: str
+              query:
+                description: The PromQL query; its first result's value is compared.
+                type: str
+                required: true
+              max:
+                description: Fail above this value.
+                type: float
+              min:
+                description: Fail below this value.
+                type: float
+      http_probe:
+        description: Synthetic HTTP requests, for example through the LB with C(X-Canary).
+        type: dict
+        suboptions:
+          url:
+            description: The URL probed.
+            type: str
+            required: true
+          headers:
+            description: Request headers.
+            type: dict
+            default: {}
+          count:
+            description: Probes per measurement.
+            type: int
+            default: 10
+          timeout:
+            description: Seconds per probe.
+            type: float
+            default: 5
+          expect_status:
+            description: The status every probe must get.
+            type: int
+            default: 200
+          max_latency_ms:
+            description: Fail when the probes' p95 is above this.
+            type: float
   max_error_rate:
     description: Highest acceptable error rate of the canary (5xx and unanswered requests).
     type: float
@@ -166,12 +255,61 @@ counter_resets:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate, GateError
-from ansible_collections.switchyard.release.plugins.module_utils.canary.judge import HAS_SCIPY
-from ansible_collections.switchyard.release.plugins.module_utils.command import CommandError, CommandRunner
-from ansible_collections.switchyard.release.plugins.module_utils.haproxy_runtime import RuntimeAPIError
+from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+
+SOURCES_SPEC = {
+    "haproxy_stats": {
+        "type": "dict",
+        "options": {
+            "socket": {"type": "str", "required": True},
+            "backend": {"type": "str", "required": True},
+            "timeout": {"type": "float", "default": 5},
+        },
+    },
+    "haproxy_log": {
+        "type": "dict",
+        "options": {
+            "container": {"type": "str"},
+            "path": {"type": "path"},
+            "backend": {"type": "str"},
+            "docker_cli": {"type": "path", "default": "docker"},
+        },
+        "mutually_exclusive": [("container", "path")],
+        "required_one_of": [("container", "path")],
+    },
+    "prometheus": {
+        "type": "dict",
+        "options": {
+            "url": {"type": "str", "required": True},
+            "timeout": {"type": "float", "default": 10},
+            "queries": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str"},
+                    "query": {"type": "str", "required": True},
+                    "max": {"type": "float"},
+                    "min": {"type": "float"},
+                },
+            },
+        },
+    },
+    "http_probe": {
+        "type": "dict",
+        "options": {
+            "url": {"type": "str", "required": True},
+            "headers": {"type": "dict", "default": {}},
+            "count": {"type": "int", "default": 10},
+            "timeout": {"type": "float", "default": 5},
+            "expect_status": {"type": "int", "default": 200},
+            "max_latency_ms": {"type": "float"},
+        },
+    },
+}
 
 ARGUMENT_SPEC = {
     "baseline": {"type": "str", "required": True},
@@ -180,7 +318,7 @@ ARGUMENT_SPEC = {
     "count": {"type": "int", "default": 1},
     "interval": {"type": "float"},
     "initial_delay": {"type": "float", "default": 0},
-    "sources": {"type": "dict", "required": True},
+    "sources": {"type": "dict", "required": True, "options": SOURCES_SPEC},
     "max_error_rate": {"type": "float", "default": 0.01},
     "max_error_rate_increase": {"type": "float", "default": 0.0},
     "max_p95_ms": {"type": "float"},
@@ -199,21 +337,7 @@ ARGUMENT_SPEC = {
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not HAS_SCIPY:
-        module.fail_json(msg=missing_required_lib("scipy"))
-    try:
-        result = CanaryGate(module, CommandRunner(module)).run()
-    except (GateError, RuntimeAPIError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    except CommandError as exc:
-        module.fail_json(**exc.result())
-    if result["verdict"] == "rollback" and module.params["fail_on"] == "rollback":
-        failing = [m for m in result["metrics"] if m["status"] == "fail"]
-        module.fail_json(
-            msg="canary gate: rollback - " + "; ".join(f"{m['metric']}: {m['reason']}" for m in failing),
-            **result,
-        )
-    module.exit_json(**result)
+    run_module(module, CanaryGate)
 
 
 if __name__ == "__main__":

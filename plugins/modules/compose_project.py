@@ -250,22 +250,10 @@ failures:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.switchyard.release.plugins.module_utils.command import CommandError, CommandRunner
-from ansible_collections.switchyard.release.plugins.module_utils.compose_cli import ComposeCLI
-from ansible_collections.switchyard.release.plugins.module_utils.compose_project_manager import (
-    ComposeProjectManager,
-    InvalidParameters,
-)
-from ansible_collections.switchyard.release.plugins.module_utils.health_wait import ServiceNotHealthy
-from ansible_collections.switchyard.release.plugins.module_utils.image_pinning import PinningError
-from ansible_collections.switchyard.release.plugins.module_utils.registry_digest import (
-    DOCKER_SDK_IMPORT_ERROR,
-    HAS_DOCKER_SDK,
-    DigestResolutionError,
-    RegistryDigestResolver,
-)
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.compose.project import ComposeProjectManager
 
 ARGUMENT_SPEC = {
     "project": {"type": "str", "required": True},
@@ -300,38 +288,7 @@ ARGUMENT_SPEC = {
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    params = module.params
-    environ = {"DOCKER_HOST": params["docker_host"]} if params["docker_host"] else {}
-    runner = CommandRunner(module, environ)
-    cli = ComposeCLI(
-        runner,
-        params["docker_cli"],
-        params["project"],
-        params["files"],
-        params["project_dir"],
-        params["env_files"],
-        params["profiles"],
-    )
-    if params["resolve_digests"] and not HAS_DOCKER_SDK:
-        needs_sdk = [ref for ref in params["images"].values() if "@" not in str(ref)]
-        if needs_sdk:
-            module.fail_json(
-                msg=missing_required_lib("docker (the Docker SDK for Python)"), exception=DOCKER_SDK_IMPORT_ERROR
-            )
-    manager = ComposeProjectManager(module, cli, RegistryDigestResolver(params["docker_host"]))
-    try:
-        result = manager.run()
-    except (InvalidParameters, PinningError, DigestResolutionError) as exc:
-        module.fail_json(msg=str(exc), **manager.result)
-    except ServiceNotHealthy as exc:
-        module.fail_json(msg=exc.msg, failures=exc.failures, **manager.result)
-    except CommandError as exc:
-        module.fail_json(**{**manager.result, **exc.result()})
-    job = result.get("job")
-    if job and not job.get("skipped") and job["rc"] != 0:
-        why = "timed out" if job["timed_out"] else f"exited with {job['rc']}"
-        module.fail_json(msg=f"job {job['service']} {why}", **result)
-    module.exit_json(**result)
+    run_module(module, ComposeProjectManager)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ description:
 author:
   - Switchyard developers (@switchyard)
 requirements:
-  - psycopg2 and pglast (8.x) on the host that runs the module; PyYAML for backfill.yml.
+  - pglast (8.x) on the host that runs the module; PyYAML for backfill.yml.
+extends_documentation_fragment:
+  - switchyard.release.postgres
 attributes:
   check_mode:
     description:
@@ -40,33 +42,6 @@ attributes:
     description: Not supported; the pending list says what would run.
     support: none
 options:
-  dsn:
-    description: A libpq connection string. Prefer O(password_file) over a password inside it.
-    type: str
-  host:
-    description: Database host.
-    type: str
-  port:
-    description: Database port.
-    type: int
-    default: 5432
-  database:
-    description: Database name.
-    type: str
-  user:
-    description: Database user.
-    type: str
-  password_file:
-    description: File whose first line is the password (for example a Docker secret). Never a password in the play.
-    type: path
-  application_name:
-    description: The runner's application_name in pg_stat_activity.
-    type: str
-    default: switchyard-db-migration
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 10
   path:
     description: The migrations directory.
     type: path
@@ -200,44 +175,14 @@ status:
   type: dict
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.switchyard.release.plugins.module_utils.migrations.catalog import CatalogError
-from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
-    CONNECTION_SPEC,
-    HAS_PSYCOPG2,
-    PSYCOPG2_IMPORT_ERROR,
-    ConnectionSettingsError,
-    connect,
-    read_password,
-)
-from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import RunnerLockTimeout
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import connection_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.manager import MigrationManager
-from ansible_collections.switchyard.release.plugins.module_utils.migrations.runner import MigrationError
-from ansible_collections.switchyard.release.plugins.module_utils.migrations.statements import (
-    HAS_PGLAST,
-    PGLAST_IMPORT_ERROR,
-    SQLSyntaxError,
-)
-
-try:
-    import psycopg2
-except ImportError:  # reported through HAS_PSYCOPG2
-    pass
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-except ImportError:
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = traceback.format_exc()
 
 ARGUMENT_SPEC = {
-    **CONNECTION_SPEC,
+    **connection_argument_spec(),
     "path": {"type": "path", "required": True},
     "phase": {"type": "str", "choices": ["expand", "migrate", "contract", "status"], "required": True},
     "target": {"type": "int"},
@@ -270,42 +215,7 @@ def main():
         required_one_of=[("dsn", "host")],
         mutually_exclusive=[("dsn", "host")],
     )
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
-    if not HAS_PGLAST:
-        module.fail_json(msg=missing_required_lib("pglast"), exception=PGLAST_IMPORT_ERROR)
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
-    if module.params["password_file"]:
-        try:
-            module.no_log_values.add(read_password(module.params["password_file"]))
-        except ConnectionSettingsError as exc:
-            module.fail_json(msg=str(exc))
-    try:
-        conn = connect(module.params)
-    except ConnectionSettingsError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # psycopg2.OperationalError and friends: say where it failed
-        module.fail_json(msg=f"cannot connect to PostgreSQL: {str(exc).strip()}")
-    manager = MigrationManager(module, conn, yaml.safe_load)
-
-    def fail(**kwargs):
-        # What committed before the failure stays committed: say so.
-        module.fail_json(**{**manager.result, "changed": bool(manager.result["applied"]), **kwargs})
-
-    try:
-        result = manager.run()
-    except MigrationError as exc:
-        fail(**exc.details, msg=exc.msg)
-    except SQLSyntaxError as exc:
-        fail(msg=f"a migration does not parse: {exc}")
-    except (CatalogError, RunnerLockTimeout, ValueError) as exc:
-        fail(msg=str(exc))
-    except psycopg2.Error as exc:
-        fail(msg=f"PostgreSQL error: {str(exc).strip()}", sqlstate=exc.pgcode)
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    run_module(module, MigrationManager)
 
 
 if __name__ == "__main__":

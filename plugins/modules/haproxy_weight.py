@@ -198,12 +198,8 @@ haproxy_version:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.switchyard.release.plugins.module_utils.command import CommandError, CommandRunner
-from ansible_collections.switchyard.release.plugins.module_utils.haproxy_runtime import RuntimeAPIError
-from ansible_collections.switchyard.release.plugins.module_utils.haproxy_weight_manager import (
-    HAProxyWeightManager,
-    WeightError,
-)
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import HAProxyWeightManager
 
 ARGUMENT_SPEC = {
     "socket": {"type": "str", "required": True},
@@ -229,16 +225,7 @@ ARGUMENT_SPEC = {
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    manager = HAProxyWeightManager(module, CommandRunner(module))
-    try:
-        result = manager.run()
-    except WeightError as exc:
-        module.fail_json(**{**manager.result, **exc.details, "msg": exc.msg})
-    except (RuntimeAPIError, ValueError) as exc:
-        module.fail_json(**{**manager.result, "msg": str(exc)})
-    except CommandError as exc:
-        module.fail_json(**{**manager.result, **exc.result()})
-    module.exit_json(**result)
+    run_module(module, HAProxyWeightManager)
 
 
 if __name__ == "__main__":

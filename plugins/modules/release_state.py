@@ -25,6 +25,8 @@ description:
     fail and is never overwritten.
 author:
   - Switchyard developers (@switchyard)
+extends_documentation_fragment:
+  - switchyard.release.state
 attributes:
   check_mode:
     description: Reads and decides, writes nothing (not even the directory); the result is the would-be ledger and lock.
@@ -33,27 +35,22 @@ attributes:
     description: The ledger and the lock, before and after.
     support: full
 options:
-  app:
-    description: The application, for example C(shop). Lower-case letters, digits, C(_) and C(-).
-    type: str
-    required: true
-  path:
-    description: The state directory of the application. Defaults to C(/var/lib/switchyard/<app>).
-    type: path
   action:
     description:
       - V(get) reads the ledger and the lock and changes nothing.
+      - V(plan) reads them too and returns the plan of a release, a rollback or a contract (see O(plan)); it fails,
+        with the plan, when that operation must not run now.
       - V(lock) takes the release lock for O(release_id); V(unlock) releases it.
       - V(begin) records a new release (it needs the lock); V(step) records one of its steps.
       - V(promote), V(rollback), V(fail) and V(retire) end a release and update the colors, then release the lock
         (see O(unlock)).
     type: str
     required: true
-    choices: [get, lock, unlock, begin, step, promote, rollback, fail, retire]
+    choices: [get, plan, lock, unlock, begin, step, promote, rollback, fail, retire]
   release_id:
     description:
       - The release, for example C(shop-20261126T170000-v2). Letters, digits, C(.), C(_), C(:) and C(-).
-      - Required except with V(get).
+      - Required except with V(get) and V(plan).
     type: str
   owner:
     description:
@@ -64,6 +61,54 @@ options:
     description: Seconds after which the lock taken by V(lock) expires and can be taken over.
     type: int
     default: 3600
+  take_lock:
+    description:
+      - With V(begin) - take the release lock first (as V(lock) does, with O(lock_ttl) and O(force)), in the same
+        read-modify-write as the new entry.
+    type: bool
+    default: false
+  plan:
+    description: With V(plan) - what to plan.
+    type: dict
+    suboptions:
+      kind:
+        description:
+          - V(release) - colors, the steps left and their weights, resume or not, noop when the live color already
+            runs O(plan.version); refused while another version is paused.
+          - V(rollback) - where the traffic goes back to; refused with nothing to go back to, to a retired color,
+            or after a contract (unless O(plan.force_rollback)).
+          - V(contract) - the old color and the schema level; refused during an unfinished release, without the
+            live color's schema level, or inside the rollback window.
+        type: str
+        choices: [release, rollback, contract]
+        required: true
+      version:
+        description: V(release) - the version to release.
+        type: str
+      canary_steps:
+        description: V(release) - the percentages of the canary, increasing, ending with 100.
+        type: list
+        elements: int
+        default: [10, 25, 50, 100]
+      stop_after_step:
+        description: V(release) - pause after this step for an approval.
+        type: int
+      migrations_level:
+        description: V(release) - the schema level (highest migration version) the release leaves.
+        type: int
+        default: 0
+      force_rollback:
+        description: V(rollback) - roll back even after contract migrations ran.
+        type: bool
+        default: false
+      rollback_window:
+        description: V(contract) - seconds the previous color stays ready for a rollback after its demotion.
+        type: int
+        default: 86400
+      migrations:
+        description: V(contract) - the application has migrations (the live color's schema level is then required).
+        type: bool
+        default: true
   kind:
     description: With V(begin) - the kind of release.
     type: str
@@ -125,7 +170,6 @@ options:
     type: int
     default: 50
 notes:
-  - The state lives on the host the module runs on; run it on each Docker host of the application.
   - V(begin) and V(step) need the lock held by O(release_id) - in check mode too, where the preceding V(lock) task
     took nothing.
 """
@@ -219,6 +263,16 @@ release:
       and reason; null when there is none.
   returned: always
   type: dict
+plan:
+  description:
+    - With V(plan) - the plan. Always C(kind), C(id) (a new release id, or the paused release's) and C(refused)
+      (null, or why the operation must not run).
+    - V(release) - C(version), C(live), C(candidate), C(resume), C(resume_after_step), C(noop), C(steps),
+      C(weights_per_step), C(final_weights), C(pause_after), C(migrations_level), C(abandons).
+    - V(rollback) - C(mode) (canary, previous or none), C(to), C(away), C(version), C(weights), C(undoes).
+    - V(contract) - C(live), C(old), C(demoted_at), C(window_ends), C(level), C(unfinished).
+  returned: with action plan
+  type: dict
 takeover:
   description:
     - With V(lock), when the lock of another release was taken over - at, by, release_id, previous_owner,
@@ -227,30 +281,38 @@ takeover:
   type: dict
 """
 
-import getpass
-import os
-import socket
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.switchyard.release.plugins.module_utils.ledger import (
-    ACTIONS,
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import (
     COLORS,
     DEFAULT_HISTORY_LIMIT,
     KINDS,
-    LedgerError,
-    run_action,
-    validate_params,
 )
-from ansible_collections.switchyard.release.plugins.module_utils.release_lock import LockError
+from ansible_collections.switchyard.release.plugins.module_utils.release.manager import ReleaseStateManager
+from ansible_collections.switchyard.release.plugins.module_utils.release.params import ACTIONS
+from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
 
 ARGUMENT_SPEC = {
-    "app": {"type": "str", "required": True},
-    "path": {"type": "path"},
+    **state_argument_spec(),
     "action": {"type": "str", "required": True, "choices": list(ACTIONS)},
     "release_id": {"type": "str"},
     "owner": {"type": "str"},
     "lock_ttl": {"type": "int", "default": 3600},
+    "take_lock": {"type": "bool", "default": False},
+    "plan": {
+        "type": "dict",
+        "options": {
+            "kind": {"type": "str", "choices": ["release", "rollback", "contract"], "required": True},
+            "version": {"type": "str"},
+            "canary_steps": {"type": "list", "elements": "int", "default": [10, 25, 50, 100]},
+            "stop_after_step": {"type": "int"},
+            "migrations_level": {"type": "int", "default": 0},
+            "force_rollback": {"type": "bool", "default": False},
+            "rollback_window": {"type": "int", "default": 86400},
+            "migrations": {"type": "bool", "default": True},
+        },
+    },
     "kind": {"type": "str", "choices": list(KINDS), "default": "release"},
     "version": {"type": "str"},
     "color": {"type": "str", "choices": list(COLORS)},
@@ -265,37 +327,18 @@ ARGUMENT_SPEC = {
 }
 
 
-def default_owner(hostname):
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
-        user = str(os.getuid())
-    return f"{user}@{hostname}"
-
-
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
         required_if=[
-            *[("action", action, ["release_id"]) for action in ACTIONS if action != "get"],
+            *[("action", action, ["release_id"]) for action in ACTIONS if action not in ("get", "plan")],
             ("action", "step", ["step"]),
             ("action", "rollback", ["color"]),
+            ("action", "plan", ["plan"]),
         ],
     )
-    hostname = socket.gethostname()
-    params = dict(module.params)
-    try:
-        params = validate_params(params)
-        params["path"] = params["path"] or f"/var/lib/switchyard/{params['app']}"
-        params["owner"] = params["owner"] or default_owner(hostname)
-        result = run_action(params, check_mode=module.check_mode, host=hostname, pid=os.getpid())
-    except (LedgerError, LockError) as exc:
-        module.fail_json(msg=exc.msg, changed=False, **exc.details)
-    before = result.pop("before")
-    if module._diff:
-        result["diff"] = {"before": before, "after": {"ledger": result["ledger"], "lock": result["lock"]}}
-    module.exit_json(**result)
+    run_module(module, ReleaseStateManager)
 
 
 if __name__ == "__main__":

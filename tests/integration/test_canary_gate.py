@@ -215,7 +215,7 @@ def test_check_mode_observes_and_judges_like_a_run(stack: Stack) -> None:
     ("extra", "message"),
     [
         ({"sources": {}}, "sources: unknown none, given none"),
-        ({"sources": {"graphite": {}}}, "sources: unknown ['graphite']"),
+        ({"sources": {"graphite": {}}}, "sources.graphite"),
         ({"confidence": 2}, "confidence=2.0: use a probability between 0.5 and 1"),
         ({"window": 0}, "window=0.0 must be > 0 seconds"),
         ({"fail_on": "always"}, "value of fail_on must be one of: rollback, never"),

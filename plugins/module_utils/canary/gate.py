@@ -15,18 +15,22 @@ import os
 import time
 from urllib.parse import urlencode
 
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
-from ansible_collections.switchyard.release.plugins.module_utils.canary.haproxy_log import parse_lines
-from ansible_collections.switchyard.release.plugins.module_utils.canary.stats import delta, snapshot
-from ansible_collections.switchyard.release.plugins.module_utils.haproxy_runtime import RuntimeAPI
+from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import delta, snapshot
 
 UNHEALTHY = ("DOWN", "MAINT", "NOLB")
+SOURCES = ("haproxy_log", "haproxy_stats", "http_probe", "prometheus")
 
 
-class GateError(Exception):
-    pass
+class GateError(SwitchyardError):
+    """Parameters the gate cannot judge with."""
 
 
 def utc_now():
@@ -38,14 +42,9 @@ def validate_static(params):
         raise GateError(f"window={params['window']} must be > 0 seconds and count={params['count']} >= 1")
     if not 0.5 <= params["confidence"] < 1:
         raise GateError(f"confidence={params['confidence']}: use a probability between 0.5 and 1, e.g. 0.95")
-    sources = params["sources"] or {}
-    known = {"haproxy_stats", "haproxy_log", "prometheus", "http_probe"}
-    unknown = sorted(set(sources) - known)
-    if unknown or not sources:
-        raise GateError(
-            f"sources: unknown {unknown or 'none'}, given {sorted(sources) or 'none'}; "
-            f"use one or more of {', '.join(sorted(known))}"
-        )
+    sources = given_sources(params)
+    if not sources:
+        raise GateError(f"sources: unknown none, given none; use one or more of {', '.join(SOURCES)}")
     log = sources.get("haproxy_log")
     if log is not None and bool(log.get("container")) == bool(log.get("path")):
         raise GateError("sources.haproxy_log: give exactly one of container or path")
@@ -57,13 +56,19 @@ def validate_static(params):
         raise GateError("sources.haproxy_stats.backend (or sources.haproxy_log.backend) names the backend to judge")
 
 
+def given_sources(params):
+    """The sources set (argument_spec fills the others with None)."""
+    return {name: value for name, value in (params["sources"] or {}).items() if value is not None}
+
+
 class CanaryGate:
-    def __init__(self, module, runner, sleep=time.sleep):
+    def __init__(self, module, runner=None, sleep=time.sleep):
         self.module = module
         self.params = module.params
-        self.runner = runner
+        self.runner = runner or CommandRunner(module)
         self.sleep = sleep
-        self.sources = self.params["sources"]
+        self.sources = given_sources(self.params)
+        self.result = {}
         stats = self.sources.get("haproxy_stats") or {}
         log = self.sources.get("haproxy_log") or {}
         self.backend = stats.get("backend") or log.get("backend")
@@ -85,6 +90,8 @@ class CanaryGate:
 
     def run(self):
         validate_static(self.params)
+        if not judge.HAS_SCIPY:
+            raise GateError(missing_required_lib("scipy"))
         if self.params["initial_delay"]:
             self.sleep(self.params["initial_delay"])
         seconds = self.params["interval"] or self.params["window"] / self.params["count"]
@@ -96,7 +103,7 @@ class CanaryGate:
             self.params["on_inconclusive_limit"],
         )
         last = measurements[-1]
-        return {
+        self.result = {
             "changed": False,
             "verdict": verdict,
             "reason": reason,
@@ -105,6 +112,10 @@ class CanaryGate:
             "window": {"start": measurements[0]["start"], "end": last["end"]},
             "counter_resets": [r for m in measurements for r in m["counter_resets"]],
         }
+        if verdict == "rollback" and self.params["fail_on"] == "rollback":
+            failing = [m for m in last["metrics"] if m["status"] == "fail"]
+            raise GateError("canary gate: rollback - " + "; ".join(f"{m['metric']}: {m['reason']}" for m in failing))
+        return self.result
 
     # -- one measurement -----------------------------------------------------------------------
     def measure(self, seconds):

@@ -10,13 +10,15 @@ import hashlib
 import os
 import re
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+
 VERSION_DIR_RE = re.compile(r"^(\d+)_([A-Za-z0-9_.-]+)$")
 PHASE_FILES = {"expand": "expand.sql", "migrate": "backfill.yml", "contract": "contract.sql"}
 BACKFILL_KEYS = {"table", "key", "set", "where", "batch_size"}
 
 
-class CatalogError(Exception):
-    pass
+class CatalogError(SwitchyardError):
+    """The migrations directory is not laid out as db_migration reads it."""
 
 
 class Migration:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import traceback
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+
 try:
     import psycopg2
     import psycopg2.errors  # noqa: F401  (SQLSTATE classes, for lock timeouts)
@@ -19,20 +21,23 @@ except ImportError:  # the module reports it with missing_required_lib
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
-CONNECTION_SPEC = {
-    "dsn": {"type": "str", "no_log": True},
-    "host": {"type": "str"},
-    "port": {"type": "int", "default": 5432},
-    "database": {"type": "str"},
-    "user": {"type": "str"},
-    "password_file": {"type": "path", "no_log": False},
-    "application_name": {"type": "str", "default": "switchyard-db-migration"},
-    "connect_timeout": {"type": "int", "default": 10},
-}
+
+def connection_argument_spec():
+    """The connection options (doc fragment switchyard.release.postgres documents them)."""
+    return {
+        "dsn": {"type": "str", "no_log": True},
+        "host": {"type": "str"},
+        "port": {"type": "int", "default": 5432},
+        "database": {"type": "str"},
+        "user": {"type": "str"},
+        "password_file": {"type": "path", "no_log": False},
+        "application_name": {"type": "str", "default": "switchyard-db-migration"},
+        "connect_timeout": {"type": "int", "default": 10},
+    }
 
 
-class ConnectionSettingsError(Exception):
-    pass
+class ConnectionSettingsError(SwitchyardError):
+    """The connection options cannot make a connection."""
 
 
 def read_password(path):

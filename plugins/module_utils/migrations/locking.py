@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import time
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+
 LOCK_NOT_AVAILABLE = "55P03"
 
 BLOCKERS_SQL = """
@@ -21,8 +23,8 @@ ORDER BY transaction_age_s DESC NULLS LAST
 """
 
 
-class RunnerLockTimeout(Exception):
-    pass
+class RunnerLockTimeout(SwitchyardError):
+    """Another runner held the advisory lock longer than runner_lock_wait."""
 
 
 class LockBudgetExhausted(Exception):

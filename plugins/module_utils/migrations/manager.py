@@ -7,8 +7,19 @@ mode stops after the plan."""
 
 from __future__ import annotations
 
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.switchyard.release.plugins.module_utils.migrations import catalog
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.backfill import Backfill
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
+    HAS_PSYCOPG2,
+    PSYCOPG2_IMPORT_ERROR,
+    ConnectionSettingsError,
+    connect,
+    read_password,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.history import History
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import (
     backoff_delays,
@@ -16,6 +27,24 @@ from ansible_collections.switchyard.release.plugins.module_utils.migrations.lock
     take_runner_lock,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.runner import MigrationError, PhaseRunner
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.statements import (
+    HAS_PGLAST,
+    PGLAST_IMPORT_ERROR,
+)
+
+try:
+    import psycopg2
+except ImportError:  # reported through HAS_PSYCOPG2
+    pass
+
+try:
+    import yaml
+
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError:
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
 
 SESSIONS_SQL = """
 SELECT pid, application_name, state, client_addr::text, backend_start::text
@@ -35,8 +64,19 @@ def validate_static(params):
         raise MigrationError(f"batch_size={params['batch_size']}: at least 1 row per batch")
 
 
+def require_libraries():
+    """psycopg2, pglast and PyYAML run where the module runs (the controller, or the Docker host)."""
+    for present, name, error in (
+        (HAS_PSYCOPG2, "psycopg2", PSYCOPG2_IMPORT_ERROR),
+        (HAS_PGLAST, "pglast", PGLAST_IMPORT_ERROR),
+        (HAS_YAML, "PyYAML", YAML_IMPORT_ERROR),
+    ):
+        if not present:
+            raise MigrationError(missing_required_lib(name), exception=error)
+
+
 class MigrationManager:
-    def __init__(self, module, conn, yaml_load):
+    def __init__(self, module, conn=None, yaml_load=None):
         self.module = module
         self.params = module.params
         self.conn = conn
@@ -45,11 +85,34 @@ class MigrationManager:
         self.delays = None
         self.result = {"changed": False, "phase": self.params["phase"], "applied": [], "pending": [], "lint": []}
 
+    def partial_result(self):
+        # What committed before a failure stays committed: say so.
+        return {**self.result, "changed": bool(self.result["applied"])}
+
     def applied(self, phase):
         with self.conn.cursor() as cur:
             return self.history.applied(cur, phase)
 
     def run(self):
+        require_libraries()
+        if self.params["password_file"]:
+            self.module.no_log_values.add(read_password(self.params["password_file"]))
+        if self.conn is None:
+            try:
+                self.conn = connect(self.params)
+            except ConnectionSettingsError:
+                raise
+            except Exception as exc:  # psycopg2.OperationalError and friends: say where it failed
+                raise MigrationError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+        self.yaml_load = self.yaml_load or yaml.safe_load
+        try:
+            return self.run_phase()
+        except psycopg2.Error as exc:
+            raise MigrationError(f"PostgreSQL error: {str(exc).strip()}", sqlstate=exc.pgcode) from exc
+        finally:
+            self.conn.close()
+
+    def run_phase(self):
         validate_static(self.params)
         self.history = History(self.params["history_table"])
         retry = self.params["retry"]

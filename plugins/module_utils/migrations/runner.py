@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.lint import lint
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.locking import with_lock_retries
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.statements import SQLSyntaxError, split
@@ -22,11 +23,8 @@ INDEX_NAME_RE = re.compile(
 )
 
 
-class MigrationError(Exception):
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
+class MigrationError(SwitchyardError):
+    """A migration refused or failed; details say which and what PostgreSQL said."""
 
 
 VALIDATE_RE = re.compile(r"\bVALIDATE\s+CONSTRAINT\b", re.IGNORECASE)

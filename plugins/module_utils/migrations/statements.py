@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+
 try:
     from pglast import ast, enums, parse_sql
     from pglast.parser import ParseError, scan
@@ -114,13 +116,13 @@ ALLOW_RE = re.compile(r"^--\s*switchyard:allow\b(.*)$", re.DOTALL)
 COMMENT_TOKENS = ("SQL_COMMENT", "C_COMMENT")
 
 
-class SQLSyntaxError(Exception):
+class SQLSyntaxError(SwitchyardError):
     """The file is not valid PostgreSQL; the message names the line."""
 
     def __init__(self, line: int, msg: str) -> None:
         super().__init__(f"line {line}: {msg}")
         self.line = line
-        self.msg = msg
+        self.msg = f"a migration does not parse: line {line}: {msg}"
 
 
 @dataclass

@@ -1,0 +1,41 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one shape of every module's main(): build the manager, run it, exit with its result.
+
+A SwitchyardError fails the task with its message and fields, on top of what the manager had
+gathered so far (what changed before the failure stays visible); anything else is a bug, and fails
+with its traceback attached.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+
+
+def run_module(module, make_manager):
+    """make_manager(module) -> an object with run() -> result and, optionally, partial_result()."""
+    manager = None
+    try:
+        manager = make_manager(module)
+        result = manager.run()
+    except SwitchyardError as exc:
+        module.fail_json(**{**partial_result(manager), **exc.result()})
+    except Exception as exc:  # a bug: say so, with the traceback
+        module.fail_json(
+            msg=f"unexpected {type(exc).__name__}: {exc}",
+            exception=traceback.format_exc(),
+            **partial_result(manager),
+        )
+    module.exit_json(**result)
+
+
+def partial_result(manager):
+    if manager is None:
+        return {}
+    partial = getattr(manager, "partial_result", None)
+    if partial is not None:
+        return partial()
+    return dict(getattr(manager, "result", None) or {})

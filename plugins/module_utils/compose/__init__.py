@@ -1,0 +1,4 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Docker Compose projects: the CLI and its parsers, plans, health waits, image pinning and digests."""

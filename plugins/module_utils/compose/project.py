@@ -1,0 +1,304 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The states of one Compose project (present, stopped, absent, restarted) and one-off jobs.
+
+Every state is planned first from what runs (containers, config hashes, digests): check mode
+returns the plan; apply mode executes it and computes `changed` from the containers observed
+before and after, never from the command that ran.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+import uuid
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.common.files import read_text, write_atomically
+from ansible_collections.switchyard.release.plugins.module_utils.compose import plan as plans
+from ansible_collections.switchyard.release.plugins.module_utils.compose.cli import ComposeCLI
+from ansible_collections.switchyard.release.plugins.module_utils.compose.health import wait_until_healthy
+from ansible_collections.switchyard.release.plugins.module_utils.compose.pinning import (
+    desired_references,
+    pin_references,
+    render_override,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.compose.registry import (
+    DOCKER_SDK_IMPORT_ERROR,
+    HAS_DOCKER_SDK,
+    RegistryDigestResolver,
+)
+
+PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def override_path(params):
+    """Next to the project files: <dir of the first file>/.<project>.switchyard.override.yml."""
+    base = params["project_dir"] or os.path.dirname(os.path.abspath(params["files"][0]))
+    return os.path.join(base, f".{params['project']}.switchyard.override.yml")
+
+
+def validate_static(params):
+    """Checks that need nothing but the parameters; they run before anything is read or changed."""
+    if not PROJECT_NAME_RE.match(params["project"]):
+        raise InvalidParameters(
+            f"project={params['project']!r} is not a Compose project name: lowercase letters, digits, '-' and '_', "
+            "starting with a letter or digit"
+        )
+    if params["state"] in ("present", "restarted") or params["run"]:
+        if not params["files"]:
+            raise InvalidParameters(f"files is required with state={params['state']} and with run")
+    for path in params["files"] + params["env_files"]:
+        if not os.path.isfile(path):
+            raise InvalidParameters(f"files/env_files: {path} does not exist on the target")
+    if params["wait_timeout"] <= 0:
+        raise InvalidParameters(f"wait_timeout must be a positive number of seconds, got {params['wait_timeout']}")
+    job = params["run"]
+    if job:
+        if job.get("timeout") is not None and job["timeout"] <= 0:
+            raise InvalidParameters(f"run.timeout must be a positive number of seconds, got {job['timeout']}")
+        if params["state"] in ("stopped", "absent"):
+            raise InvalidParameters(
+                f"run needs the project's networks and dependencies: not with state={params['state']}"
+            )
+
+
+def cli_for(module):
+    params = module.params
+    environ = {"DOCKER_HOST": params["docker_host"]} if params["docker_host"] else {}
+    return ComposeCLI(
+        CommandRunner(module, environ),
+        params["docker_cli"],
+        params["project"],
+        params["files"],
+        params["project_dir"],
+        params["env_files"],
+        params["profiles"],
+    )
+
+
+class ComposeProjectManager:
+    def __init__(self, module, cli=None, resolver=None):
+        self.module = module
+        self.params = module.params
+        self.cli = cli or cli_for(module)
+        self.resolver = resolver or RegistryDigestResolver(self.params["docker_host"])
+        self.result = {"changed": False, "project": self.params["project"], "actions": plans.empty_actions()}
+
+    # -- entry point ---------------------------------------------------------------------------
+    def run(self):
+        validate_static(self.params)
+        self.require_sdk()
+        state = self.params["state"]
+        before = self.cli.containers()
+        getattr(self, f"state_{state}")(before)
+        if self.params["run"]:
+            self.run_job()
+            job = self.result["job"]
+            if not job.get("skipped") and job["rc"] != 0:
+                why = "timed out" if job["timed_out"] else f"exited with {job['rc']}"
+                raise SwitchyardError(f"job {job['service']} {why}")
+        return self.result
+
+    def require_sdk(self):
+        """Tags are resolved through the Docker SDK: without it, only digests can be deployed."""
+        if self.params["resolve_digests"] and not HAS_DOCKER_SDK:
+            if any("@" not in str(ref) for ref in self.params["images"].values()):
+                raise SwitchyardError(
+                    missing_required_lib("docker (the Docker SDK for Python)"), exception=DOCKER_SDK_IMPORT_ERROR
+                )
+
+    # -- states --------------------------------------------------------------------------------
+    def state_present(self, before):
+        params = self.params
+        config = self.cli.config()
+        services = sorted(config.get("services", {}))
+        unknown = sorted(set(params["images"]) - set(services))
+        if unknown:
+            raise InvalidParameters(
+                f"images: unknown service(s) {', '.join(unknown)}; the project has: {', '.join(services)}"
+            )
+        pinned = pin_references(
+            desired_references(config, params["images"]),
+            self.resolver,
+            params["resolve_digests"],
+            params["require_digest"],
+        )
+        self.result["images"] = pinned
+        path = override_path(params)
+        text = render_override(pinned, params["labels"])
+        current_text = read_text(path)
+        override_changes = current_text != text
+        self.result["override_file"] = path
+
+        if self.module.check_mode and override_changes:
+            # Check mode writes nothing next to the project: render with a copy in the module's tmpdir.
+            rendered_with = os.path.join(self.module.tmpdir, os.path.basename(path))
+            write_atomically(rendered_with, text)
+        else:
+            if override_changes:
+                write_atomically(path, text)
+            rendered_with = path
+        desired = self.cli.config_hashes(extra_files=[rendered_with])
+        actions = plans.plan_present(desired, before, params["remove_orphans"])
+        self.result["actions"] = actions
+        self.result["diff"] = self.diff(before, desired_state(desired, pinned))
+        if self.module.check_mode:
+            self.result["changed"] = plans.has_changes(actions) or override_changes
+            self.result["services"] = before
+            return
+
+        self.ensure_images(pinned)
+        if plans.has_changes(actions):
+            args = ["up", "--detach", "--pull", "never", "--quiet-pull"]
+            if params["remove_orphans"]:
+                args.append("--remove-orphans")
+            self.cli.run(*args, extra_files=[path], what=f"starting project {params['project']}")
+        after = self.after(services, before)
+        self.result["changed"] = plans.observed_change(before, after) or override_changes
+
+    def state_stopped(self, before):
+        actions = plans.plan_stopped(before)
+        self.result["actions"] = actions
+        if self.module.check_mode or not plans.has_changes(actions):
+            self.result["changed"] = plans.has_changes(actions)
+            self.result["services"] = before
+            return
+        self.cli.run(
+            "stop",
+            "--timeout",
+            str(self.params["stop_timeout"]),
+            what=f"stopping project {self.params['project']}",
+            files=False,
+        )
+        after = self.cli.containers()
+        self.result["services"] = after
+        self.result["changed"] = plans.observed_change(before, after)
+
+    def state_absent(self, before):
+        networks = self.cli.networks_of_project()
+        volumes = self.cli.volumes_of_project() if self.params["remove_volumes"] else []
+        actions = plans.plan_absent(before)
+        self.result["actions"] = actions
+        self.result["networks_removed"] = networks
+        self.result["volumes_removed"] = volumes
+        would_change = plans.has_changes(actions) or bool(networks) or bool(volumes)
+        if self.module.check_mode or not would_change:
+            self.result["changed"] = would_change
+            self.result["services"] = before
+            return
+        args = ["down", "--timeout", str(self.params["stop_timeout"])]
+        if self.params["remove_volumes"]:
+            args.append("--volumes")
+        if self.params["remove_orphans"]:
+            args.append("--remove-orphans")
+        self.cli.run(*args, what=f"removing project {self.params['project']}", files=False)
+        after = self.cli.containers()
+        self.result["services"] = after
+        self.result["changed"] = (
+            plans.observed_change(before, after)
+            or networks != self.cli.networks_of_project()
+            or (bool(volumes) and volumes != self.cli.volumes_of_project())
+        )
+
+    def state_restarted(self, before):
+        if not before:
+            raise InvalidParameters(
+                f"state=restarted: project {self.params['project']} has no containers; use state=present"
+            )
+        self.result["actions"] = plans.plan_restarted(before)
+        self.result["changed"] = True
+        if self.module.check_mode:
+            self.result["services"] = before
+            return
+        self.cli.run(
+            "restart",
+            "--timeout",
+            str(self.params["stop_timeout"]),
+            what=f"restarting project {self.params['project']}",
+            files=False,
+        )
+        self.after(sorted({c["service"] for c in before}), before)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def ensure_images(self, pinned):
+        """Pull per policy before anything changes, so a failed pull leaves the project as it was."""
+        policy = self.params["pull"]
+        refs = sorted(set(pinned.values()))
+        missing = [r for r in refs if not self.cli.image_present(r)]
+        if policy == "never" and missing:
+            raise InvalidParameters(f"pull=never but image(s) are not on the host: {', '.join(missing)}")
+        to_pull = refs if policy == "always" else missing
+        for ref in to_pull:
+            self.cli.runner.run([self.cli.docker, "pull", "--quiet", ref], f"pulling {ref}")
+        self.result["pulled"] = to_pull
+
+    def after(self, services, before):
+        """The containers once ready; on failure the result still says what changed."""
+        try:
+            if self.params["wait"]:
+                wait_until_healthy(self.cli, services, self.params["wait_timeout"])
+        finally:
+            after = self.cli.containers()
+            self.result["services"] = after
+            self.result["changed"] = self.result["changed"] or plans.observed_change(before, after)
+        return after
+
+    def diff(self, before, desired):
+        def observed(containers):
+            return {
+                c["service"]: {"image": c["image"], "config_hash": c["config_hash"], "state": c["state"]}
+                for c in containers
+            }
+
+        return {"before": observed(before), "after": desired}
+
+    def run_job(self):
+        job = self.params["run"]
+        command = job.get("command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        name = f"{self.params['project']}-job-{job['service']}-{uuid.uuid4().hex[:8]}"
+        args = ["run", "--rm", "--no-TTY", "--name", name]
+        for key, value in sorted((job.get("environment") or {}).items()):
+            args += ["--env", f"{key}={value}"]
+        args.append(job["service"])
+        args += [str(c) for c in command or []]
+        extra = [override_path(self.params)] if os.path.exists(override_path(self.params)) else []
+        cmd = self.cli.compose(*args, extra_files=extra)
+        self.result["changed"] = True
+        if self.module.check_mode:
+            self.result["job"] = {"service": job["service"], "command": command, "skipped": True, "cmd": cmd}
+            return
+        timeout = job.get("timeout")
+        if timeout:
+            cmd = ["timeout", "--signal=TERM", "--kill-after=10", str(timeout)] + cmd
+        started = time.monotonic()
+        rc, out, err = self.cli.runner.run(cmd, f"job {job['service']}", check=False)
+        duration = round(time.monotonic() - started, 3)
+        timed_out = bool(timeout) and rc == 124
+        if timed_out:
+            self.cli.runner.run([self.cli.docker, "rm", "--force", name], "removing the timed-out job", check=False)
+        self.result["job"] = {
+            "service": job["service"],
+            "command": command,
+            "rc": rc,
+            "stdout": out,
+            "stderr": err,
+            "duration": duration,
+            "timed_out": timed_out,
+            "cmd": cmd,
+        }
+
+
+def desired_state(desired_hashes, pinned):
+    return {
+        s: {"image": pinned.get(s), "config_hash": h, "state": "running"} for s, h in sorted(desired_hashes.items())
+    }

@@ -1,0 +1,72 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a release needs of its load balancer, whatever the kind.
+
+An application has routes (its routed services: api, web...) and two colors per route. A backend
+(lb/haproxy/, later lb/nginx/ and lb/traefik/) maps a route and a color to its own names and
+implements these operations; the traffic and rollback modules, and the roles through them, only
+ever speak of routes, colors, weights (0..256) and states (ready, drain, maint).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+
+COLORS = ("blue", "green")
+STATES = ("ready", "drain", "maint")
+MAX_WEIGHT = 256
+
+
+class LBError(SwitchyardError):
+    """The load balancer refused or failed an operation; details say what it showed."""
+
+
+class LoadBalancer:
+    """The interface. Every method names a route; colors are blue and green."""
+
+    kind = None
+
+    def servers(self, route):
+        """{color: {weight, state, up, status, sessions}} as the LB shows them now."""
+        raise NotImplementedError
+
+    def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
+        """Bring the route's colors to weights and states in an order that never leaves the route without
+        an UP server with weight (lift, raise, lower, drain, maint), wait for a lifted color to be UP and a
+        drained one to lose its sessions (up to drain_timeout), persist so a restart of the LB keeps it,
+        and read it back. Returns {changed, before, after, shares, ...}; check mode changes nothing."""
+        raise NotImplementedError
+
+    def counters(self, route, colors):
+        """A snapshot of the per-color request and error counters (for the canary gate's deltas)."""
+        raise NotImplementedError
+
+    def request_samples(self, route, since, until):
+        """{color: samples} of the requests logged between since and until (statuses and latencies)."""
+        raise NotImplementedError
+
+
+def shares(servers):
+    """Percent of new traffic per server: weight over the total of ready, UP servers."""
+    active = {n: s["weight"] for n, s in servers.items() if s["state"] == "ready" and s["up"]}
+    total = sum(active.values())
+    return {n: round(100.0 * active.get(n, 0) / total, 2) if total else 0.0 for n in sorted(servers)}
+
+
+def observed_weights(routes):
+    """{color: weight} the LB shows after a change, from the first route (every route is set alike)."""
+    first = routes[0] if routes else {}
+    return {color: view["weight"] for color, view in sorted((first.get("after") or {}).items())}
+
+
+def busy(servers, color):
+    """Why color is not idle - weight or sessions on a route - or None. servers: {route: {color: view}}."""
+    for route, by_color in sorted(servers.items()):
+        view = by_color.get(color)
+        if view and (int(view.get("weight") or 0) > 0 or int(view.get("sessions") or 0) > 0):
+            return (
+                f"route {route}, color {color} has weight {view.get('weight')} and {view.get('sessions')} current "
+                "sessions; it must be at weight 0 and drained"
+            )
+    return None

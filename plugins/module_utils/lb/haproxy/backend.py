@@ -1,0 +1,120 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HAProxy as a LoadBalancer: the lb role's layout and names, and the weight changes of weights.py.
+
+The lb role renders one backend be_<route> per route with one server <route>_<color> per color,
+and keeps its files in one host directory: etc/haproxy.cfg (mounted as a directory, so renames
+are seen), run/admin.sock (the admin-level Runtime API) and state/servers.state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LoadBalancer
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import WeightChange
+
+# HAProxy's own rule for proxy and server names.
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+CONFIG_IN_CONTAINER = "/usr/local/etc/haproxy"
+
+
+def backend_name(route):
+    return f"be_{route}"
+
+
+def server_name(route, color):
+    return f"{route}_{color}"
+
+
+class HAProxy(LoadBalancer):
+    kind = "haproxy"
+
+    def __init__(self, options, runner):
+        self.runner = runner
+        self.dir = options["dir"]
+        self.container = options.get("container")
+        self.timeout = options.get("timeout") or 5
+        self.socket = os.path.join(self.dir, "run", "admin.sock")
+        self.config = os.path.join(self.dir, "etc", "haproxy.cfg")
+        self.state_file = os.path.join(self.dir, "state", "servers.state")
+
+    # -- names ---------------------------------------------------------------------------------
+    @staticmethod
+    def check_route(route):
+        if not isinstance(route, str) or not NAME_RE.match(route):
+            raise InvalidParameters(f"routes: {route!r} is not a route name HAProxy accepts ([A-Za-z0-9_.:-])")
+
+    def change(self, route, weights=None, states=None, up_timeout=30, drain_timeout=0, check_mode=False):
+        """The WeightChange of one route (weights and states by color)."""
+        self.check_route(route)
+        params = {
+            "socket": self.socket,
+            "backend": backend_name(route),
+            "weights": {server_name(route, c): w for c, w in (weights or {}).items()},
+            "states": {server_name(route, c): s for c, s in (states or {}).items()},
+            "require_up": True,
+            "up_timeout": up_timeout,
+            "drain_timeout": drain_timeout,
+            "maint_after_drain": False,
+            "persist": {"config": self.config, "state_file": self.state_file},
+            "validate_command": (
+                ["docker", "exec", self.container, "haproxy", "-c", "-f", f"{CONFIG_IN_CONTAINER}/{{name}}"]
+                if self.container
+                else None
+            ),
+            "reload": "never",
+            "reload_command": None,
+            "verify_socket": None,
+            "verify_prefix": "",
+            "timeout": self.timeout,
+        }
+        return WeightChange(params, self.runner, check_mode)
+
+    @staticmethod
+    def by_color(route, servers):
+        """{server: view} -> {color: view} for this route's two colors (other servers are not ours)."""
+        return {c: servers[server_name(route, c)] for c in COLORS if server_name(route, c) in servers}
+
+    # -- the interface -------------------------------------------------------------------------
+    def servers(self, route):
+        change = self.change(route)
+        return self.by_color(route, change.read())
+
+    def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
+        change = self.change(route, weights, states, up_timeout, drain_timeout, check_mode)
+        try:
+            result = change.run()
+        finally:
+            self.last = change.result
+        out = {"route": route, "changed": result["changed"], "commands": result.get("commands", [])}
+        for key in ("before", "after"):
+            if key in result:
+                out[key] = self.by_color(route, result[key])
+        if "shares" in result:
+            out["shares"] = {c: result["shares"][server_name(route, c)] for c in out.get("after", {})}
+        if "diff" in result:
+            out["diff"] = result["diff"]
+        if "timings" in result:
+            out["timings"] = result["timings"]
+        return out
+
+    def counters(self, route, colors):
+        self.check_route(route)
+        api = RuntimeAPI(self.socket, timeout=self.timeout)
+        return snapshot(api, backend_name(route), [server_name(route, c) for c in colors])
+
+    def request_samples(self, route, since, until):
+        self.check_route(route)
+        _rc, out, err = self.runner.run(
+            ["docker", "logs", "--since", since.isoformat(), "--until", until.isoformat(), self.container],
+            f"reading the logs of {self.container}",
+        )
+        samples = parse_lines((out + "\n" + err).splitlines(), backend_name(route))
+        return {c: samples[server_name(route, c)] for c in COLORS if server_name(route, c) in samples}

@@ -1,0 +1,101 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""release_state's actions: the transitions combined with the lock's decisions. Pure."""
+
+from __future__ import annotations
+
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import (
+    DEFAULT_HISTORY_LIMIT,
+    LedgerError,
+    find_release,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.release.lock import (
+    LockError,
+    drop_lock,
+    held_message,
+    lock_state,
+    require_holder,
+    take_lock,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.release.transitions import (
+    begin,
+    fail,
+    promote,
+    record_step,
+    record_takeover,
+    retire,
+    rollback,
+)
+
+ENDING_ACTIONS = ("promote", "rollback", "fail", "retire")
+
+
+def apply_action(ledger, lock, params, now, host, pid):
+    """The ledger and the lock after params["action"], and what the module returns.
+
+    Pure: nothing is read or written. Raises LedgerError or LockError on refusal.
+    """
+    action, app, release_id = params["action"], params["app"], params.get("release_id")
+    new_ledger, new_lock, takeover = ledger, lock, None
+    force = params.get("force", False)
+    limit = params.get("history_limit", DEFAULT_HISTORY_LIMIT)
+    if action == "lock" or (action == "begin" and params.get("take_lock")):
+        # begin with take_lock: the lock and the new entry in one read-modify-write.
+        new_lock, takeover = take_lock(
+            lock, app, release_id, params["owner"], params["lock_ttl"], now, host, pid, force=force
+        )
+        if takeover:
+            new_ledger = record_takeover(ledger, takeover, now, limit)
+    if action == "unlock":
+        new_lock = drop_lock(lock, app, release_id, force=force)
+    elif action == "begin":
+        require_holder(new_lock, app, release_id, action, now)
+        new_ledger = begin(
+            new_ledger,
+            release_id,
+            now,
+            kind=params.get("kind") or "release",
+            owner=params["owner"],
+            version=params.get("version"),
+            color=params.get("color"),
+            from_color=params.get("from_color"),
+            images=params.get("images"),
+            history_limit=limit,
+        )
+    elif action == "step":
+        require_holder(lock, app, release_id, action, now)
+        new_ledger = record_step(ledger, release_id, params["step"], now)
+    elif action in ENDING_ACTIONS:
+        weights = params.get("weights")
+        if action == "promote":
+            new_ledger = promote(ledger, release_id, now, color=params.get("color"), weights=weights)
+        elif action == "rollback":
+            new_ledger = rollback(
+                ledger, release_id, params["color"], now, reason=params.get("reason"), weights=weights
+            )
+        elif action == "fail":
+            new_ledger = fail(ledger, release_id, now, reason=params.get("reason"), weights=weights)
+        else:
+            new_ledger = retire(ledger, release_id, params.get("color"), now, weights=weights)
+        if new_ledger is not ledger and lock is not None and lock["release_id"] != release_id and not force:
+            raise LockError(
+                f"{held_message(app, lock)}: release {release_id} does not hold it (see the ledger's takeovers), "
+                f"so action={action} would change the ledger under another release's lock - refused "
+                "(force=true overrides)",
+                lock=lock,
+                lock_state=lock_state(lock, now),
+            )
+        if params.get("unlock", True) and lock is not None and lock["release_id"] == release_id:
+            new_lock = None
+    elif action not in ("get", "plan", "lock"):
+        raise LedgerError(f"action: unknown action {action!r}")
+    return {
+        "changed": new_ledger != ledger or new_lock != lock,
+        "ledger": new_ledger,
+        "lock": new_lock,
+        "lock_state": lock_state(new_lock, now),
+        "release": find_release(new_ledger, release_id) if release_id else None,
+        "takeover": takeover,
+    }

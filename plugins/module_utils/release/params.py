@@ -1,0 +1,108 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""release_state's parameters: what argument_spec cannot check (patterns, colors, weights that arrive
+from templates as strings, the free-form step), normalised before anything is read."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import MAX_WEIGHT
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, LedgerError
+
+ACTIONS = ("get", "plan", "lock", "unlock", "begin", "step", "promote", "rollback", "fail", "retire")
+VERDICTS = ("promote", "hold", "rollback")
+APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
+
+
+def _check_pattern(name, value, pattern):
+    if not isinstance(value, str) or not pattern.match(value):
+        raise LedgerError(f"{name}: {value!r} does not match {pattern.pattern}")
+
+
+def normalize_weights(weights, where):
+    """color -> int 0..256 (values from templates arrive as strings)."""
+    if weights is None:
+        return None
+    if not isinstance(weights, dict):
+        raise LedgerError(f"{where}: expected a mapping of color to weight, got {weights!r}")
+    normalized = {}
+    for color, weight in weights.items():
+        if color not in COLORS:
+            raise LedgerError(f"{where}: {color!r} is not a color (blue, green)")
+        try:
+            if isinstance(weight, bool):
+                raise ValueError(weight)
+            value = int(weight)
+        except (TypeError, ValueError) as exc:
+            raise LedgerError(f"{where}: the weight of {color} is {weight!r}, not an integer") from exc
+        if not 0 <= value <= MAX_WEIGHT:
+            raise LedgerError(f"{where}: the weight of {color} is {value}, outside 0..{MAX_WEIGHT}")
+        normalized[color] = value
+    return normalized
+
+
+def _normalize_strings(values, where):
+    if not isinstance(values, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+        raise LedgerError(f"{where}: expected a list of migration names, got {values!r}")
+    return [str(v) for v in values]
+
+
+def normalize_images(images, where="images"):
+    if images is None:
+        return {}
+    if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
+        raise LedgerError(f"{where}: expected a mapping of service to image reference, got {images!r}")
+    return dict(images)
+
+
+def normalize_step(step):
+    """The step as stored: its keys as given, the special ones checked and normalized."""
+    if not isinstance(step, dict):
+        raise LedgerError(f"step: expected a mapping with at least a name, got {step!r}")
+    name = step.get("name")
+    if not isinstance(name, str) or not name:
+        raise LedgerError("step: name is required (a non-empty string)")
+    normalized = {key: value for key, value in step.items() if key != "at"}
+    if "weights" in step:
+        normalized["weights"] = normalize_weights(step["weights"], "step.weights")
+    for key in ("migrations_applied", "migrations_contracted"):
+        if key in step:
+            normalized[key] = _normalize_strings(step[key], f"step.{key}")
+    if "verdict" in step:
+        verdict = step["verdict"]
+        if not isinstance(verdict, dict) or verdict.get("verdict") not in VERDICTS:
+            raise LedgerError(
+                f"step.verdict: expected a mapping with verdict (one of {', '.join(VERDICTS)}) and reason, "
+                f"got {verdict!r}"
+            )
+        normalized["verdict"] = dict(verdict)
+    if "deployed" in step and not isinstance(step["deployed"], bool):
+        raise LedgerError(f"step.deployed: expected true or false, got {step['deployed']!r}")
+    if step.get("deployed") and "images" in step:
+        normalized["images"] = normalize_images(step["images"], "step.images")
+    return normalized
+
+
+def validate_params(params):
+    """Check what argument_spec cannot; returns the parameters with weights, images and step normalized."""
+    params = dict(params)
+    _check_pattern("app", params["app"], APP_PATTERN)
+    if params.get("release_id") is not None:
+        _check_pattern("release_id", params["release_id"], RELEASE_ID_PATTERN)
+    elif params["action"] not in ("get", "plan"):
+        raise LedgerError(f"release_id is required with action={params['action']}")
+    if params.get("lock_ttl", 1) <= 0:
+        raise LedgerError(f"lock_ttl: {params['lock_ttl']} is not a positive number of seconds")
+    if params.get("history_limit", 1) < 1:
+        raise LedgerError(f"history_limit: {params['history_limit']} must be at least 1")
+    params["weights"] = normalize_weights(params.get("weights"), "weights")
+    params["images"] = normalize_images(params.get("images"))
+    if params["action"] == "step":
+        params["step"] = normalize_step(params.get("step"))
+    if params["action"] == "rollback" and not params.get("color"):
+        raise LedgerError(f"color is required with action={params['action']}")
+    return params

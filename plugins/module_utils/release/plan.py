@@ -1,0 +1,193 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a release, a rollback or a contract would do, decided from the ledger alone.
+
+Pure functions: the ledger, the lock's state, the time and the operator's request come in; a plan
+comes out, with `refused` set to the reason when the operation must not run. The roles act on the
+plan (release_state action=plan returns it) instead of deriving colors, steps and permissions in
+Jinja, and each case has its unit test.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.clock import format_time, from_epoch, parse_time
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, other_color
+from ansible_collections.switchyard.release.plugins.module_utils.release.weights import canary_weights
+
+
+def last_release(ledger, kind="release"):
+    """The ledger's last entry of that kind, or {}."""
+    entries = [r for r in ledger.get("releases") or [] if r.get("kind") == kind]
+    return entries[-1] if entries else {}
+
+
+def paused_after(entry, lock_state):
+    """The percentage a release stopped at for an approval, or None: running, its last step is the
+    pause, and nobody holds the lock (a run that holds it is still moving)."""
+    steps = entry.get("steps") or []
+    if entry.get("outcome") == "running" and steps and steps[-1].get("name") == "pause" and lock_state != "held":
+        return int(steps[-1].get("after") or 0)
+    return None
+
+
+def release_id(now, suffix, kind=None):
+    """20261126T170000Z-1a2b, or 20261126T170000Z-rollback-1a2b."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{kind}-{suffix}" if kind else f"{stamp}-{suffix}"
+
+
+def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_step=None, migrations_level=0):
+    """The release of version: colors, the steps left, resume or not, and whether it must not run.
+
+    - first release: blue, one step of 100 %;
+    - the live color already runs version (and no release is unfinished): noop;
+    - a release paused for an approval: the same version resumes after its last step, another
+      version is refused;
+    - a release killed while it held the lock: not resumed; its lock decides (refused while valid,
+      taken over once expired, and the killed release is then abandoned).
+    """
+    version = str(version)
+    live = ledger.get("live") or None
+    colors = ledger.get("colors") or {}
+    last = last_release(ledger)
+    paused = paused_after(last, lock_state)
+    plan = {
+        "kind": "release",
+        "version": version,
+        "live": live or "",
+        "resume": paused is not None,
+        "noop": False,
+        "refused": None,
+        "abandons": None,
+        "migrations_level": int(migrations_level or 0),
+    }
+    if paused is not None and str(last.get("version")) != version:
+        plan["refused"] = (
+            f"Release {last['id']} of {ledger['app']} {last.get('version')} is paused after the {paused} % step "
+            f"(candidate {last.get('color')}). Resume it with -e switchyard_version={last.get('version')}, or undo it "
+            f"with playbooks/rollback.yml, before releasing {version}."
+        )
+    if paused is not None:
+        plan["id"], candidate, done = last["id"], last.get("color"), paused
+    else:
+        plan["id"], candidate, done = new_id, other_color(live) if live else COLORS[0], 0
+        if last.get("outcome") == "running":
+            plan["abandons"] = last["id"]
+    stop = int(stop_after_step) if stop_after_step not in (None, "") else 100
+    steps = [100] if not live else [int(s) for s in canary_steps if done < int(s) <= stop]
+    plan.update(
+        candidate=candidate,
+        steps=steps,
+        resume_after_step=done if paused is not None else None,
+        pause_after=stop if stop < 100 and live else None,
+        weights_per_step={str(s): canary_weights(s, live, candidate) for s in steps},
+        final_weights=canary_weights(100, live, candidate),
+    )
+    plan["noop"] = bool(
+        paused is None
+        and live
+        and str((colors.get(live) or {}).get("version") or "") == version
+        and last.get("outcome") != "running"
+    )
+    return plan
+
+
+def plan_rollback(ledger, new_id, force=False):
+    """Where a rollback sends the traffic, and whether it may.
+
+    - a release left unfinished (paused at a canary step, or killed): back to the live color, the
+      candidate out (mode canary);
+    - otherwise the last promotion undone: back to the previous color (mode previous);
+    - refused with nothing to go back to, when the previous color was retired by a contract, or
+      when contract migrations ran after it left (unless force).
+    """
+    live = ledger.get("live") or ""
+    colors = ledger.get("colors") or {}
+    last = last_release(ledger)
+    unfinished = last.get("outcome") == "running" and bool(live)
+    previous = ledger.get("previous") or ""
+    prev_state = colors.get(previous) or {} if previous else {}
+    plan = {
+        "kind": "rollback",
+        "id": new_id,
+        "mode": "canary" if unfinished else ("previous" if previous else "none"),
+        "to": live if unfinished else previous,
+        "away": (last.get("color") or "") if unfinished else live,
+        "version": (colors.get(live) or {}).get("version") if unfinished else prev_state.get("version"),
+        "refused": None,
+    }
+    plan["undoes"] = last.get("id") if unfinished else (colors.get(live) or {}).get("release_id")
+    last_contract = (ledger.get("migrations") or {}).get("last_contract_at")
+    contracted_since = (not unfinished) and bool(last_contract) and last_contract > (prev_state.get("demoted_at") or "")
+    app = ledger.get("app")
+    if plan["mode"] == "none":
+        plan["refused"] = f"Nothing to roll back for {app}: the ledger has no previous color."
+    elif prev_state.get("state") == "retired":
+        plan["refused"] = f"Rollback of {app} to {plan['to']} refused: that color was retired by a contract."
+    elif contracted_since and not force:
+        plan["refused"] = (
+            f"Rollback of {app} to {plan['to']} refused: contract migrations ran after it left, so its code may not "
+            "work on the current schema. Set switchyard_force_rollback=true to roll back anyway."
+        )
+    plan["weights"] = {plan["to"]: 256, plan["away"]: 0} if plan["refused"] is None and plan["away"] else None
+    return plan
+
+
+def live_schema_level(ledger):
+    """The migrations level the live color was promoted with ('' when the ledger does not say)."""
+    live = ledger.get("live")
+    if not live:
+        return ""
+    release = (ledger.get("colors") or {}).get(live, {}).get("release_id")
+    levels = [
+        s.get("migrations_level")
+        for r in ledger.get("releases") or []
+        if r.get("id") == release
+        for s in r.get("steps") or []
+        if s.get("name") == "promote" and s.get("migrations_level") not in (None, "")
+    ]
+    return str(levels[-1]) if levels else ""
+
+
+def plan_contract(ledger, now, new_id, rollback_window, migrations=True):
+    """Which color a contract retires, up to which schema level, and whether it may run now.
+
+    Refused during an unfinished release, without the live color's schema level (when there are
+    migrations), and inside the rollback window of the old color.
+    """
+    colors = ledger.get("colors") or {}
+    previous = ledger.get("previous") or ""
+    old = previous if previous and (colors.get(previous) or {}).get("state") != "retired" else ""
+    demoted = (colors.get(old) or {}).get("demoted_at") or "" if old else ""
+    window_ends = parse_time(demoted).timestamp() + float(rollback_window) if demoted else 0
+    live = ledger.get("live") or ""
+    app = ledger.get("app")
+    plan = {
+        "kind": "contract",
+        "id": new_id,
+        "live": live,
+        "old": old,
+        "demoted_at": demoted,
+        "window_ends": format_time(from_epoch(window_ends)) if demoted else "",
+        "level": live_schema_level(ledger),
+        "unfinished": last_release(ledger).get("outcome") == "running",
+        "refused": None,
+    }
+    if plan["unfinished"]:
+        plan["refused"] = (
+            f"A release of {app} is unfinished (paused or interrupted): finish it (release.yml) or undo it "
+            "(rollback.yml) before contract.yml."
+        )
+    elif migrations and not plan["level"]:
+        plan["refused"] = (
+            f"Contract refused: the ledger does not say which migrations the live color ({live or 'none'}) was "
+            "promoted with, so contract migrations could remove what it still uses. Release it with release.yml first."
+        )
+    elif old and now.timestamp() < window_ends:
+        plan["refused"] = (
+            f"Contract refused: {old} left at {demoted} and stays ready for rollback until {plan['window_ends']} "
+            f"(switchyard_rollback_window={rollback_window} s)."
+        )
+    return plan
+

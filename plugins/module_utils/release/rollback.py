@@ -1,0 +1,100 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The rollback module: lock, traffic back, ledger, unlock, in one call.
+
+The plan (release/plan.py) says where the traffic goes and whether it may; the LB interface
+moves it on every route; the ledger records the weights the LB shows afterwards. If moving the
+traffic fails, the rollback is recorded as failed and its lock released, so the next attempt (the
+socket back, say) is not refused by this one's own lock.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import observed_weights
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
+from ansible_collections.switchyard.release.plugins.module_utils.release import store
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError
+from ansible_collections.switchyard.release.plugins.module_utils.release.manager import new_release_id
+from ansible_collections.switchyard.release.plugins.module_utils.release.plan import plan_rollback
+
+
+class RollbackManager:
+    def __init__(self, module, runner=None):
+        self.module = module
+        self.params = module.params
+        self.runner = runner or CommandRunner(module)
+        self.lb = load_balancer(self.params["lb"], self.runner)
+        self.result = {"changed": False, "routes": []}
+
+    def base(self):
+        return {
+            "app": self.params["app"],
+            "path": self.params["path"],
+            "owner": self.params["owner"],
+            "lock_ttl": self.params["lock_ttl"],
+        }
+
+    def run(self):
+        ledger, _lock = store.read_state(self.params)
+        plan = plan_rollback(ledger, new_release_id(store.utc_now(), "rollback"), force=self.params["force_rollback"])
+        self.result["plan"] = plan
+        if plan["refused"]:
+            raise LedgerError(plan["refused"], ledger=ledger)
+        weights = plan["weights"]
+        states = {plan["to"]: "ready", plan["away"]: "maint"}
+        if self.module.check_mode:
+            self.shift(weights, states)
+            return self.result
+        begun = store.run_action(
+            store.action_params(
+                self.base(),
+                action="begin",
+                take_lock=True,
+                force=self.params["force_lock"],
+                release_id=plan["id"],
+                kind="rollback",
+                version=plan["version"],
+                color=plan["to"],
+                from_color=plan["away"],
+            ),
+            host=store.hostname(),
+            pid=store.process_id(),
+        )
+        self.result["takeover"] = begun["takeover"]
+        try:
+            self.shift(weights, states)
+        except SwitchyardError as exc:
+            self.end("fail", plan, f"moving the traffic to {plan['to']} failed: {exc.msg}")
+            raise
+        self.end("rollback", plan, self.params["reason"] or f"rollback by {store.action_params(self.base())['owner']}")
+        return self.result
+
+    def shift(self, weights, states):
+        for route in self.params["routes"]:
+            moved = self.lb.shift(
+                route, weights, states, up_timeout=self.params["up_timeout"], check_mode=self.module.check_mode
+            )
+            moved.pop("diff", None)
+            self.result["routes"].append(moved)
+            self.result["changed"] = self.result["changed"] or moved["changed"]
+        self.result["weights"] = observed_weights(self.result["routes"])
+
+    def end(self, action, plan, reason):
+        """Record the outcome with the weights the LB shows (none when nothing could be read), unlock."""
+        ended = store.run_action(
+            store.action_params(
+                self.base(),
+                action=action,
+                release_id=plan["id"],
+                color=plan["to"] if action == "rollback" else None,
+                reason=reason,
+                weights=self.result.get("weights") or None,
+            ),
+            host=store.hostname(),
+            pid=store.process_id(),
+        )
+        self.result["changed"] = True
+        self.result.update(ledger=ended["ledger"], release=ended["release"], lock_state=ended["lock_state"])

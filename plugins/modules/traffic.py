@@ -1,0 +1,186 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: traffic
+short_description: Move an application's traffic between its colors on every route of its load balancer
+version_added: 0.1.0
+description:
+  - Sets the weights (0 to 256) and states (ready, drain, maint) of the blue and green colors on every route of the
+    application's load balancer, whatever its kind (O(lb.kind)), in an order that never leaves a route without an UP
+    server with weight - a color leaving maint or drain first (waiting until it is UP), weights raised, weights
+    lowered, then drain (waiting up to O(drain_timeout) for its sessions) and maint - and persists each change so a
+    restart of the LB keeps it. Reads back and fails when the LB shows something else.
+  - Without O(weights) and O(states), only reads - the servers of each route and their shares of new traffic.
+  - With O(record), writes the result to the release ledger (a step, or the end of the release) with the weights
+    the LB shows afterwards. The release lock must be held by O(record.release_id) before anything moves (for a
+    step); a run that lost its lock changes nothing.
+  - For HAProxy this is M(switchyard.release.haproxy_weight)'s Runtime API change on each route's backend.
+author:
+  - Switchyard developers (@switchyard)
+extends_documentation_fragment:
+  - switchyard.release.attributes
+  - switchyard.release.lb
+  - switchyard.release.state
+attributes:
+  check_mode:
+    description: Reads the LB, plans the commands, changes nothing and records nothing.
+  diff_mode:
+    description: Per route, the servers' weights and states, and the persisted configuration, before and after.
+options:
+  weights:
+    description: The weight of each color (0 to 256); a color not given keeps its weight.
+    type: dict
+    suboptions:
+      blue:
+        description: Weight of blue.
+        type: int
+      green:
+        description: Weight of green.
+        type: int
+  states:
+    description: The state of each color; a color not given keeps its state.
+    type: dict
+    suboptions:
+      blue:
+        description: State of blue.
+        type: str
+        choices: [ready, drain, maint]
+      green:
+        description: State of green.
+        type: str
+        choices: [ready, drain, maint]
+  up_timeout:
+    description: Seconds a color leaving maint or drain may take to be UP before anything else changes.
+    type: int
+    default: 30
+  drain_timeout:
+    description: Seconds to wait for the sessions of a color set to drain to end (0 does not wait).
+    type: int
+    default: 0
+  require_idle:
+    description:
+      - Fail unless this color has weight 0 and no current sessions on every route, afterwards (a contract stops
+        the old color only then).
+    type: str
+    choices: [blue, green]
+  record:
+    description: Record the result in the release ledger of O(app) (under O(path)).
+    type: dict
+    suboptions:
+      release_id:
+        description: The release the record belongs to.
+        type: str
+        required: true
+      action:
+        description:
+          - V(step) records O(record.step) with the weights observed; the lock must be held by O(record.release_id).
+          - V(promote), V(rollback) and V(fail) end the release with the weights observed and release its lock
+            (as M(switchyard.release.release_state) does).
+        type: str
+        choices: [step, promote, rollback, fail]
+        default: step
+      step:
+        description: With V(step) - the step (C(name) and any other keys), as release_state takes it.
+        type: dict
+      color:
+        description: With V(promote) and V(rollback) - the color that holds the traffic afterwards.
+        type: str
+        choices: [blue, green]
+      reason:
+        description: With V(rollback) and V(fail) - why.
+        type: str
+"""
+
+EXAMPLES = r"""
+- name: A canary step of 10 %, recorded in the ledger
+  switchyard.release.traffic:
+    app: shop
+    lb: {dir: /var/lib/switchyard/shop/lb, container: shop-lb-haproxy-1}
+    routes: [api]
+    weights: {blue: 230, green: 26}
+    states: {green: ready}
+    up_timeout: 180
+    record:
+      release_id: "{{ release_id }}"
+      step: {name: canary-10}
+
+- name: Read where the traffic goes
+  switchyard.release.traffic:
+    app: shop
+    lb: {dir: /var/lib/switchyard/shop/lb}
+    routes: [api, web]
+  register: traffic
+"""
+
+RETURN = r"""
+routes:
+  description: Per route - route, changed, before and after (color to weight, state, up, status, sessions), shares
+    (percent of new traffic per color), commands sent.
+  returned: always
+  type: list
+  elements: dict
+servers:
+  description: Route to color to the servers as the LB shows them afterwards.
+  returned: always
+  type: dict
+weights:
+  description: Color to weight, as the LB shows them afterwards (first route).
+  returned: always
+  type: dict
+  sample: {blue: 230, green: 26}
+kind:
+  description: The LB kind.
+  returned: always
+  type: str
+ledger:
+  description: The ledger after the record.
+  returned: with record, not in check mode
+  type: dict
+release:
+  description: The ledger's entry of O(record.release_id) after the record.
+  returned: with record, not in check mode
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
+from ansible_collections.switchyard.release.plugins.module_utils.lb.traffic import RECORD_ACTIONS, Traffic
+from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
+
+COLOR_STATES = {"type": "str", "choices": ["ready", "drain", "maint"]}
+
+ARGUMENT_SPEC = {
+    **state_argument_spec(),
+    **lb_argument_spec(),
+    "weights": {"type": "dict", "options": {"blue": {"type": "int"}, "green": {"type": "int"}}},
+    "states": {"type": "dict", "options": {"blue": COLOR_STATES, "green": COLOR_STATES}},
+    "up_timeout": {"type": "int", "default": 30},
+    "drain_timeout": {"type": "int", "default": 0},
+    "require_idle": {"type": "str", "choices": ["blue", "green"]},
+    "record": {
+        "type": "dict",
+        "options": {
+            "release_id": {"type": "str", "required": True},
+            "action": {"type": "str", "choices": list(RECORD_ACTIONS), "default": "step"},
+            "step": {"type": "dict"},
+            "color": {"type": "str", "choices": ["blue", "green"]},
+            "reason": {"type": "str"},
+        },
+    },
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, Traffic)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Output recorded from the real tools of the testbed, for the parsers' unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
+HAPROXY = FIXTURES / "haproxy-2.6.12"
+DOCKER = FIXTURES / "docker-26.1.5-compose-2.26.1"
