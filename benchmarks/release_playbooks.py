@@ -1,10 +1,10 @@
 """Wall time of the playbooks an operator runs, end to end on the local inventory:
 
-- rollback.yml (target: under 5 s on this machine), alternating between the two colors, so each
-  run is a real rollback that moves all traffic;
-- release.yml with zero-length canary windows (no gate: Ansible's own overhead), once with the
-  default four steps and once with a single 100 % step - the difference over three steps is the
-  cost of one canary step;
+- rollback.yml (target: 1.5 s on this machine; one module call), alternating between the two
+  colors, so each run is a real rollback that moves all traffic;
+- release.yml with zero-length canary windows (no gate: Ansible's own overhead; target 12 s), once
+  with the default four steps and once with a single 100 % step - the difference over three steps
+  is the cost of one canary step;
 - the floor: ansible-playbook running one debug task on the same inventory, measured in the same
   run, so the ratios hold on a noisy machine.
 

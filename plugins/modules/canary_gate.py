@@ -153,6 +153,20 @@ options:
           max_latency_ms:
             description: Fail when the probes' p95 is above this.
             type: float
+          expect_header:
+            description:
+              - Every answer must carry this header matching this pattern, for example the server that answered
+                (the smoke probes check that C(X-Canary) reached the candidate).
+            type: dict
+            suboptions:
+              name:
+                description: The response header.
+                type: str
+                required: true
+              pattern:
+                description: A regular expression its value must match (searched).
+                type: str
+                required: true
   max_error_rate:
     description: Highest acceptable error rate of the canary (5xx and unanswered requests).
     type: float
@@ -307,6 +321,10 @@ SOURCES_SPEC = {
             "timeout": {"type": "float", "default": 5},
             "expect_status": {"type": "int", "default": 200},
             "max_latency_ms": {"type": "float"},
+            "expect_header": {
+                "type": "dict",
+                "options": {"name": {"type": "str", "required": True}, "pattern": {"type": "str", "required": True}},
+            },
         },
     },
 }

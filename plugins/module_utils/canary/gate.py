@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import time
 from urllib.parse import urlencode
 
@@ -90,7 +91,7 @@ class CanaryGate:
 
     def run(self):
         validate_static(self.params)
-        if not judge.HAS_SCIPY:
+        if not judge.HAS_SCIPY and ({"haproxy_stats", "haproxy_log"} & set(self.sources)):
             raise GateError(missing_required_lib("scipy"))
         if self.params["initial_delay"]:
             self.sleep(self.params["initial_delay"])
@@ -248,8 +249,9 @@ class CanaryGate:
         return out
 
     def probe(self, source):
-        statuses, latencies = [], []
+        statuses, latencies, wrong = [], [], []
         expect = source.get("expect_status", 200)
+        header = source.get("expect_header")
         for _attempt in range(source.get("count", 10)):
             began = time.monotonic()
             try:
@@ -258,19 +260,27 @@ class CanaryGate:
                 )
                 statuses.append(response.getcode())
                 response.read()
+                if header and not re.search(header["pattern"], response.headers.get(header["name"]) or ""):
+                    wrong.append(response.headers.get(header["name"]))
             except Exception as exc:  # HTTPError carries a code; anything else is no answer
                 statuses.append(getattr(exc, "code", -1))
             latencies.append((time.monotonic() - began) * 1000)
         bad = [s for s in statuses if s != expect]
         p95 = judge.percentile(latencies, 95)
         slow = source.get("max_latency_ms") is not None and p95 > source["max_latency_ms"]
-        status = judge.FAIL if bad or slow else judge.PASS
+        status = judge.FAIL if bad or slow or wrong else judge.PASS
         return [
             judge.metric(
                 "http_probe",
                 status,
                 f"{len(statuses) - len(bad)}/{len(statuses)} probes answered {expect}, p95 {p95:.0f} ms"
-                + (f" (limit {source['max_latency_ms']} ms)" if source.get("max_latency_ms") is not None else ""),
+                + (f" (limit {source['max_latency_ms']} ms)" if source.get("max_latency_ms") is not None else "")
+                + (
+                    f"; {len(wrong)} answered with {header['name']} {sorted(set(map(str, wrong)))}, "
+                    f"not matching {header['pattern']!r}"
+                    if wrong
+                    else ""
+                ),
                 source="http_probe",
                 canary=len(bad),
                 canary_n=len(statuses),

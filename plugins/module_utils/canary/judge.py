@@ -11,14 +11,18 @@ Too little data is never a promote and never a rollback.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
-try:
-    from scipy import stats as scipy_stats
+# scipy is imported when a test runs (it takes a few hundred ms): a gate of probes alone never pays it.
+HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 
-    HAS_SCIPY = True
-except ImportError:
-    HAS_SCIPY = False
+
+def scipy_stats():
+    from scipy import stats
+
+    return stats
+
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -63,7 +67,7 @@ def error_rates(canary, baseline, limits, source):
             )
         )
     # One-sided Fisher exact test: is the canary's error rate greater than the baseline's?
-    p_value = scipy_stats.fisher_exact([[k_c, n_c - k_c], [k_b, n_b - k_b]], alternative="greater")[1]
+    p_value = scipy_stats().fisher_exact([[k_c, n_c - k_c], [k_b, n_b - k_b]], alternative="greater")[1]
     increase = rate_c - rate_b
     significant = p_value < 1 - limits["confidence"]
     failed = significant and increase > limits["max_error_rate_increase"]
@@ -120,7 +124,7 @@ def latencies(canary_ms, baseline_ms, limits, source):
     if limits["max_latency_ratio"] is not None and n_b >= limits["min_samples"]:
         p95_c, p95_b = percentile(canary_ms, 95), percentile(baseline_ms, 95)
         ratio = p95_c / p95_b if p95_b else math.inf
-        p_value = scipy_stats.mannwhitneyu(canary_ms, baseline_ms, alternative="greater").pvalue
+        p_value = scipy_stats().mannwhitneyu(canary_ms, baseline_ms, alternative="greater").pvalue
         # %Ta is whole milliseconds: a fast service's p95 of 0 or 1 ms makes any ratio meaningless,
         # so a slower canary fails only when its p95 is also latency_tolerance_ms above the baseline's.
         tolerance = limits.get("latency_tolerance_ms") or 0

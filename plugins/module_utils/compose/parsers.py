@@ -62,6 +62,10 @@ def summarize_container(inspected):
         "image_id": inspected.get("Image"),
         "digest": digest,
         "config_hash": labels.get(CONFIG_HASH_LABEL),
+        "networks": {
+            name: net.get("IPAddress") or None
+            for name, net in sorted(((inspected.get("NetworkSettings") or {}).get("Networks") or {}).items())
+        },
         "labels": {k: v for k, v in labels.items() if not k.startswith(("com.docker.compose.", "org.opencontainers."))},
     }
 

@@ -27,6 +27,10 @@ class LoadBalancer:
 
     kind = None
 
+    def exists(self):
+        """Whether the LB has been set up on this host (its control endpoint is there)."""
+        raise NotImplementedError
+
     def servers(self, route):
         """{color: {weight, state, up, status, sessions}} as the LB shows them now."""
         raise NotImplementedError
@@ -37,6 +41,20 @@ class LoadBalancer:
         drained one to lose its sessions (up to drain_timeout), persist so a restart of the LB keeps it,
         and read it back. Returns {changed, before, after, shares, ...}; check mode changes nothing."""
         raise NotImplementedError
+
+    def check_route(self, route):
+        """Refuse a route name the LB cannot take (before anything is sent)."""
+        raise NotImplementedError
+
+    def shift_routes(self, routes, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
+        """shift() on every route, all or nothing as far as planning goes: every name is checked and
+        every route read and planned (its refusals raised) before the first command is sent."""
+        for route in routes:
+            self.check_route(route)
+        planned = [self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True) for route in routes]
+        if check_mode:
+            return planned
+        return [self.shift(route, weights, states, up_timeout, drain_timeout) for route in routes]
 
     def counters(self, route, colors):
         """A snapshot of the per-color request and error counters (for the canary gate's deltas)."""

@@ -21,7 +21,12 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
 from ansible_collections.switchyard.release.plugins.module_utils.release import store
-from ansible_collections.switchyard.release.plugins.module_utils.release.lock import require_holder
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError, find_release
+from ansible_collections.switchyard.release.plugins.module_utils.release.lock import (
+    LockError,
+    held_message,
+    require_holder,
+)
 
 RECORD_ACTIONS = ("step", "promote", "rollback", "fail")
 
@@ -49,23 +54,27 @@ class Traffic:
         if not self.params["routes"]:
             raise InvalidParameters("routes: give at least one route")
         record = self.params["record"]
-        if record and not self.module.check_mode:
-            self.require_lock(record)
-        for route in self.params["routes"]:
-            if weights or states:
-                moved = self.lb.shift(
-                    route,
-                    weights,
-                    states,
-                    up_timeout=self.params["up_timeout"],
-                    drain_timeout=self.params["drain_timeout"],
-                    check_mode=self.module.check_mode,
-                )
-            else:
+        if record:
+            self.record_params(record, {})  # a bad record is refused before anything moves
+            if not self.module.check_mode:
+                self.require_lock(record)
+        if weights or states:
+            moved = self.lb.shift_routes(
+                self.params["routes"],
+                weights,
+                states,
+                up_timeout=self.params["up_timeout"],
+                drain_timeout=self.params["drain_timeout"],
+                check_mode=self.module.check_mode,
+            )
+        else:
+            moved = []
+            for route in self.params["routes"]:
+                self.lb.check_route(route)
                 servers = self.lb.servers(route)
-                moved = {"route": route, "changed": False, "after": servers, "shares": shares(servers)}
-            self.result["routes"].append(moved)
-            self.result["changed"] = self.result["changed"] or moved["changed"]
+                moved.append({"route": route, "changed": False, "after": servers, "shares": shares(servers)})
+        self.result["routes"] = moved
+        self.result["changed"] = any(m["changed"] for m in moved)
         self.result["servers"] = {r["route"]: r["after"] for r in self.result["routes"]}
         self.result["weights"] = observed_weights(self.result["routes"])
         if self.params["require_idle"]:
@@ -84,26 +93,38 @@ class Traffic:
         return {"app": self.params["app"], "path": store.state_directory(self.params), **record}
 
     def require_lock(self, record):
+        """The lock must be held by the release (a step), or by nobody else (an ending)."""
         params = self.state_params(record)
-        lock, now = store.read_state(params)[1], store.utc_now()
+        ledger, lock = store.read_state(params)
+        app, release_id, now = params["app"], record["release_id"], store.utc_now()
         if record["action"] == "step":
-            require_holder(lock, params["app"], record["release_id"], "step", now)
+            require_holder(lock, app, release_id, "step", now)
+        elif lock is not None and lock["release_id"] != release_id:
+            raise LockError(
+                f"{held_message(app, lock)}: release {release_id} does not hold it, so its traffic is not moved",
+                lock=lock,
+            )
+        if find_release(ledger, release_id) is None:
+            raise LedgerError(f"release {release_id} is not in the ledger of {app}: begin it first")
 
-    def record(self, record):
+    def record_params(self, record, weights):
         step = dict(record.get("step") or {})
         action = record["action"]
         if action == "step":
             if not step.get("name"):
                 raise InvalidParameters("record.step.name is required with record.action=step")
-            step["weights"] = self.result["weights"]
-        params = store.action_params(
+            step["weights"] = weights
+        return store.action_params(
             self.state_params(record),
             action=action,
             step=step if action == "step" else None,
-            weights=self.result["weights"] if action != "step" else None,
+            weights=(weights or None) if action != "step" else None,
         )
+
+    def record(self, record):
+        params = self.record_params(record, self.result["weights"])
         if self.module.check_mode:
-            self.result["record"] = {"skipped": True, "action": action, "release_id": record["release_id"]}
+            self.result["record"] = {"skipped": True, "action": record["action"], "release_id": record["release_id"]}
             return
         outcome = store.run_action(params, host=store.hostname(), pid=store.process_id())
         self.result["changed"] = self.result["changed"] or outcome["changed"]

@@ -11,7 +11,12 @@ Jinja, and each case has its unit test.
 
 from __future__ import annotations
 
-from ansible_collections.switchyard.release.plugins.module_utils.common.clock import format_time, from_epoch, parse_time
+from ansible_collections.switchyard.release.plugins.module_utils.common.clock import (
+    UTC,
+    format_time,
+    from_epoch,
+    parse_time,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, other_color
 from ansible_collections.switchyard.release.plugins.module_utils.release.weights import canary_weights
 
@@ -33,7 +38,7 @@ def paused_after(entry, lock_state):
 
 def release_id(now, suffix, kind=None):
     """20261126T170000Z-1a2b, or 20261126T170000Z-rollback-1a2b."""
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{kind}-{suffix}" if kind else f"{stamp}-{suffix}"
 
 
@@ -190,4 +195,3 @@ def plan_contract(ledger, now, new_id, rollback_window, migrations=True):
             f"(switchyard_rollback_window={rollback_window} s)."
         )
     return plan
-

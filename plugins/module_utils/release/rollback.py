@@ -69,18 +69,23 @@ class RollbackManager:
         except SwitchyardError as exc:
             self.end("fail", plan, f"moving the traffic to {plan['to']} failed: {exc.msg}")
             raise
-        self.end("rollback", plan, self.params["reason"] or f"rollback by {store.action_params(self.base())['owner']}")
+        owner = self.params["owner"] or store.default_owner(store.hostname())
+        self.end("rollback", plan, self.params["reason"] or f"rollback by {owner}")
         return self.result
 
     def shift(self, weights, states):
-        for route in self.params["routes"]:
-            moved = self.lb.shift(
-                route, weights, states, up_timeout=self.params["up_timeout"], check_mode=self.module.check_mode
-            )
-            moved.pop("diff", None)
-            self.result["routes"].append(moved)
-            self.result["changed"] = self.result["changed"] or moved["changed"]
-        self.result["weights"] = observed_weights(self.result["routes"])
+        moved = self.lb.shift_routes(
+            self.params["routes"],
+            weights,
+            states,
+            up_timeout=self.params["up_timeout"],
+            check_mode=self.module.check_mode,
+        )
+        for route in moved:
+            route.pop("diff", None)
+        self.result["routes"] = moved
+        self.result["changed"] = self.result["changed"] or any(m["changed"] for m in moved)
+        self.result["weights"] = observed_weights(moved)
 
     def end(self, action, plan, reason):
         """Record the outcome with the weights the LB shows (none when nothing could be read), unlock."""

@@ -46,8 +46,7 @@ class HAProxy(LoadBalancer):
         self.state_file = os.path.join(self.dir, "state", "servers.state")
 
     # -- names ---------------------------------------------------------------------------------
-    @staticmethod
-    def check_route(route):
+    def check_route(self, route):
         if not isinstance(route, str) or not NAME_RE.match(route):
             raise InvalidParameters(f"routes: {route!r} is not a route name HAProxy accepts ([A-Za-z0-9_.:-])")
 
@@ -83,6 +82,9 @@ class HAProxy(LoadBalancer):
         return {c: servers[server_name(route, c)] for c in COLORS if server_name(route, c) in servers}
 
     # -- the interface -------------------------------------------------------------------------
+    def exists(self):
+        return os.path.exists(self.socket)
+
     def servers(self, route):
         change = self.change(route)
         return self.by_color(route, change.read())

@@ -52,6 +52,7 @@ def test_summary_of_a_healthy_compose_container() -> None:
     assert container["service"] == "api"
     assert container["state"] == "running" and container["health"] == "healthy"
     assert container["number"] == 1 and container["oneoff"] is False
+    assert all(isinstance(name, str) for name in container["networks"]), container["networks"]
     assert container["digest"].startswith("sha256:") and container["image"].endswith(container["digest"])
     assert container["image_id"].startswith("sha256:")
     assert not any(k.startswith(("com.docker.compose.", "org.opencontainers.")) for k in container["labels"])
