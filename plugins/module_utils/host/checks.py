@@ -12,7 +12,7 @@ PASS, FAIL, SKIP = "pass", "fail", "skip"
 
 def version_tuple(text):
     """'26.1.5+dfsg1' -> (26, 1, 5); None when there is no number."""
-    numbers = re.findall(r"\d+", str(text or "").split("+")[0].split("-")[0])
+    numbers = re.findall(r"\d+", re.split(r"[+-]", str(text or ""), maxsplit=1)[0])
     return tuple(int(n) for n in numbers[:3]) if numbers else None
 
 
