@@ -68,6 +68,13 @@ options:
         the old color only then).
     type: str
     choices: [blue, green]
+  best_effort:
+    description:
+      - V(false) - every route is read and planned before the first command is sent, so a refusal changes nothing.
+      - V(true) (the emergency paths - putting traffic back after a failure) - each route is moved as far as it
+        goes, and the failures are reported together at the end; the result says which routes moved.
+    type: bool
+    default: false
   record:
     description: Record the result in the release ledger of O(app) (under O(path)).
     type: dict
@@ -164,6 +171,7 @@ ARGUMENT_SPEC = {
     "up_timeout": {"type": "int", "default": 30},
     "drain_timeout": {"type": "int", "default": 0},
     "require_idle": {"type": "str", "choices": ["blue", "green"]},
+    "best_effort": {"type": "bool", "default": False},
     "record": {
         "type": "dict",
         "options": {

@@ -57,6 +57,11 @@ def validate_static(params):
         raise GateError("sources.haproxy_stats.backend (or sources.haproxy_log.backend) names the backend to judge")
 
 
+def header_matches(expected, headers):
+    """No header expected, or the answer carries it with a value matching the pattern."""
+    return not expected or bool(re.search(expected["pattern"], headers.get(expected["name"]) or ""))
+
+
 def given_sources(params):
     """The sources set (argument_spec fills the others with None)."""
     return {name: value for name, value in (params["sources"] or {}).items() if value is not None}
@@ -260,10 +265,17 @@ class CanaryGate:
                 )
                 statuses.append(response.getcode())
                 response.read()
-                if header and not re.search(header["pattern"], response.headers.get(header["name"]) or ""):
+                if not header_matches(header, response.headers):
                     wrong.append(response.headers.get(header["name"]))
-            except Exception as exc:  # HTTPError carries a code; anything else is no answer
+            except Exception as exc:  # HTTPError carries a code (and headers); anything else is no answer
                 statuses.append(getattr(exc, "code", -1))
+                answered = getattr(exc, "headers", None)
+                if (
+                    header
+                    and answered is not None
+                    and not re.search(header["pattern"], answered.get(header["name"]) or "")
+                ):
+                    wrong.append(answered.get(header["name"]))
             latencies.append((time.monotonic() - began) * 1000)
         bad = [s for s in statuses if s != expect]
         p95 = judge.percentile(latencies, 95)

@@ -46,15 +46,33 @@ class LoadBalancer:
         """Refuse a route name the LB cannot take (before anything is sent)."""
         raise NotImplementedError
 
-    def shift_routes(self, routes, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
-        """shift() on every route, all or nothing as far as planning goes: every name is checked and
-        every route read and planned (its refusals raised) before the first command is sent."""
+    def shift_routes(
+        self, routes, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, best_effort=False
+    ):
+        """shift() on every route. Every name is checked first; then every route is read and planned (its
+        refusals raised) before the first command is sent - or, best_effort (the emergency paths:
+        restore, rollback), each route is moved as far as it goes and the failures are raised together
+        at the end. A failure carries the routes done so far in its details."""
         for route in routes:
             self.check_route(route)
-        planned = [self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True) for route in routes]
         if check_mode:
-            return planned
-        return [self.shift(route, weights, states, up_timeout, drain_timeout) for route in routes]
+            return [self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True) for route in routes]
+        if not best_effort:
+            for route in routes:
+                self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True)
+        done, failures = [], []
+        for route in routes:
+            try:
+                done.append(self.shift(route, weights, states, up_timeout, drain_timeout))
+            except SwitchyardError as exc:
+                if not best_effort:
+                    exc.details["routes"] = done + [{"route": route, "changed": False, "failed": True, "msg": exc.msg}]
+                    raise
+                failures.append(f"route {route}: {exc.msg}")
+                done.append({"route": route, "changed": False, "failed": True, "msg": exc.msg})
+        if failures:
+            raise LBError("; ".join(failures), routes=done)
+        return done
 
     def counters(self, route, colors):
         """A snapshot of the per-color request and error counters (for the canary gate's deltas)."""
@@ -73,8 +91,8 @@ def shares(servers):
 
 
 def observed_weights(routes):
-    """{color: weight} the LB shows after a change, from the first route (every route is set alike)."""
-    first = routes[0] if routes else {}
+    """{color: weight} the LB shows after a change, from the first route moved (every route is set alike)."""
+    first = next((r for r in routes if r.get("after")), {})
     return {color: view["weight"] for color, view in sorted((first.get("after") or {}).items())}
 
 

@@ -11,7 +11,7 @@ lost its lock must not move traffic under another release.
 from __future__ import annotations
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
-from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
     MAX_WEIGHT,
     LBError,
@@ -59,14 +59,22 @@ class Traffic:
             if not self.module.check_mode:
                 self.require_lock(record)
         if weights or states:
-            moved = self.lb.shift_routes(
-                self.params["routes"],
-                weights,
-                states,
-                up_timeout=self.params["up_timeout"],
-                drain_timeout=self.params["drain_timeout"],
-                check_mode=self.module.check_mode,
-            )
+            try:
+                moved = self.lb.shift_routes(
+                    self.params["routes"],
+                    weights,
+                    states,
+                    up_timeout=self.params["up_timeout"],
+                    drain_timeout=self.params["drain_timeout"],
+                    check_mode=self.module.check_mode,
+                    best_effort=self.params["best_effort"],
+                )
+            except SwitchyardError as exc:
+                # What moved before the failure is in the result: the caller records the truth.
+                self.result["routes"] = exc.details.get("routes", [])
+                self.result["changed"] = any(r.get("changed") for r in self.result["routes"])
+                self.result["weights"] = observed_weights(self.result["routes"])
+                raise
         else:
             moved = []
             for route in self.params["routes"]:
@@ -104,8 +112,15 @@ class Traffic:
                 f"{held_message(app, lock)}: release {release_id} does not hold it, so its traffic is not moved",
                 lock=lock,
             )
-        if find_release(ledger, release_id) is None:
+        entry = find_release(ledger, release_id)
+        if entry is None:
             raise LedgerError(f"release {release_id} is not in the ledger of {app}: begin it first")
+        allowed = ("running", "promoted") if record["action"] in ("step", "promote") else ("running",)
+        if entry.get("outcome") not in allowed:
+            raise LedgerError(
+                f"release {release_id} of {app} ended {entry.get('outcome')} ({entry.get('reason') or 'no reason'}): "
+                "its traffic is not moved - another run owns the application now"
+            )
 
     def record_params(self, record, weights):
         step = dict(record.get("step") or {})

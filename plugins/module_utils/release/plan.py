@@ -31,9 +31,15 @@ def paused_after(entry, lock_state):
     """The percentage a release stopped at for an approval, or None: running, its last step is the
     pause, and nobody holds the lock (a run that holds it is still moving)."""
     steps = entry.get("steps") or []
-    if entry.get("outcome") == "running" and steps and steps[-1].get("name") == "pause" and lock_state != "held":
+    if entry.get("outcome") == "running" and steps and is_pause(steps[-1]) and lock_state != "held":
         return int(steps[-1].get("after") or 0)
     return None
+
+
+def is_pause(step):
+    """A pause step: pause-<percent> (each pause of a release is its own step), or pause."""
+    name = str(step.get("name") or "")
+    return name == "pause" or name.startswith("pause-")
 
 
 def release_id(now, suffix, kind=None):
@@ -110,9 +116,27 @@ def plan_rollback(ledger, new_id, force=False):
     live = ledger.get("live") or ""
     colors = ledger.get("colors") or {}
     last = last_release(ledger)
-    unfinished = last.get("outcome") == "running" and bool(live)
+    weights = ledger.get("weights") or {}
+    # A release that still has traffic on its candidate: running (paused, killed), or failed with its
+    # restore failed too (the ledger kept the last step's weights).
+    stranded = last.get("outcome") == "failed" and last.get("color") != live and weights.get(last.get("color"), 0) > 0
+    unfinished = (last.get("outcome") == "running" or stranded) and bool(live)
     previous = ledger.get("previous") or ""
     prev_state = colors.get(previous) or {} if previous else {}
+    retry = last_release(ledger, "rollback")
+    if retry.get("outcome") == "failed" and retry is (ledger.get("releases") or [{}])[-1] and retry.get("color"):
+        # The last rollback could not move the traffic: the next one finishes it, to the same color.
+        return {
+            "kind": "rollback",
+            "id": new_id,
+            "mode": "retry",
+            "to": retry["color"],
+            "away": retry.get("from_color") or other_color(retry["color"]),
+            "version": retry.get("version"),
+            "refused": None,
+            "undoes": retry["id"],
+            "weights": {retry["color"]: 256, retry.get("from_color") or other_color(retry["color"]): 0},
+        }
     plan = {
         "kind": "rollback",
         "id": new_id,

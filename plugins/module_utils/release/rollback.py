@@ -45,24 +45,22 @@ class RollbackManager:
             raise LedgerError(plan["refused"], ledger=ledger)
         weights = plan["weights"]
         states = {plan["to"]: "ready", plan["away"]: "maint"}
+        begin = store.action_params(
+            self.base(),
+            action="begin",
+            take_lock=True,
+            force=self.params["force_lock"],
+            release_id=plan["id"],
+            kind="rollback",
+            version=plan["version"],
+            color=plan["to"],
+            from_color=plan["away"],
+        )
         if self.module.check_mode:
+            store.run_action(begin, check_mode=True, host=store.hostname(), pid=store.process_id())
             self.shift(weights, states)
             return self.result
-        begun = store.run_action(
-            store.action_params(
-                self.base(),
-                action="begin",
-                take_lock=True,
-                force=self.params["force_lock"],
-                release_id=plan["id"],
-                kind="rollback",
-                version=plan["version"],
-                color=plan["to"],
-                from_color=plan["away"],
-            ),
-            host=store.hostname(),
-            pid=store.process_id(),
-        )
+        begun = store.run_action(begin, host=store.hostname(), pid=store.process_id())
         self.result["takeover"] = begun["takeover"]
         try:
             self.shift(weights, states)
@@ -74,13 +72,19 @@ class RollbackManager:
         return self.result
 
     def shift(self, weights, states):
-        moved = self.lb.shift_routes(
-            self.params["routes"],
-            weights,
-            states,
-            up_timeout=self.params["up_timeout"],
-            check_mode=self.module.check_mode,
-        )
+        try:
+            moved = self.lb.shift_routes(
+                self.params["routes"],
+                weights,
+                states,
+                up_timeout=self.params["up_timeout"],
+                check_mode=self.module.check_mode,
+                best_effort=True,  # an emergency: every route that can move does
+            )
+        except SwitchyardError as exc:
+            self.result["routes"] = exc.details.get("routes", [])
+            self.result["weights"] = observed_weights(self.result["routes"])
+            raise
         for route in moved:
             route.pop("diff", None)
         self.result["routes"] = moved

@@ -110,6 +110,12 @@ def begin(
     elif kind == "rollback":
         color = color or after["previous"]
         from_color = from_color or live
+    elif kind == "contract" and color and color == live:
+        # The plan saw it as the old color; a rollback made it live since: retiring it would stop the live code.
+        raise LedgerError(
+            f"contract {release_id} would retire {color}, which is live for {after['app']} now (a rollback since "
+            "the plan?): refused - run contract.yml again"
+        )
     for entry in after["releases"]:
         if entry.get("outcome") == "running":
             entry["outcome"] = "abandoned"

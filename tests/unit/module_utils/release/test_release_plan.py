@@ -333,3 +333,50 @@ def test_contract_without_the_schema_level() -> None:
 def test_release_id_formats() -> None:
     assert plan.release_id(T0, "1a2b") == "20261126T170000Z-1a2b"
     assert plan.release_id(T0, "1a2b", "rollback") == "20261126T170000Z-rollback-1a2b"
+
+
+# -- the failure paths of the emergency tools -------------------------------------------------------
+
+
+def test_a_second_pause_of_one_release_is_still_a_pause() -> None:
+    """Each pause is its own step (pause-<percent>): after the second, another version is refused."""
+    host = v1_live()
+    host.release("r2", "v2", 10, canary=(10,), end="pause", pause_after=10)
+    host.take_lock("r2", 20)
+    host.step("r2", {"name": "canary-25", "weights": canary_weights(25, "blue", "green")}, 21)
+    host.step("r2", {"name": "pause-25", "after": 25}, 22)
+    host.unlock("r2")
+    refused = plan.plan_release(host.ledger, "free", "v3", STEPS, "r3")
+    assert "is paused after the 25 % step" in refused["refused"]
+    resumed = plan.plan_release(host.ledger, "free", "v2", STEPS, "r3")
+    assert resumed["resume"] and resumed["id"] == "r2" and resumed["steps"] == [50, 100]
+
+
+def test_a_rollback_that_could_not_move_the_traffic_is_retried_to_the_same_color() -> None:
+    """A rollback of a paused canary abandons the release, then its LB move fails: the next rollback
+    finishes the same move instead of finding nothing to roll back."""
+    host = v2_paused_after_10()
+    first = plan.plan_rollback(host.ledger, "rb1")
+    assert (first["mode"], first["to"], first["away"]) == ("canary", "blue", "green")
+    host.take_lock("rb1", 30)
+    host.ledger = tr.begin(host.ledger, "rb1", at(30), kind="rollback", owner=OWNER, color="blue", from_color="green")
+    host.ledger = tr.fail(host.ledger, "rb1", at(31), reason="cannot connect to the HAProxy socket")
+    host.unlock("rb1")
+    retry = plan.plan_rollback(host.ledger, "rb2")
+    assert retry["refused"] is None, retry
+    assert (retry["mode"], retry["to"], retry["away"], retry["undoes"]) == ("retry", "blue", "green", "rb1")
+    assert retry["weights"] == {"blue": 256, "green": 0}
+
+
+def test_a_release_whose_restore_failed_is_rolled_back_to_the_live_color() -> None:
+    """The gate failed and putting traffic back failed too: the ledger keeps the canary's weights, and
+    rollback.yml sends everything to the live color (not to the color before it)."""
+    host = v2_promoted()  # green live, blue previous
+    host.take_lock("r3", 40)
+    host.ledger = tr.begin(host.ledger, "r3", at(40), owner=OWNER, version="v3")
+    host.step("r3", {"name": "deploy", "deployed": True}, 41)
+    host.step("r3", {"name": "canary-10", "weights": canary_weights(10, "green", "blue")}, 42)
+    host.ledger = tr.fail(host.ledger, "r3", at(43), reason="gate said rollback; putting traffic back failed")
+    host.unlock("r3")
+    rolled = plan.plan_rollback(host.ledger, "rb3")
+    assert (rolled["mode"], rolled["to"], rolled["away"]) == ("canary", "green", "blue"), rolled
