@@ -368,7 +368,7 @@ def test_rollback_that_cannot_reach_the_lb_is_recorded_failed_and_unlocked(lb: S
     book = ledger(state)
     entry = book["releases"][-1]
     assert entry["kind"] == "rollback" and entry["outcome"] == "failed", entry
-    assert entry["reason"].startswith("moving the traffic to blue failed: cannot connect to the HAProxy socket")
+    assert entry["reason"].startswith("moving the traffic to blue failed: route api: cannot connect to the HAProxy")
     assert (book["live"], book["previous"]) == ("green", "blue"), "live color unchanged"
     assert not (state / "release.lock").exists(), "the failed rollback released its lock"
     assert shown(lb) == {"blue": (0, "ready"), "green": (256, "ready")}
