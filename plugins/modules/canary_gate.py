@@ -33,11 +33,11 @@ attributes:
     support: none
 options:
   baseline:
-    description: The server name of the live color in the backend, for example C(api_blue).
+    description: The live color - its server in the backend (C(api_blue)), or with O(sources.lb) the color (C(blue)).
     type: str
     required: true
   canary:
-    description: The server name of the new color, for example C(api_green).
+    description: The new color - its server in the backend (C(api_green)), or with O(sources.lb) the color (C(green)).
     type: str
     required: true
   window:
@@ -126,6 +126,33 @@ options:
               min:
                 description: Fail below this value.
                 type: float
+      lb:
+        description:
+          - The counters (deltas, health, reload detection) and the request log (statuses, latencies) of one route of
+            the application's LB, through the LB interface, whatever its kind - what the canary role uses. With it,
+            O(baseline) and O(canary) are colors (V(blue), V(green)).
+        type: dict
+        suboptions:
+          kind:
+            description: The kind of load balancer.
+            type: str
+            choices: [haproxy]
+            default: haproxy
+          dir:
+            description: The LB's host directory (for HAProxy, C(run/admin.sock) is read).
+            type: path
+            required: true
+          container:
+            description: The LB's container, whose log carries the requests (C(docker logs --since --until)).
+            type: str
+          timeout:
+            description: Seconds to wait for the LB's control socket.
+            type: float
+            default: 5
+          route:
+            description: The route judged, for example C(api).
+            type: str
+            required: true
       http_probe:
         description: Synthetic HTTP requests, for example through the LB with C(X-Canary).
         type: dict
@@ -273,6 +300,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
 
 SOURCES_SPEC = {
     "haproxy_stats": {
@@ -310,6 +338,13 @@ SOURCES_SPEC = {
                     "min": {"type": "float"},
                 },
             },
+        },
+    },
+    "lb": {
+        "type": "dict",
+        "options": {
+            **lb_argument_spec()["lb"]["options"],
+            "route": {"type": "str", "required": True},
         },
     },
     "http_probe": {

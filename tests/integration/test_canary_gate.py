@@ -109,6 +109,40 @@ def test_a_slow_canary_is_rolled_back_on_p95_from_the_log(stack: Stack) -> None:
     assert by_name(result)["latency_ratio"]["test"] == "mann_whitney_u (one-sided)"
 
 
+def lb_source(stack: Stack) -> dict:
+    """The source the canary role uses: one route of the LB, through the LB interface (colors)."""
+    return {"lb": {"dir": str(stack.lb_dir), "container": stack.lb_container, "route": "api"}}
+
+
+def test_the_lb_source_judges_colors_through_the_lb_interface(stack: Stack) -> None:
+    shift(stack, 128, 128)
+    result = gate_under_load(stack, rate=120, baseline="blue", canary="green", sources=lb_source(stack))
+    assert result["verdict"] == "promote", result["metrics"]
+    metrics = by_name(result)
+    assert {m["source"] for m in result["metrics"]} == {"lb"}
+    assert metrics["error_rate"]["canary_n"] >= 100 and metrics["p95_ms"]["canary_n"] >= 50
+    assert set(result["measurements"][0]["counts"]) == {"blue", "green"}
+
+
+def test_the_lb_source_rolls_back_a_failing_color(stack: Stack) -> None:
+    stack.deploy("green", "v2", DEMO_FAIL_RATE="0.05")
+    stack.wait_status({"api_green": "UP"}, seconds=60)
+    try:
+        shift(stack, 230, 26)
+        result = gate_under_load(
+            stack, rate=200, window=7, baseline="blue", canary="green", sources=lb_source(stack), fail_on="rollback"
+        )
+    finally:
+        stack.deploy("green", "v2")
+        stack.wait_status({"api_green": "UP"}, seconds=60)
+    assert result["failed"] and result["verdict"] == "rollback" and "error_rate" in result["msg"], result["metrics"]
+
+
+def test_the_lb_source_takes_colors_not_server_names(stack: Stack) -> None:
+    result = gate(stack, window=0.1, sources=lb_source(stack))  # baseline api_blue: a server name
+    assert result["failed"] and "with sources.lb they are colors" in result["msg"], result["msg"]
+
+
 def test_no_traffic_holds(stack: Stack) -> None:
     shift(stack, 128, 128)
     result = gate(stack, window=2)

@@ -22,12 +22,14 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import delta, snapshot
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
 
 UNHEALTHY = ("DOWN", "MAINT", "NOLB")
-SOURCES = ("haproxy_log", "haproxy_stats", "http_probe", "prometheus")
+SOURCES = ("haproxy_log", "haproxy_stats", "http_probe", "lb", "prometheus")
 
 
 class GateError(SwitchyardError):
@@ -46,6 +48,11 @@ def validate_static(params):
     sources = given_sources(params)
     if not sources:
         raise GateError(f"sources: unknown none, given none; use one or more of {', '.join(SOURCES)}")
+    if sources.get("lb") and (params["baseline"] not in COLORS or params["canary"] not in COLORS):
+        raise GateError(
+            f"baseline={params['baseline']!r} and canary={params['canary']!r}: with sources.lb they are colors "
+            f"({', '.join(COLORS)})"
+        )
     log = sources.get("haproxy_log")
     if log is not None and bool(log.get("container")) == bool(log.get("path")):
         raise GateError("sources.haproxy_log: give exactly one of container or path")
@@ -79,6 +86,11 @@ class CanaryGate:
         log = self.sources.get("haproxy_log") or {}
         self.backend = stats.get("backend") or log.get("backend")
         self.api = RuntimeAPI(stats["socket"], timeout=stats.get("timeout", 5)) if stats else None
+        # The lb source: counters and request log of one route through the LB interface, whatever the
+        # LB kind; baseline and canary are then colors.
+        lb = self.sources.get("lb")
+        self.lb = load_balancer(lb, self.runner) if lb else None
+        self.route = (lb or {}).get("route")
         self.limits = {
             k: self.params[k]
             for k in (
@@ -96,7 +108,7 @@ class CanaryGate:
 
     def run(self):
         validate_static(self.params)
-        if not judge.HAS_SCIPY and ({"haproxy_stats", "haproxy_log"} & set(self.sources)):
+        if not judge.HAS_SCIPY and ({"haproxy_stats", "haproxy_log", "lb"} & set(self.sources)):
             raise GateError(missing_required_lib("scipy"))
         if self.params["initial_delay"]:
             self.sleep(self.params["initial_delay"])
@@ -124,17 +136,32 @@ class CanaryGate:
         return self.result
 
     # -- one measurement -----------------------------------------------------------------------
-    def measure(self, seconds):
+    def counters(self):
+        """A counter snapshot keyed by the baseline's and canary's names, or None without such a source."""
         servers = [self.params["baseline"], self.params["canary"]]
-        start_snap = snapshot(self.api, self.backend, servers) if self.api else None
+        if self.lb:
+            return self.lb.counters(self.route, servers)
+        return snapshot(self.api, self.backend, servers) if self.api else None
+
+    def samples(self, started, ended, offset):
+        """Per-request samples keyed by the baseline's and canary's names, or None without such a source."""
+        if self.lb:
+            return self.lb.request_samples(self.route, started, ended)
+        if "haproxy_log" in self.sources:
+            return parse_lines(self.log_lines(started, ended, offset), self.backend)
+        return None
+
+    def measure(self, seconds):
+        stats_source, log_source = ("lb", "lb") if self.lb else ("haproxy_stats", "haproxy_log")
+        start_snap = self.counters()
         log_offset = self.log_offset()
         started = utc_now()
         self.sleep(seconds)
         ended = utc_now()
-        end_snap = snapshot(self.api, self.backend, servers) if self.api else None
+        end_snap = self.counters()
         metrics, resets = [], []
         counts = None
-        if self.api:
+        if start_snap is not None:
             counts, resets = delta(start_snap, end_snap)
             canary = counts[self.params["canary"]]
             if str(canary["status"]).split(" ", maxsplit=1)[0] in UNHEALTHY:
@@ -143,29 +170,29 @@ class CanaryGate:
                         "health",
                         judge.FAIL,
                         f"canary {self.params['canary']} is {canary['status']} (last check {canary['check_status']})",
-                        source="haproxy_stats",
+                        source=stats_source,
                         canary=canary["status"],
                     )
                 )
             if resets:
                 metrics.append(
                     judge.metric(
-                        "counters", judge.INCONCLUSIVE, "window discarded: " + "; ".join(resets), source="haproxy_stats"
+                        "counters", judge.INCONCLUSIVE, "window discarded: " + "; ".join(resets), source=stats_source
                     )
                 )
-        if "haproxy_log" in self.sources:
-            samples = parse_lines(self.log_lines(started, ended, log_offset), self.backend)
+        samples = self.samples(started, ended, log_offset)
+        if samples is not None:
             c = samples.get(self.params["canary"])
             b = samples.get(self.params["baseline"])
             as_counts = {"requests": c.requests if c else 0, "errors": c.errors if c else 0}
             base_counts = {"requests": b.requests if b else 0, "errors": b.errors if b else 0}
-            metrics += judge.error_rates(as_counts, base_counts, self.limits, "haproxy_log")
+            metrics += judge.error_rates(as_counts, base_counts, self.limits, log_source)
             metrics += judge.latencies(
-                c.latencies_ms if c else [], b.latencies_ms if b else [], self.limits, "haproxy_log"
+                c.latencies_ms if c else [], b.latencies_ms if b else [], self.limits, log_source
             )
         elif counts is not None and not resets:
             metrics += judge.error_rates(
-                counts[self.params["canary"]], counts[self.params["baseline"]], self.limits, "haproxy_stats"
+                counts[self.params["canary"]], counts[self.params["baseline"]], self.limits, stats_source
             )
         if "prometheus" in self.sources:
             metrics += self.prometheus(self.sources["prometheus"])

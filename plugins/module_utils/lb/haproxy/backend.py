@@ -14,7 +14,7 @@ import os
 import re
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
-from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LoadBalancer
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LBError, LoadBalancer
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
@@ -42,6 +42,8 @@ class HAProxy(LoadBalancer):
         self.container = options.get("container")
         self.timeout = options.get("timeout") or 5
         self.socket = os.path.join(self.dir, "run", "admin.sock")
+        # The gate only reads: the lb role's user-level socket is enough, when it is there.
+        self.status_socket = os.path.join(self.dir, "run", "status.sock")
         self.config = os.path.join(self.dir, "etc", "haproxy.cfg")
         self.state_file = os.path.join(self.dir, "state", "servers.state")
 
@@ -109,11 +111,15 @@ class HAProxy(LoadBalancer):
 
     def counters(self, route, colors):
         self.check_route(route)
-        api = RuntimeAPI(self.socket, timeout=self.timeout)
-        return snapshot(api, backend_name(route), [server_name(route, c) for c in colors])
+        readable = self.status_socket if os.path.exists(self.status_socket) else self.socket
+        api = RuntimeAPI(readable, timeout=self.timeout)
+        taken = snapshot(api, backend_name(route), [server_name(route, c) for c in colors])
+        return {**taken, "servers": {c: taken["servers"][server_name(route, c)] for c in colors}}
 
     def request_samples(self, route, since, until):
         self.check_route(route)
+        if not self.container:
+            raise LBError("lb.container is needed to read HAProxy's request log (docker logs of the LB container)")
         _rc, out, err = self.runner.run(
             ["docker", "logs", "--since", since.isoformat(), "--until", until.isoformat(), self.container],
             f"reading the logs of {self.container}",
