@@ -276,3 +276,33 @@ def test_http_probes_through_the_lb_with_the_canary_header(stack: Stack) -> None
     assert "20/20 probes answered 200" in result["metrics"][0]["reason"]
     missing = run_module("canary_gate", {**args, "sources": {"http_probe": {**probe, "url": stack.url + "/nope"}}})
     assert missing["verdict"] == "rollback" and "0/20 probes answered 200" in missing["metrics"][0]["reason"]
+
+
+def test_a_probe_answered_by_the_wrong_server_fails_the_smoke(stack: Stack) -> None:
+    """expect_header: X-Canary names green, so every answer must come from api_green; asking for blue's
+    server fails, naming the header and what answered."""
+    shift(stack, 256, 0)
+    probe = {"url": stack.url + "/", "headers": {"X-Canary": "green"}, "count": 5}
+    args = {"baseline": "api_blue", "canary": "api_green", "window": 0.05, "fail_on": "never"}
+    right = run_module(
+        "canary_gate",
+        {
+            **args,
+            "sources": {
+                "http_probe": {**probe, "expect_header": {"name": "X-Switchyard-Server", "pattern": "_green$"}}
+            },
+        },
+    )
+    assert right["verdict"] == "promote", right["metrics"]
+    wrong = run_module(
+        "canary_gate",
+        {
+            **args,
+            "sources": {"http_probe": {**probe, "expect_header": {"name": "X-Switchyard-Server", "pattern": "_blue$"}}},
+        },
+    )
+    assert wrong["verdict"] == "rollback", wrong["metrics"]
+    assert (
+        "5 answered with X-Switchyard-Server" in wrong["metrics"][0]["reason"]
+        and "_blue$" in wrong["metrics"][0]["reason"]
+    )

@@ -381,3 +381,17 @@ def test_rollback_that_cannot_reach_the_lb_is_recorded_failed_and_unlocked(lb: S
     assert (book["live"], book["previous"]) == ("blue", "green")
     assert [r["outcome"] for r in book["releases"] if r["kind"] == "rollback"] == ["failed", "done"]
     assert book["takeovers"] == [] and not (state / "release.lock").exists()
+
+
+def test_best_effort_moves_every_route_it_can_and_names_the_one_it_could_not(lb: Stack, state: Path) -> None:
+    """The emergency path (the restore after a failed release): a route that fails does not keep the
+    others from going back; the failure names it, and the result says what moved."""
+    args = traffic(lb, state, routes=["api", "web"], weights={"blue": 64, "green": 192}, best_effort=True)
+    result = run_module("traffic", args)
+    assert result["failed"] and "route web:" in result["msg"] and "be_web" in result["msg"], result["msg"]
+    moved = {r["route"]: r for r in result["routes"]}
+    assert moved["api"]["changed"] and moved["web"]["failed"], result["routes"]
+    assert result["weights"] == {"blue": 64, "green": 192} and weights_shown(lb) == {"blue": 64, "green": 192}
+    # Without best_effort, the same call is refused before anything moves (see the bad-input cases).
+    again = ok(run_module("traffic", traffic(lb, state, weights={"blue": 64, "green": 192}, best_effort=True)))
+    assert again["changed"] is False

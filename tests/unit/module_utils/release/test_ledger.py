@@ -516,3 +516,17 @@ def test_run_action_check_mode_creates_nothing(tmp_path) -> None:
     other = tmp_path / "other"
     assert not store.run_action(params("unlock") | {"path": str(other)}, clock=lambda: at(0))["changed"]
     assert not other.exists()
+
+
+def test_begin_with_take_lock_takes_the_lock_and_opens_the_entry_in_one_write() -> None:
+    ledger = document.empty_ledger("shop")
+    result = act(ledger, None, "begin", 0, take_lock=True, version="v1")
+    assert result["lock"]["release_id"] == "r1" and result["release"]["outcome"] == "running"
+    again = act(result["ledger"], result["lock"], "begin", 1, take_lock=True, version="v1")
+    assert again["changed"] is False, "the same release begun again changes nothing"
+
+
+def test_begin_with_take_lock_is_refused_while_another_release_holds_it() -> None:
+    held = act(document.empty_ledger("shop"), None, "lock", 0, release_id="r9")["lock"]
+    with pytest.raises(LockError, match=r"held by ops@ctl \(release r9\)"):
+        act(document.empty_ledger("shop"), held, "begin", 1, take_lock=True, version="v1")
