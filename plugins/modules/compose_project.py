@@ -28,6 +28,8 @@ author:
 requirements:
   - Docker Engine with the Compose v2 plugin (C(docker compose)) on the target.
   - The Docker SDK for Python (C(docker) >= 7) on the target when O(resolve_digests=true) meets a tag.
+extends_documentation_fragment:
+  - switchyard.release.lease
 attributes:
   check_mode:
     description: Reads everything, plans, changes nothing, and says what would change.
@@ -71,10 +73,13 @@ options:
     description:
       - V(present) - up, detached, with pinned images, waiting until healthy when O(wait).
       - V(stopped) - containers stopped, kept.
+      - V(started) - the project's existing containers started again (a color stopped by hand or by an interrupted
+        contract), waiting until healthy when O(wait); nothing is created or recreated, and a project without
+        containers is an error. Needs no files.
       - V(absent) - down; named volumes are kept unless O(remove_volumes).
       - V(restarted) - restart every container of the project (always a change).
     type: str
-    choices: [present, stopped, absent, restarted]
+    choices: [present, stopped, started, absent, restarted]
     default: present
   images:
     description: Service name to image reference (tag or digest). Services not listed keep the image of the files.
@@ -254,6 +259,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.compose.project import ComposeProjectManager
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 
 ARGUMENT_SPEC = {
     "project": {"type": "str", "required": True},
@@ -263,7 +269,11 @@ ARGUMENT_SPEC = {
     "profiles": {"type": "list", "elements": "str", "default": []},
     "docker_host": {"type": "str"},
     "docker_cli": {"type": "path", "default": "docker"},
-    "state": {"type": "str", "choices": ["present", "stopped", "absent", "restarted"], "default": "present"},
+    "state": {
+        "type": "str",
+        "choices": ["present", "stopped", "started", "absent", "restarted"],
+        "default": "present",
+    },
     "images": {"type": "dict", "default": {}},
     "resolve_digests": {"type": "bool", "default": True},
     "require_digest": {"type": "bool", "default": True},
@@ -283,6 +293,7 @@ ARGUMENT_SPEC = {
             "timeout": {"type": "int"},
         },
     },
+    **lease_argument_spec(),
 }
 
 

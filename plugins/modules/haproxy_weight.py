@@ -25,10 +25,14 @@ description:
   - With O(persist), writes the same weights into the configuration file (rewriting the C(server) lines,
     validated with O(validate_command), renamed into place inside the mounted directory) and dumps
     C(show servers state) to the server-state file, so a reload keeps them.
-  - With O(reload=fallback), when the socket is unreachable, writes the validated configuration, runs
-    O(reload_command) and verifies the weights afterwards.
+  - With O(reload=fallback), when the socket is unreachable, writes the weights into the validated configuration
+    and the admin states (maint, drain) into the server-state file, runs O(reload_command) and verifies weights
+    and states afterwards through O(verify_socket) (the master CLI) or O(socket). When O(verify_socket) answers,
+    the current state is read there first, and nothing is reloaded if HAProxy already shows the target.
 author:
   - Switchyard developers (@switchyard)
+extends_documentation_fragment:
+  - switchyard.release.lease
 attributes:
   check_mode:
     description: All reads, no writes; the result and the diff say what would change.
@@ -200,6 +204,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import HAProxyWeightManager
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 
 ARGUMENT_SPEC = {
     "socket": {"type": "str", "required": True},
@@ -220,6 +225,7 @@ ARGUMENT_SPEC = {
     "verify_socket": {"type": "str"},
     "verify_prefix": {"type": "str", "default": ""},
     "timeout": {"type": "int", "default": 5},
+    **lease_argument_spec(),
 }
 
 

@@ -18,9 +18,12 @@ description:
     atomically (temporary file in the same directory, fsync, rename). The directory is created with mode 0700.
   - Every change is a read-modify-write inside an exclusive C(flock) on C(<path>/.release_state.mutex), so two
     runs at the same time cannot both take the lock.
-  - The lock has an owner and an expiry (O(lock_ttl)). A lock held by another release is refused until it
-    expires; an expired lock (or any lock, with O(force)) is taken over, the take-over is recorded in the ledger,
-    and the release that lost it is marked V(abandoned).
+  - The lock belongs to one run, named by a token (O(lock_token), returned when the lock is taken), and has an
+    owner and an expiry (O(lock_ttl)). Its holder renews it with every V(step) (and V(renew)); the modules that
+    change traffic, containers or the schema take the token (their C(lease) option) and renew it too. A lock
+    held by another run - even one of the same release - is refused until it expires; an expired lock (or any
+    lock, with O(force)) is taken over, the take-over is recorded in the ledger, and the release that lost it is
+    marked V(abandoned).
   - A missing ledger is an empty one (no live color). A ledger or lock file that cannot be read makes the task
     fail and is never overwritten.
 author:
@@ -40,17 +43,18 @@ options:
       - V(get) reads the ledger and the lock and changes nothing.
       - V(plan) reads them too and returns the plan of a release, a rollback or a contract (see O(plan)); it fails,
         with the plan, when that operation must not run now.
-      - V(lock) takes the release lock for O(release_id); V(unlock) releases it.
-      - V(begin) records a new release (it needs the lock); V(step) records one of its steps.
+      - V(lock) takes the release lock for O(release_id) and returns its C(lock_token); V(renew) extends it by
+        O(lock_ttl) from now; V(unlock) releases it.
+      - V(begin) records a new release (it needs the lock); V(step) records one of its steps. Both renew the lock.
       - V(promote), V(rollback), V(fail) and V(retire) end a release and update the colors, then release the lock
         (see O(unlock)).
     type: str
     required: true
-    choices: [get, plan, lock, unlock, begin, step, promote, rollback, fail, retire]
+    choices: [get, plan, lock, renew, unlock, begin, step, promote, rollback, fail, retire]
   release_id:
     description:
       - The release, for example C(shop-20261126T170000-v2). Letters, digits, C(.), C(_), C(:) and C(-).
-      - Required except with V(get) and V(plan).
+      - Required except with V(get), V(plan) and V(renew).
     type: str
   owner:
     description:
@@ -58,9 +62,19 @@ options:
       - Defaults to C(<login user>@<hostname>) of the host running the module.
     type: str
   lock_ttl:
-    description: Seconds after which the lock taken by V(lock) expires and can be taken over.
+    description:
+      - Seconds after which the lock expires and can be taken over, counted from when it was taken or last
+        renewed (V(lock), V(begin), V(step), V(renew)).
     type: int
     default: 3600
+  lock_token:
+    description:
+      - The token of the run that holds the lock - what V(lock) (or V(begin) with O(take_lock)) returned as
+        C(lock_token). Letters, digits, C(_) and C(-), 8 to 128 characters.
+      - When taking the lock - the token to hold it with (a new random one when omitted).
+      - Required with V(step), V(renew) and V(begin) without O(take_lock); V(unlock) and the ending actions
+        release the lock only when it matches, and the ending actions are refused under another run's lock.
+    type: str
   take_lock:
     description:
       - With V(begin) - take the release lock first (as V(lock) does, with O(lock_ttl) and O(force)), in the same
@@ -170,8 +184,8 @@ options:
     type: int
     default: 50
 notes:
-  - V(begin) and V(step) need the lock held by O(release_id) - in check mode too, where the preceding V(lock) task
-    took nothing.
+  - V(begin), V(step) and V(renew) need the lock held by O(lock_token) - in check mode too, where the preceding
+    V(lock) task took nothing.
 """
 
 EXAMPLES = r"""
@@ -180,13 +194,15 @@ EXAMPLES = r"""
     app: shop
     action: lock
     release_id: "{{ release_id }}"
-    lock_ttl: 3600
+    lock_ttl: 900
+  register: locked
 
 - name: Begin the release (deploys the idle color)
   switchyard.release.release_state:
     app: shop
     action: begin
     release_id: "{{ release_id }}"
+    lock_token: "{{ locked.lock_token }}"
     version: v2
     images: {api: "127.0.0.1:5000/shop/api@sha256:4f6e...", worker: "127.0.0.1:5000/shop/worker@sha256:9b1c..."}
   register: release
@@ -196,6 +212,7 @@ EXAMPLES = r"""
     app: shop
     action: step
     release_id: "{{ release_id }}"
+    lock_token: "{{ locked.lock_token }}"
     step: {name: deploy, deployed: true, migrations_applied: ["0003"]}
 
 - name: Record a canary step and its verdict
@@ -203,6 +220,7 @@ EXAMPLES = r"""
     app: shop
     action: step
     release_id: "{{ release_id }}"
+    lock_token: "{{ locked.lock_token }}"
     step:
       name: canary-10
       weights: {blue: 230, green: 26}
@@ -213,6 +231,7 @@ EXAMPLES = r"""
     app: shop
     action: promote
     release_id: "{{ release_id }}"
+    lock_token: "{{ locked.lock_token }}"
     weights: {blue: 0, green: 256}
 
 - name: Or the gate said rollback - traffic stays on the live color
@@ -220,6 +239,7 @@ EXAMPLES = r"""
     app: shop
     action: rollback
     release_id: "{{ release_id }}"
+    lock_token: "{{ locked.lock_token }}"
     color: "{{ release.release.from_color }}"
     reason: "{{ gate.reason }}"
     weights: {blue: 256, green: 0}
@@ -249,9 +269,16 @@ ledger:
     weights: {blue: 0, green: 256}
 lock:
   description:
-    - The release lock after the action - owner, release_id, acquired_at, expires_at, host, pid; null when free.
+    - The release lock after the action - owner, release_id, token, acquired_at, expires_at, host, pid; null when
+      free.
   returned: always
   type: dict
+lock_token:
+  description: The token of the run holding the lock when O(lock_token) holds it after the action (a new one after
+    V(lock) without O(lock_token)); null otherwise.
+  returned: always
+  type: str
+  sample: 3f0c9a7e5b1d4c2a8e6f0b9d7c5a3e1f
 lock_state:
   description: V(free), V(held) or V(expired) - the state of the lock after the action.
   returned: always
@@ -299,6 +326,7 @@ ARGUMENT_SPEC = {
     "release_id": {"type": "str"},
     "owner": {"type": "str"},
     "lock_ttl": {"type": "int", "default": 3600},
+    "lock_token": {"type": "str", "no_log": False},
     "take_lock": {"type": "bool", "default": False},
     "plan": {
         "type": "dict",
@@ -332,7 +360,7 @@ def main():
         argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
         required_if=[
-            *[("action", action, ["release_id"]) for action in ACTIONS if action not in ("get", "plan")],
+            *[("action", action, ["release_id"]) for action in ACTIONS if action not in ("get", "plan", "renew")],
             ("action", "step", ["step"]),
             ("action", "rollback", ["color"]),
             ("action", "plan", ["plan"]),

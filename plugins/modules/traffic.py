@@ -17,14 +17,15 @@ description:
     restart of the LB keeps it. Reads back and fails when the LB shows something else.
   - Without O(weights) and O(states), only reads - the servers of each route and their shares of new traffic.
   - With O(record), writes the result to the release ledger (a step, or the end of the release) with the weights
-    the LB shows afterwards. The release lock must be held by O(record.release_id) before anything moves (for a
-    step); a run that lost its lock changes nothing.
+    the LB shows afterwards. O(record) needs O(lease) - the release lock must be held by this run before anything
+    moves; a run that lost its lock changes nothing.
   - For HAProxy this is M(switchyard.release.haproxy_weight)'s Runtime API change on each route's backend.
 author:
   - Switchyard developers (@switchyard)
 extends_documentation_fragment:
   - switchyard.release.attributes
   - switchyard.release.lb
+  - switchyard.release.lease
   - switchyard.release.state
 attributes:
   check_mode:
@@ -85,7 +86,7 @@ options:
         required: true
       action:
         description:
-          - V(step) records O(record.step) with the weights observed; the lock must be held by O(record.release_id).
+          - V(step) records O(record.step) with the weights observed (and renews the lock of O(lease)).
           - V(promote), V(rollback) and V(fail) end the release with the weights observed and release its lock
             (as M(switchyard.release.release_state) does).
         type: str
@@ -112,6 +113,7 @@ EXAMPLES = r"""
     weights: {blue: 230, green: 26}
     states: {green: ready}
     up_timeout: 180
+    lease: {app: shop, token: "{{ locked.lock_token }}", ttl: 900}
     record:
       release_id: "{{ release_id }}"
       step: {name: canary-10}
@@ -159,6 +161,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.lb.traffic import RECORD_ACTIONS, Traffic
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
 
 COLOR_STATES = {"type": "str", "choices": ["ready", "drain", "maint"]}
@@ -166,6 +169,7 @@ COLOR_STATES = {"type": "str", "choices": ["ready", "drain", "maint"]}
 ARGUMENT_SPEC = {
     **state_argument_spec(),
     **lb_argument_spec(),
+    **lease_argument_spec(),
     "weights": {"type": "dict", "options": {"blue": {"type": "int"}, "green": {"type": "int"}}},
     "states": {"type": "dict", "options": {"blue": COLOR_STATES, "green": COLOR_STATES}},
     "up_timeout": {"type": "int", "default": 30},

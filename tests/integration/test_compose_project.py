@@ -139,8 +139,21 @@ def test_stopped_and_absent_four_ways_keep_named_volumes(testbed: Testbed, schem
     assert results[1]["actions"]["stopped"] == ["api"]
     assert [c["state"] for c in results[1]["services"]] == ["exited"]
 
+    # started: the same containers again, healthy, without files (a rollback to a stopped color).
+    stopped_ids = blue.container_ids()
+    results = four_way("compose_project", {"project": blue.project, "state": "started", "wait_timeout": 60})
+    assert_four_way(results, expect_change=True)
+    assert results[1]["actions"]["started"] == ["api"] and blue.container_ids() == stopped_ids
+    assert [(c["state"], c["health"]) for c in results[1]["services"]] == [("running", "healthy")]
+    stop = run_module("compose_project", {"project": blue.project, "state": "stopped"})
+    assert not stop.get("failed"), stop.get("msg")
+
     results = four_way("compose_project", {"project": blue.project, "state": "absent"})
     assert_four_way(results, expect_change=True)
+    assert blue.container_ids() == []
+    # Nothing to start once removed: said so, nothing created.
+    gone = run_module("compose_project", {"project": blue.project, "state": "started"})
+    assert gone["failed"] and "has no containers (it was removed" in gone["msg"], gone["msg"]
     assert blue.container_ids() == []
 
     # The data project's named volume survives absent unless remove_volumes is set.
@@ -152,6 +165,21 @@ def test_stopped_and_absent_four_ways_keep_named_volumes(testbed: Testbed, schem
     assert_four_way(results, expect_change=True)
     assert results[0]["volumes_removed"] == [volume]
     assert docker("volume", "inspect", volume, check=False).returncode != 0
+
+
+def test_a_run_that_lost_its_release_lock_changes_no_container(make_color, tmp_path, testbed: Testbed) -> None:
+    """The lease: compose_project checks the token before anything changes, and names the holder."""
+    state = tmp_path / "state"
+    rs = {"app": "shop", "path": str(state), "release_id": "r1"}
+    mine = run_module("release_state", {**rs, "action": "lock", "lock_ttl": 60})
+    run_module("release_state", {**rs, "action": "lock", "release_id": "r2", "owner": "bob@ctl", "force": True})
+    blue = make_color("blue")
+    lease = {"app": "shop", "path": str(state), "token": mine["lock_token"]}
+    args = blue.args(images={"api": testbed.image("demo-app:v1")}, lease=lease)
+    result = run_module("compose_project", args)
+    assert result["failed"] and result["msg"].startswith("refusing to act: action=renew"), result["msg"]
+    assert "held by bob@ctl (release r2)" in result["msg"]
+    assert blue.container_ids() == []
 
 
 def test_a_tag_is_refused_without_resolution_naming_the_service(testbed: Testbed, schema, make_color) -> None:

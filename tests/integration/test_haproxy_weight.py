@@ -117,6 +117,53 @@ def test_fallback_reload_when_the_socket_is_gone(lb: Stack) -> None:
     assert again["changed"] is False
 
 
+def test_fallback_carries_states_through_the_reload(lb: Stack) -> None:
+    """maint goes into the server-state file, weights into the configuration: after the reload the
+    new worker shows both (the check inside the fallback verifies it), and a second run changes nothing."""
+    args = lb.weights(
+        socket=str(lb.lb_dir / "run" / "gone.sock"),
+        weights={"api_blue": 256, "api_green": 0},
+        states={"api_green": "maint"},
+        reload="fallback",
+        reload_command=["docker", "kill", "--signal", "USR2", lb.lb_container],
+        verify_socket=lb.master_socket,
+        verify_prefix="@1 ",
+    )
+    result = run_module("haproxy_weight", args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["method"] == "reload" and result["changed"]
+    assert {n: (s["weight"], s["state"]) for n, s in lb.servers().items()} == {
+        "api_blue": (256, "ready"),
+        "api_green": (0, "maint"),
+    }
+    assert "be_api 2 api_green" in open(lb.state_file).read()
+    again = run_module("haproxy_weight", args)
+    assert not again.get("failed") and again["changed"] is False, again
+    # And back to ready through the same path: the forced-maint bit leaves the file.
+    back = run_module("haproxy_weight", {**args, "states": {"api_green": "ready"}})
+    assert not back.get("failed"), back.get("msg")
+    assert lb.servers()["api_green"]["state"] == "ready"
+
+
+def test_fallback_without_any_socket_reads_the_files(lb: Stack) -> None:
+    """Neither the admin socket nor the master CLI answers: what a reload would start with comes from
+    the configuration and the server-state file; the change is verified once the admin socket answers."""
+    args = lb.weights(
+        socket=str(lb.lb_dir / "run" / "gone.sock"),
+        weights={"api_blue": 128, "api_green": 128},
+        reload="fallback",
+        reload_command=["docker", "kill", "--signal", "USR2", lb.lb_container],
+        verify_socket=str(lb.lb_dir / "run" / "gone-master.sock"),
+    )
+    check = run_module("haproxy_weight", args, check=True)
+    assert not check.get("failed"), check.get("msg")
+    assert check["changed"] and check["before"]["api_green"]["up"] is None, "read from the files"
+    failed = run_module("haproxy_weight", args)
+    # The reload happened, but nothing answers on the sockets it was told to verify through.
+    assert failed["failed"] and "could not verify" in failed["msg"], failed
+    assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 128, "api_green": 128}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

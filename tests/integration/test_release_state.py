@@ -27,6 +27,9 @@ def state(tmp_path: Path) -> Path:
 
 
 def rs(state: Path, action: str, **args) -> dict:
+    """release_state's arguments; each release is one run, with its own lock token, unless a test says otherwise."""
+    if args.get("release_id") and "lock_token" not in args:
+        args["lock_token"] = f"token-of-{args['release_id']}"
     return {"app": "shop", "path": str(state), "action": action, **args}
 
 
@@ -80,7 +83,8 @@ def test_lock_four_ways_files_and_modes(state: Path) -> None:
     lock = apply["lock"]
     assert lock["owner"] == f"{getpass.getuser()}@{socket.gethostname()}"
     assert lock["host"] == socket.gethostname() and isinstance(lock["pid"], int)
-    assert set(lock) == {"owner", "release_id", "acquired_at", "expires_at", "host", "pid"}
+    assert set(lock) == {"owner", "release_id", "token", "acquired_at", "expires_at", "host", "pid"}
+    assert lock["token"] == apply["lock_token"] == "token-of-r1"
     assert on_disk(state) == (None, lock), "taking the lock writes the lock only"
     assert mode(state) == 0o700 and mode(state / "release.lock") == 0o600
     assert mode(state / ".release_state.mutex") == 0o600
@@ -222,7 +226,7 @@ def test_a_second_release_is_refused_by_the_lock(state: Path) -> None:
 
 def test_expired_lock_is_taken_over_and_recorded(state: Path) -> None:
     ok(run_module("release_state", rs(state, "lock", release_id="r1", owner="alice@ctl", lock_ttl=1)))
-    ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v1")))
+    ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v1", lock_ttl=1)))  # renews for 1 s
     time.sleep(1.5)
     assert ok(run_module("release_state", rs(state, "get", release_id="r1")))["lock_state"] == "expired"
     check = ok(run_module("release_state", rs(state, "lock", release_id="r2", owner="bob@ctl"), check=True))
@@ -293,3 +297,32 @@ def test_history_limit(state: Path) -> None:
     ledger, lock = on_disk(state)
     assert [r["id"] for r in ledger["releases"]] == ["r2", "r3"] and lock is None
     assert sorted(os.listdir(state)) == [".release_state.mutex", "ledger.json"]
+
+
+def test_two_runs_resuming_one_release_do_not_share_its_lock(state: Path) -> None:
+    """Two operators re-run the same paused release at once: the lock is per run (its token), so the
+    second is refused while the first holds it, naming the holder."""
+    first = ok(run_module("release_state", rs(state, "lock", release_id="r1", lock_token=None, owner="alice@ctl")))
+    assert len(first["lock_token"]) == 32, "a new token when none is given"
+    second = run_module("release_state", rs(state, "lock", release_id="r1", lock_token=None, owner="bob@ctl"))
+    assert second["failed"] and "held by alice@ctl (release r1)" in second["msg"], second["msg"]
+    assert "another run of the same release" in second["msg"]
+    ok(run_module("release_state", rs(state, "unlock", release_id="r1", lock_token=first["lock_token"])))
+
+
+def test_renewals_keep_a_release_longer_than_its_ttl(state: Path) -> None:
+    """A 3 s lock renewed by each step outlives its ttl; once its run stops renewing, it expires."""
+    ok(run_module("release_state", rs(state, "lock", release_id="r1", lock_ttl=3)))
+    ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v1", lock_ttl=3)))
+    started, n = time.monotonic(), 0
+    while time.monotonic() - started < 7:  # more than twice the ttl
+        time.sleep(0.5)
+        n += 1
+        ok(run_module("release_state", rs(state, "step", release_id="r1", lock_ttl=3, step={"name": f"s{n}"})))
+        refused = run_module("release_state", rs(state, "lock", release_id="r2", owner="bob@ctl"))
+        assert refused["failed"] and "held by" in refused["msg"], "taken over while it was renewed"
+    renewed = ok(run_module("release_state", rs(state, "renew", lock_token="token-of-r1", lock_ttl=3)))
+    assert renewed["changed"] is False and renewed["lock_state"] == "held"
+    time.sleep(4.5)  # the expiry is rounded up to the second
+    taken = ok(run_module("release_state", rs(state, "lock", release_id="r2", owner="bob@ctl")))
+    assert taken["takeover"]["previous_release_id"] == "r1" and taken["takeover"]["forced"] is False

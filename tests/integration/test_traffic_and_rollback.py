@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.compose import unique_name
+from support.compose import docker, unique_name
 from support.modules import run_module
 from support.stack import Stack
 from support.testbed import Testbed
@@ -91,12 +91,23 @@ def files(state: Path) -> dict:
     return {p.name: p.read_text() for p in sorted(state.iterdir())} if state.exists() else {}
 
 
+def begun(state: Path, rid: str, version: str) -> str:
+    """lock and begin, as release.yml does: the token of this run."""
+    token = ok(run_module("release_state", rs(state, "lock", release_id=rid)))["lock_token"]
+    ok(run_module("release_state", rs(state, "begin", release_id=rid, version=version, lock_token=token)))
+    return token
+
+
+def lease(state: Path, token: str, **extra) -> dict:
+    return {"app": APP, "path": str(state), "token": token, **extra}
+
+
 def release(state: Path, rid: str, version: str) -> None:
     """A whole release, as release.yml records it: lock, begin, deploy step, promote."""
-    ok(run_module("release_state", rs(state, "lock", release_id=rid)))
-    ok(run_module("release_state", rs(state, "begin", release_id=rid, version=version)))
-    ok(run_module("release_state", rs(state, "step", release_id=rid, step={"name": "deploy", "deployed": True})))
-    ok(run_module("release_state", rs(state, "promote", release_id=rid)))
+    token = begun(state, rid, version)
+    step = {"name": "deploy", "deployed": True}
+    ok(run_module("release_state", rs(state, "step", release_id=rid, step=step, lock_token=token)))
+    ok(run_module("release_state", rs(state, "promote", release_id=rid, lock_token=token)))
 
 
 def green_live_blue_previous(stack: Stack, state: Path) -> None:
@@ -161,10 +172,13 @@ def test_read_mode_returns_the_servers_and_shares(lb: Stack, state: Path) -> Non
 
 
 def test_record_a_step_with_the_weights_observed(lb: Stack, state: Path) -> None:
-    ok(run_module("release_state", rs(state, "lock", release_id="r1")))
-    ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v2")))
+    token = begun(state, "r1", "v2")
     args = traffic(
-        lb, state, weights={"blue": 192, "green": 64}, record={"release_id": "r1", "step": {"name": "canary-25"}}
+        lb,
+        state,
+        weights={"blue": 192, "green": 64},
+        lease=lease(state, token),
+        record={"release_id": "r1", "step": {"name": "canary-25"}},
     )
     # Check mode moves nothing and records nothing.
     before = files(state)
@@ -199,28 +213,32 @@ def test_record_a_step_with_the_weights_observed(lb: Stack, state: Path) -> None
     ids=["step", "promote"],
 )
 def test_record_under_another_releases_lock_moves_nothing(lb: Stack, state: Path, record: dict) -> None:
-    ok(run_module("release_state", rs(state, "lock", release_id="r1")))
-    ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v2")))
+    token = begun(state, "r1", "v2")
     # r1 lost its lock: another run took it over.
     ok(run_module("release_state", rs(state, "lock", release_id="r2", owner="bob@ctl", force=True)))
     before = files(state)
-    result = run_module("traffic", traffic(lb, state, weights={"blue": 128, "green": 128}, record=record))
+    args = traffic(lb, state, weights={"blue": 128, "green": 128}, lease=lease(state, token), record=record)
+    result = run_module("traffic", args)
     assert result["failed"], result
-    assert "bob@ctl (release r2)" in result["msg"], result["msg"]
-    if record.get("action", "step") == "step":
-        assert "action=step needs the release lock of shop held by release r1" in result["msg"]
-        assert "held by bob@ctl (release r2)" in result["msg"]
+    assert result["msg"].startswith("refusing to act: action=renew needs the release lock of shop"), result["msg"]
+    assert "held by bob@ctl (release r2)" in result["msg"] and "this run has lost it" in result["msg"]
     assert shown(lb) == {"blue": (256, "ready"), "green": (0, "ready")}, "a run that lost its lock moved traffic"
     assert result.get("routes") == [], "nothing was moved"
     assert files(state) == before
 
 
 def test_record_without_a_step_name_is_refused_before_anything_moves(lb: Stack, state: Path) -> None:
-    ok(run_module("release_state", rs(state, "lock", release_id="r1")))
-    ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v2")))
+    token = begun(state, "r1", "v2")
     before = files(state)
-    result = run_module("traffic", traffic(lb, state, weights={"blue": 128, "green": 128}, record={"release_id": "r1"}))
+    args = traffic(
+        lb, state, weights={"blue": 128, "green": 128}, lease=lease(state, token), record={"release_id": "r1"}
+    )
+    result = run_module("traffic", args)
     assert result["failed"] and "record.step.name is required" in result["msg"], result.get("msg")
+    # A record without a lease is refused too: only the holder of the lock records.
+    args = traffic(lb, state, weights={"blue": 128, "green": 128}, record={"release_id": "r1", "step": {"name": "x"}})
+    result = run_module("traffic", args)
+    assert result["failed"] and result["msg"].startswith("record needs lease"), result.get("msg")
     assert shown(lb) == {"blue": (256, "ready"), "green": (0, "ready")}, "bad input must not move traffic"
     assert files(state) == before
 
@@ -355,27 +373,63 @@ def test_rollback_with_nothing_to_roll_back(lb: Stack, state: Path) -> None:
     assert files(state) == before
 
 
-def test_rollback_that_cannot_reach_the_lb_is_recorded_failed_and_unlocked(lb: Stack, state: Path) -> None:
+def test_rollback_without_the_admin_socket_goes_through_a_verified_reload(lb: Stack, state: Path) -> None:
+    """The admin socket is gone (removed by hand, a broken mount): the rollback writes the weights to the
+    configuration and the states to the server-state file, reloads the master, and verifies both through
+    the master CLI; the ledger records what HAProxy shows after the reload."""
     green_live_blue_previous(lb, state)
     args = rollback(lb, state, reason="operator")
     away = lb.socket + ".away"
     os.rename(lb.socket, away)
     try:
+        check = ok(run_module("rollback", args, check=True))
+        assert check["routes"][0]["method"] == "reload" and "admin.sock" in check["routes"][0]["socket_error"]
+        done = ok(run_module("rollback", args))
+        recreated = os.path.exists(lb.socket)
+    finally:
+        if os.path.exists(lb.socket):
+            os.unlink(away)
+        else:
+            os.rename(away, lb.socket)
+    (route,) = done["routes"]
+    assert route["method"] == "reload" and route["changed"], route
+    assert {c: (v["weight"], v["state"]) for c, v in route["after"].items()} == {
+        "blue": (256, "ready"),
+        "green": (0, "maint"),
+    }
+    print(f"admin socket re-created by the reload: {recreated}")
+    assert shown(lb) == {"blue": (256, "ready"), "green": (0, "maint")}, "weights AND states went through"
+    book = ledger(state)
+    assert book["releases"][-1]["outcome"] == "done" and book["weights"] == {"blue": 256, "green": 0}
+    assert (book["live"], book["previous"]) == ("blue", "green")
+    assert not (state / "release.lock").exists()
+    config = open(lb.config).read()
+    assert "server api_blue api-blue:8000 weight 256" in config and "server api_green api-green:8000 weight 0" in config
+
+
+def test_rollback_that_cannot_reach_the_lb_is_recorded_failed_and_unlocked(lb: Stack, state: Path) -> None:
+    """The LB container is down: nothing answers and nothing can be reloaded. The rollback is recorded
+    failed, its lock released; once the LB is back, a new attempt converges."""
+    green_live_blue_previous(lb, state)
+    args = rollback(lb, state, reason="operator")
+    docker("stop", "--time", "5", lb.lb_container)
+    try:
         failed = run_module("rollback", args)
     finally:
-        os.rename(away, lb.socket)
-    assert failed["failed"] and "cannot connect to the HAProxy socket" in failed["msg"], failed["msg"]
+        docker("start", lb.lb_container)
+    assert failed["failed"] and "the new configuration was not validated" in failed["msg"], failed["msg"]
+    assert "is not running" in failed["msg"]
     book = ledger(state)
     entry = book["releases"][-1]
     assert entry["kind"] == "rollback" and entry["outcome"] == "failed", entry
-    assert entry["reason"].startswith("moving the traffic to blue failed: route api: cannot connect to the HAProxy")
+    assert entry["reason"].startswith("moving the traffic to blue failed: route api:"), entry["reason"]
     assert (book["live"], book["previous"]) == ("green", "blue"), "live color unchanged"
     assert not (state / "release.lock").exists(), "the failed rollback released its lock"
-    assert shown(lb) == {"blue": (0, "ready"), "green": (256, "ready")}
+    lb.wait_status({"api_blue": "UP", "api_green": "UP"})
 
-    # The socket is back: a new attempt is not refused by the failed one's lock.
+    # The LB is back: a new attempt is not refused by the failed one's lock, and finishes the move.
     retry = ok(run_module("rollback", args))
-    assert retry["takeover"] is None
+    assert retry["takeover"] is None and retry["plan"]["mode"] == "retry"
     assert shown(lb) == {"blue": (256, "ready"), "green": (0, "maint")}
     book = ledger(state)
     assert (book["live"], book["previous"]) == ("blue", "green")

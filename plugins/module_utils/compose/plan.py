@@ -36,6 +36,13 @@ def plan_stopped(containers):
     return actions
 
 
+def plan_started(containers):
+    """The services with a container that is not running (state=started starts what exists, creates nothing)."""
+    actions = empty_actions()
+    actions["started"] = sorted({c["service"] for c in containers if c["state"] != "running"})
+    return actions
+
+
 def plan_absent(containers):
     actions = empty_actions()
     actions["removed"] = sorted({c["service"] for c in containers})

@@ -35,6 +35,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.compose.registr
     HAS_DOCKER_SDK,
     RegistryDigestResolver,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -91,20 +92,22 @@ class ComposeProjectManager:
         self.cli = cli or cli_for(module)
         self.resolver = resolver or RegistryDigestResolver(self.params["docker_host"])
         self.result = {"changed": False, "project": self.params["project"], "actions": plans.empty_actions()}
+        self.lease = Lease(self.params.get("lease"), module.check_mode, warn=module.warn)
 
     # -- entry point ---------------------------------------------------------------------------
     def run(self):
         validate_static(self.params)
         self.require_sdk()
-        state = self.params["state"]
-        before = self.cli.containers()
-        getattr(self, f"state_{state}")(before)
-        if self.params["run"]:
-            self.run_job()
-            job = self.result["job"]
-            if not job.get("skipped") and job["rc"] != 0:
-                why = "timed out" if job["timed_out"] else f"exited with {job['rc']}"
-                raise SwitchyardError(f"job {job['service']} {why}")
+        with self.lease.kept():  # nothing changes under another run's release lock
+            state = self.params["state"]
+            before = self.cli.containers()
+            getattr(self, f"state_{state}")(before)
+            if self.params["run"]:
+                self.run_job()
+                job = self.result["job"]
+                if not job.get("skipped") and job["rc"] != 0:
+                    why = "timed out" if job["timed_out"] else f"exited with {job['rc']}"
+                    raise SwitchyardError(f"job {job['service']} {why}")
         return self.result
 
     def require_sdk(self):
@@ -181,6 +184,23 @@ class ComposeProjectManager:
         after = self.cli.containers()
         self.result["services"] = after
         self.result["changed"] = plans.observed_change(before, after)
+
+    def state_started(self, before):
+        """Start the project's existing containers again (a stopped color, for a rollback) and wait until
+        they are healthy. Nothing is created: without containers the project cannot be started."""
+        if not before:
+            raise SwitchyardError(
+                f"state=started: project {self.params['project']} has no containers (it was removed, or never "
+                "deployed on this host); there is nothing to start - deploy it with state=present"
+            )
+        actions = plans.plan_started(before)
+        self.result["actions"] = actions
+        if self.module.check_mode or not plans.has_changes(actions):
+            self.result["changed"] = plans.has_changes(actions)
+            self.result["services"] = before
+            return
+        self.cli.run("start", what=f"starting project {self.params['project']}", files=False)
+        self.after(sorted({c["service"] for c in before}), before)
 
     def state_absent(self, before):
         networks = self.cli.networks_of_project()

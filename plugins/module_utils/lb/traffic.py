@@ -4,8 +4,8 @@
 """The traffic module: the colors' weights and states on every route of an application's LB, whatever
 its kind, and (optionally) the step in the ledger, with the weights the LB shows afterwards.
 
-The release lock is checked before anything moves when a ledger record is asked for: a run that
-lost its lock must not move traffic under another release.
+With a lease (the token of the run holding the release lock), the lock is checked and renewed
+before anything moves: a run that lost its lock must not move traffic under another run.
 """
 
 from __future__ import annotations
@@ -21,12 +21,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
 from ansible_collections.switchyard.release.plugins.module_utils.release import store
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError, find_release
-from ansible_collections.switchyard.release.plugins.module_utils.release.lock import (
-    LockError,
-    held_message,
-    require_holder,
-)
 
 RECORD_ACTIONS = ("step", "promote", "rollback", "fail")
 
@@ -44,6 +40,7 @@ class Traffic:
         self.params = module.params
         self.runner = runner or CommandRunner(module)
         self.lb = load_balancer(self.params["lb"], self.runner)
+        self.lease = Lease(self.params.get("lease"), module.check_mode, warn=module.warn)
         self.result = {"changed": False, "kind": self.lb.kind, "routes": []}
 
     def run(self):
@@ -55,9 +52,20 @@ class Traffic:
             raise InvalidParameters("routes: give at least one route")
         record = self.params["record"]
         if record:
+            if not self.lease:
+                raise InvalidParameters(
+                    "record needs lease: the token of the run that holds the release lock (release_state's lock_token)"
+                )
             self.record_params(record, {})  # a bad record is refused before anything moves
-            if not self.module.check_mode:
-                self.require_lock(record)
+        with self.lease.kept():  # refuses before anything moves when this run lost the lock
+            if record and not self.module.check_mode:
+                self.require_release(record)
+            self.move(weights, states)
+            if record:
+                self.record(record)
+        return self.result
+
+    def move(self, weights, states):
         if weights or states:
             try:
                 moved = self.lb.shift_routes(
@@ -92,26 +100,15 @@ class Traffic:
         diffs = [d for r in self.result["routes"] for d in r.pop("diff", [])]
         if diffs and self.module._diff:
             self.result["diff"] = diffs
-        if record:
-            self.record(record)
-        return self.result
 
     # -- the ledger ----------------------------------------------------------------------------
     def state_params(self, record):
         return {"app": self.params["app"], "path": store.state_directory(self.params), **record}
 
-    def require_lock(self, record):
-        """The lock must be held by the release (a step), or by nobody else (an ending)."""
-        params = self.state_params(record)
-        ledger, lock = store.read_state(params)
-        app, release_id, now = params["app"], record["release_id"], store.utc_now()
-        if record["action"] == "step":
-            require_holder(lock, app, release_id, "step", now)
-        elif lock is not None and lock["release_id"] != release_id:
-            raise LockError(
-                f"{held_message(app, lock)}: release {release_id} does not hold it, so its traffic is not moved",
-                lock=lock,
-            )
+    def require_release(self, record):
+        """The release must be in the ledger and still running (promoted, for a promote re-run)."""
+        ledger, _lock = store.read_state(self.state_params(record))
+        app, release_id = self.params["app"], record["release_id"]
         entry = find_release(ledger, release_id)
         if entry is None:
             raise LedgerError(f"release {release_id} is not in the ledger of {app}: begin it first")
@@ -134,6 +131,8 @@ class Traffic:
             action=action,
             step=step if action == "step" else None,
             weights=(weights or None) if action != "step" else None,
+            lock_token=(self.params.get("lease") or {}).get("token"),
+            lock_ttl=(self.params.get("lease") or {}).get("ttl") or 900,
         )
 
     def record(self, record):

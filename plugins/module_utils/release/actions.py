@@ -15,8 +15,9 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.lock im
     LockError,
     drop_lock,
     held_message,
+    holds,
     lock_state,
-    require_holder,
+    renew_lock,
     take_lock,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.release.transitions import (
@@ -32,26 +33,39 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.transit
 ENDING_ACTIONS = ("promote", "rollback", "fail", "retire")
 
 
+def lock_changed(before, after):
+    """Whether the lock changed otherwise than by a renewal (a later expiry of the same holder)."""
+    if before is None or after is None:
+        return before is not after
+
+    def holder(lock):
+        return {k: v for k, v in lock.items() if k != "expires_at"}
+
+    return holder(before) != holder(after)
+
+
 def apply_action(ledger, lock, params, now, host, pid):
     """The ledger and the lock after params["action"], and what the module returns.
 
-    Pure: nothing is read or written. Raises LedgerError or LockError on refusal.
+    Pure: nothing is read or written. Raises LedgerError or LockError on refusal. The lock belongs to
+    one run, named by params["lock_token"]; begin, step and renew need it and renew it.
     """
     action, app, release_id = params["action"], params["app"], params.get("release_id")
+    token, ttl = params.get("lock_token"), params["lock_ttl"]
     new_ledger, new_lock, takeover = ledger, lock, None
     force = params.get("force", False)
     limit = params.get("history_limit", DEFAULT_HISTORY_LIMIT)
     if action == "lock" or (action == "begin" and params.get("take_lock")):
         # begin with take_lock: the lock and the new entry in one read-modify-write.
-        new_lock, takeover = take_lock(
-            lock, app, release_id, params["owner"], params["lock_ttl"], now, host, pid, force=force
-        )
+        new_lock, takeover = take_lock(lock, app, release_id, params["owner"], ttl, now, host, pid, token, force=force)
         if takeover:
             new_ledger = record_takeover(ledger, takeover, now, limit)
     if action == "unlock":
-        new_lock = drop_lock(lock, app, release_id, force=force)
+        new_lock = drop_lock(lock, app, token, force=force)
+    elif action == "renew":
+        new_lock = renew_lock(lock, app, release_id, token, ttl, now)
     elif action == "begin":
-        require_holder(new_lock, app, release_id, action, now)
+        new_lock = renew_lock(new_lock, app, release_id, token, ttl, now, action)
         new_ledger = begin(
             new_ledger,
             release_id,
@@ -65,7 +79,7 @@ def apply_action(ledger, lock, params, now, host, pid):
             history_limit=limit,
         )
     elif action == "step":
-        require_holder(lock, app, release_id, action, now)
+        new_lock = renew_lock(lock, app, release_id, token, ttl, now, action)
         new_ledger = record_step(ledger, release_id, params["step"], now)
     elif action in ENDING_ACTIONS:
         weights = params.get("weights")
@@ -79,23 +93,24 @@ def apply_action(ledger, lock, params, now, host, pid):
             new_ledger = fail(ledger, release_id, now, reason=params.get("reason"), weights=weights)
         else:
             new_ledger = retire(ledger, release_id, params.get("color"), now, weights=weights)
-        if new_ledger is not ledger and lock is not None and lock["release_id"] != release_id and not force:
+        if new_ledger is not ledger and lock is not None and not holds(lock, token) and not force:
             raise LockError(
-                f"{held_message(app, lock)}: release {release_id} does not hold it (see the ledger's takeovers), "
-                f"so action={action} would change the ledger under another release's lock - refused "
+                f"{held_message(app, lock)}: this run (release {release_id}) does not hold it (see the ledger's "
+                f"takeovers), so action={action} would change the ledger under another run's lock - refused "
                 "(force=true overrides)",
                 lock=lock,
                 lock_state=lock_state(lock, now),
             )
-        if params.get("unlock", True) and lock is not None and lock["release_id"] == release_id:
+        if params.get("unlock", True) and holds(lock, token):
             new_lock = None
     elif action not in ("get", "plan", "lock"):
         raise LedgerError(f"action: unknown action {action!r}")
     return {
-        "changed": new_ledger != ledger or new_lock != lock,
+        "changed": new_ledger != ledger or lock_changed(lock, new_lock),
         "ledger": new_ledger,
         "lock": new_lock,
         "lock_state": lock_state(new_lock, now),
+        "lock_token": new_lock["token"] if holds(new_lock, token) else None,
         "release": find_release(new_ledger, release_id) if release_id else None,
         "takeover": takeover,
     }

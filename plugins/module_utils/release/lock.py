@@ -9,6 +9,7 @@ lock and the time; release/store.py reads and writes the file inside the state d
 from __future__ import annotations
 
 import json
+import secrets
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.clock import (
     after_seconds,
@@ -20,6 +21,19 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.errors i
 
 class LockError(SwitchyardError):
     """A refusal or an unreadable lock; details go into the module's failure result."""
+
+
+def new_token():
+    """The token of one run: whoever holds it holds the lock."""
+    return secrets.token_hex(16)
+
+
+def with_token(params):
+    """params with a new lock_token when the action takes the lock and the caller brought none."""
+    takes = params["action"] == "lock" or (params["action"] == "begin" and params.get("take_lock"))
+    if takes and not params.get("lock_token"):
+        return {**params, "lock_token": new_token()}
+    return params
 
 
 def expiry_after(now, ttl):
@@ -34,10 +48,11 @@ def lock_state(lock, now):
     return "expired" if now >= parse_time(lock["expires_at"]) else "held"
 
 
-def new_lock(owner, release_id, ttl, now, host, pid):
+def new_lock(owner, release_id, ttl, now, host, pid, token=None):
     return {
         "owner": owner,
         "release_id": release_id,
+        "token": token,
         "acquired_at": format_time(now),
         "expires_at": expiry_after(now, ttl),
         "host": host,
@@ -52,23 +67,34 @@ def held_message(app, lock):
     )
 
 
-def take_lock(current, app, release_id, owner, ttl, now, host, pid, force=False):
-    """The lock after `lock`, and the take-over record when another release's lock was taken.
+def holds(lock, token):
+    """Whether the run with token holds lock (a lock written without a token is nobody's)."""
+    return lock is not None and bool(token) and lock.get("token") == token
 
-    Free: taken. Held by release_id: unchanged (its expiry is kept), or renewed once expired.
-    Held by another release: refused, unless it has expired or force is set; then taken over.
+
+def take_lock(current, app, release_id, owner, ttl, now, host, pid, token, force=False):
+    """The lock after `lock`, and the take-over record when another run's lock was taken.
+
+    The lock belongs to one run (its token), not to a release: two runs resuming the same paused
+    release are two holders. Free: taken. Held by this token: renewed (acquired_at kept). Held by
+    another run: refused, unless it has expired or force is set; then taken over.
     """
     state = lock_state(current, now)
     if state == "free":
-        return new_lock(owner, release_id, ttl, now, host, pid), None
-    if current["release_id"] == release_id:
-        if state == "held":
-            return current, None
-        return new_lock(owner, release_id, ttl, now, host, pid), None
+        return new_lock(owner, release_id, ttl, now, host, pid, token), None
+    if holds(current, token):
+        if current["release_id"] != release_id:
+            raise LockError(
+                f"lock_token holds the release lock of {app} for release {current['release_id']}, not {release_id}",
+                lock=current,
+                lock_state=state,
+            )
+        return renewed(current, ttl, now), None
     if state == "held" and not force:
+        same = " (another run of the same release)" if current["release_id"] == release_id else ""
         raise LockError(
-            f"{held_message(app, current)}; wait until that release ends or its lock expires, or take it over "
-            "with force=true once you know that release is dead",
+            f"{held_message(app, current)}{same}; wait until that run ends or its lock expires, or take it over "
+            "with force=true once you know that run is dead",
             lock=current,
             lock_state=state,
         )
@@ -82,34 +108,55 @@ def take_lock(current, app, release_id, owner, ttl, now, host, pid, force=False)
         "expired_at": current["expires_at"],
         "forced": state == "held",
     }
-    return new_lock(owner, release_id, ttl, now, host, pid), takeover
+    return new_lock(owner, release_id, ttl, now, host, pid, token), takeover
 
 
-def drop_lock(current, app, release_id, force=False):
-    """The lock after `unlock`: None when release_id held it (or with force); absent stays absent."""
-    if current is None or current["release_id"] == release_id or force:
+def renewed(current, ttl, now):
+    """The same lock, valid for ttl from now (never shortened)."""
+    expires = expiry_after(now, ttl)
+    if parse_time(expires) <= parse_time(current["expires_at"]):
+        return current
+    return {**current, "expires_at": expires}
+
+
+def renew_lock(current, app, release_id, token, ttl, now, action="renew"):
+    """The lock after a step of its holder: checked (refused when another run holds it), then renewed."""
+    require_holder(current, app, release_id, token, action, now)
+    return renewed(current, ttl, now)
+
+
+def drop_lock(current, app, token, force=False):
+    """The lock after `unlock`: None when token holds it (or with force); absent stays absent."""
+    if current is None or holds(current, token) or force:
         return None
     raise LockError(
-        f"{held_message(app, current)}, not by release {release_id}; "
-        "unlock it with force=true only if that release is dead",
+        f"{held_message(app, current)}, not by this run (lock_token); "
+        "unlock it with force=true only if that run is dead",
         lock=current,
     )
 
 
-def require_holder(current, app, release_id, action, now):
-    """begin and step run only under the lock of their own release (an expired one still counts while
+def require_holder(current, app, release_id, token, action, now):
+    """begin, step and renew run only under their own run's lock (an expired one still counts while
     nobody took it over)."""
     if current is None:
         raise LockError(
-            f"action={action} needs the release lock of {app} held by release {release_id}, and nobody holds it: "
-            "take it first with action=lock",
+            f"action={action} needs the release lock of {app} held by this run (release {release_id}), and nobody "
+            "holds it: take it first with action=lock",
             lock=None,
             lock_state="free",
         )
-    if current["release_id"] != release_id:
+    if not holds(current, token):
+        lost = " - this run has lost it (see the ledger's takeovers)" if token else " (no lock_token given)"
         raise LockError(
-            f"action={action} needs the release lock of {app} held by release {release_id}, but the "
-            f"{held_message(app, current)}",
+            f"action={action} needs the release lock of {app} held by this run (release {release_id}), but the "
+            f"{held_message(app, current)}{lost}",
+            lock=current,
+            lock_state=lock_state(current, now),
+        )
+    if release_id and current["release_id"] != release_id:
+        raise LockError(
+            f"action={action}: this run's lock is for release {current['release_id']}, not {release_id}",
             lock=current,
             lock_state=lock_state(current, now),
         )

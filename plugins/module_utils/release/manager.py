@@ -10,6 +10,7 @@ import random
 from ansible_collections.switchyard.release.plugins.module_utils.common.clock import utc_now
 from ansible_collections.switchyard.release.plugins.module_utils.release import plan as plans
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError
+from ansible_collections.switchyard.release.plugins.module_utils.release.lock import with_token
 from ansible_collections.switchyard.release.plugins.module_utils.release.params import validate_params
 from ansible_collections.switchyard.release.plugins.module_utils.release.store import (
     default_owner,
@@ -53,7 +54,7 @@ class ReleaseStateManager:
 
     def run(self):
         host = hostname()
-        params = validate_params(dict(self.module.params))
+        params = validate_params(with_token(dict(self.module.params)))
         params["path"] = state_directory(params)
         params["owner"] = params["owner"] or default_owner(host)
         result = run_action(params, check_mode=self.module.check_mode, host=host, pid=process_id())

@@ -12,10 +12,13 @@ import re
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import MAX_WEIGHT
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, LedgerError
 
-ACTIONS = ("get", "plan", "lock", "unlock", "begin", "step", "promote", "rollback", "fail", "retire")
+ACTIONS = ("get", "plan", "lock", "renew", "unlock", "begin", "step", "promote", "rollback", "fail", "retire")
 VERDICTS = ("promote", "hold", "rollback")
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+# Actions that need the token of the run holding the lock.
+TOKEN_ACTIONS = ("renew", "step")
 
 
 def _check_pattern(name, value, pattern):
@@ -93,8 +96,15 @@ def validate_params(params):
     _check_pattern("app", params["app"], APP_PATTERN)
     if params.get("release_id") is not None:
         _check_pattern("release_id", params["release_id"], RELEASE_ID_PATTERN)
-    elif params["action"] not in ("get", "plan"):
+    elif params["action"] not in ("get", "plan", "renew"):
         raise LedgerError(f"release_id is required with action={params['action']}")
+    if params.get("lock_token") is not None:
+        _check_pattern("lock_token", params["lock_token"], TOKEN_PATTERN)
+    elif params["action"] in TOKEN_ACTIONS or (params["action"] == "begin" and not params.get("take_lock")):
+        raise LedgerError(
+            f"lock_token is required with action={params['action']}: the token that action=lock (or begin with "
+            "take_lock) returned to the run holding the release lock"
+        )
     if params.get("lock_ttl", 1) <= 0:
         raise LedgerError(f"lock_ttl: {params['lock_ttl']} is not a positive number of seconds")
     if params.get("history_limit", 1) < 1:

@@ -28,6 +28,7 @@ class RollbackManager:
         self.runner = runner or CommandRunner(module)
         self.lb = load_balancer(self.params["lb"], self.runner)
         self.result = {"changed": False, "routes": []}
+        self.token = None
 
     def base(self):
         return {
@@ -61,15 +62,30 @@ class RollbackManager:
             self.shift(weights, states)
             return self.result
         begun = store.run_action(begin, host=store.hostname(), pid=store.process_id())
+        self.token = begun["lock_token"]
         self.result["takeover"] = begun["takeover"]
         try:
             self.shift(weights, states)
         except SwitchyardError as exc:
             self.end("fail", plan, f"moving the traffic to {plan['to']} failed: {exc.msg}")
             raise
+        except BaseException:
+            # A bug or an interruption: the lock must not outlive this call (the next attempt would be refused).
+            self.unlock()
+            raise
         owner = self.params["owner"] or store.default_owner(store.hostname())
         self.end("rollback", plan, self.params["reason"] or f"rollback by {owner}")
         return self.result
+
+    def unlock(self):
+        try:
+            store.run_action(
+                store.action_params(self.base(), action="unlock", release_id="unlock", lock_token=self.token),
+                host=store.hostname(),
+                pid=store.process_id(),
+            )
+        except SwitchyardError:
+            pass  # the original failure is what the operator must see
 
     def shift(self, weights, states):
         try:
@@ -92,18 +108,26 @@ class RollbackManager:
         self.result["weights"] = observed_weights(moved)
 
     def end(self, action, plan, reason):
-        """Record the outcome with the weights the LB shows (none when nothing could be read), unlock."""
-        ended = store.run_action(
-            store.action_params(
-                self.base(),
-                action=action,
-                release_id=plan["id"],
-                color=plan["to"] if action == "rollback" else None,
-                reason=reason,
-                weights=self.result.get("weights") or None,
-            ),
-            host=store.hostname(),
-            pid=store.process_id(),
-        )
+        """Record the outcome with the weights the LB shows (none when nothing could be read), unlock.
+        When the ledger cannot be written (a full disk), the lock is still released: a file can be
+        removed where none can be written."""
+        try:
+            ended = store.run_action(
+                store.action_params(
+                    self.base(),
+                    action=action,
+                    release_id=plan["id"],
+                    color=plan["to"] if action == "rollback" else None,
+                    reason=reason,
+                    weights=self.result.get("weights") or None,
+                    lock_token=self.token,
+                ),
+                host=store.hostname(),
+                pid=store.process_id(),
+            )
+        except SwitchyardError as exc:
+            self.unlock()
+            exc.msg = f"{exc.msg} (recording {action} after moving the traffic failed; the lock was released)"
+            raise
         self.result["changed"] = True
         self.result.update(ledger=ended["ledger"], release=ended["release"], lock_state=ended["lock_state"])

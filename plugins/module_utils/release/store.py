@@ -27,7 +27,12 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.ledger 
     find_release,
     parse_ledger,
 )
-from ansible_collections.switchyard.release.plugins.module_utils.release.lock import LockError, lock_state, parse_lock
+from ansible_collections.switchyard.release.plugins.module_utils.release.lock import (
+    LockError,
+    lock_state,
+    parse_lock,
+    with_token,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.release.params import validate_params
 
 LOCK_FILE = "release.lock"
@@ -193,6 +198,7 @@ ACTION_DEFAULTS = {
     "release_id": None,
     "owner": None,
     "lock_ttl": 3600,
+    "lock_token": None,
     "take_lock": False,
     "kind": "release",
     "version": None,
@@ -214,7 +220,7 @@ def action_params(base, **overrides):
     params = {**ACTION_DEFAULTS, **{k: v for k, v in base.items() if v is not None}, **overrides}
     params["path"] = state_directory(params)
     params["owner"] = params["owner"] or default_owner(hostname())
-    return validate_params(params)
+    return validate_params(with_token(params))
 
 
 def hostname():

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
     connection_argument_spec,
 )
@@ -22,6 +23,7 @@ PAIRS = [
     pytest.param("postgres", connection_argument_spec, id="postgres"),
     pytest.param("state", state_argument_spec, id="state"),
     pytest.param("lb", lb_argument_spec, id="lb"),
+    pytest.param("lease", lease_argument_spec, id="lease"),
 ]
 
 

@@ -5,7 +5,9 @@
 
 The lb role renders one backend be_<route> per route with one server <route>_<color> per color,
 and keeps its files in one host directory: etc/haproxy.cfg (mounted as a directory, so renames
-are seen), run/admin.sock (the admin-level Runtime API) and state/servers.state.
+are seen), run/admin.sock (the admin-level Runtime API), run/master.sock (the master CLI) and
+state/servers.state. When the admin socket is unreachable, a change falls back to a validated,
+verified reload (weights in the configuration, states in the server-state file).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import re
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LBError, LoadBalancer
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
-from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import (
+    RuntimeAPI,
+    RuntimeAPIUnreachable,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import WeightChange
 
@@ -44,6 +49,8 @@ class HAProxy(LoadBalancer):
         self.socket = os.path.join(self.dir, "run", "admin.sock")
         # The gate only reads: the lb role's user-level socket is enough, when it is there.
         self.status_socket = os.path.join(self.dir, "run", "status.sock")
+        # The master CLI: it relays to the worker (@1) and answers across reloads.
+        self.master_socket = os.path.join(self.dir, "run", "master.sock")
         self.config = os.path.join(self.dir, "etc", "haproxy.cfg")
         self.state_file = os.path.join(self.dir, "state", "servers.state")
 
@@ -70,10 +77,11 @@ class HAProxy(LoadBalancer):
                 if self.container
                 else None
             ),
-            "reload": "never",
-            "reload_command": None,
-            "verify_socket": None,
-            "verify_prefix": "",
+            # The admin socket gone: the same change through a validated, verified reload of the master.
+            "reload": "fallback" if self.container else "never",
+            "reload_command": ["docker", "kill", "--signal", "USR2", self.container] if self.container else None,
+            "verify_socket": self.master_socket,
+            "verify_prefix": "@1 ",
             "timeout": self.timeout,
         }
         return WeightChange(params, self.runner, check_mode)
@@ -89,7 +97,12 @@ class HAProxy(LoadBalancer):
 
     def servers(self, route):
         change = self.change(route)
-        return self.by_color(route, change.read())
+        try:
+            return self.by_color(route, change.read())
+        except RuntimeAPIUnreachable:
+            # Read through the master CLI when the admin socket is gone.
+            relay = RuntimeAPI(self.master_socket, timeout=self.timeout, prefix="@1 ")
+            return self.by_color(route, change.read(relay))
 
     def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
         change = self.change(route, weights, states, up_timeout, drain_timeout, check_mode)
@@ -97,7 +110,14 @@ class HAProxy(LoadBalancer):
             result = change.run()
         finally:
             self.last = change.result
-        out = {"route": route, "changed": result["changed"], "commands": result.get("commands", [])}
+        out = {
+            "route": route,
+            "changed": result["changed"],
+            "method": result.get("method"),
+            "commands": result.get("commands", []),
+        }
+        if result.get("socket_error"):
+            out["socket_error"] = result["socket_error"]
         for key in ("before", "after"):
             if key in result:
                 out[key] = self.by_color(route, result[key])

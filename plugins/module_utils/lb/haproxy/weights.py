@@ -36,6 +36,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runt
     RuntimeAPIError,
     RuntimeAPIUnreachable,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.state_file import set_server_states
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 
 # Algorithms that apply runtime weights at once; static-rr and plain hashing ignore them.
 DYNAMIC_ALGORITHMS = {"roundrobin", "leastconn", "first", "random"}
@@ -361,7 +363,8 @@ class WeightChange:
         rc, out, err = self.runner.run(args, "validating the HAProxy configuration", check=False)
         if rc != 0:
             raise WeightError(
-                f"the new configuration does not validate; the old one is kept: {(err or out).strip()[-1500:]}",
+                f"the new configuration was not validated ({' '.join(args[:3])}... exited {rc}); the old one is "
+                f"kept: {(err or out).strip()[-1500:]}",
                 cmd=args,
                 rc=rc,
                 stdout=out,
@@ -395,49 +398,111 @@ class WeightChange:
                 self.result["persisted"] = True
 
     # -- fallback ------------------------------------------------------------------------------
+    def read_live(self):
+        """(servers, `show servers state` dump) through verify_socket (the master CLI relaying to a
+        worker), or (None, None) when nothing answers there either."""
+        if not self.params["verify_socket"]:
+            return None, None
+        api = RuntimeAPI(
+            self.params["verify_socket"], timeout=self.params["timeout"], prefix=self.params["verify_prefix"] or ""
+        )
+        try:
+            return self.read(api), api.query("show servers state")
+        except RuntimeAPIError as exc:
+            self.result["verify_socket_error"] = str(exc)
+            return None, None
+
+    def from_files(self, config_text, state_text):
+        """What a reload would start with: weights from the configuration, admin states from the
+        server-state file (a `disabled` server line is maint)."""
+        in_file = servers_in_config(config_text).get(self.params["backend"])
+        if in_file is None:
+            raise WeightError(f"backend={self.params['backend']!r} is not in {self.params['persist']['config']}")
+        try:
+            saved = parse_servers_state(state_text).get(self.params["backend"], {}) if state_text else {}
+        except ValueError:
+            saved = {}
+        before = {}
+        for name, server in in_file.items():
+            state = "maint" if server["disabled"] else (saved.get(name) or {}).get("state", "ready")
+            before[name] = {"weight": server["weight"], "state": state, "status": None, "up": None, "sessions": None}
+        return before
+
     def run_fallback(self, why):
-        """The socket is unreachable: change the file, validate, reload, verify."""
+        """The admin socket is unreachable: the weights into the configuration, the admin states into
+        the server-state file, validate, reload, and verify both through whatever socket answers."""
         self.result["method"] = "reload"
         self.result["socket_error"] = why
         path = self.params["persist"]["config"]
+        state_path = self.params["persist"].get("state_file")
         text = read_text(path)
         if text is None:
             raise WeightError(f"persist.config={path} does not exist")
-        in_file = servers_in_config(text).get(self.params["backend"])
-        if in_file is None:
-            raise WeightError(f"backend={self.params['backend']!r} is not in {path}")
-        before = {
-            n: {
-                "weight": s["weight"],
-                "state": "maint" if s["disabled"] else "ready",
-                "status": None,
-                "up": None,
-                "sessions": None,
-            }
-            for n, s in in_file.items()
-        }
+        state_text = read_text(state_path) if state_path else None
+        live, dump = self.read_live()
+        before = live if live is not None else self.from_files(text, state_text)
         self.result["before"] = before
         self.result["snapshot"] = self.snapshot(before)
         target = self.target(before)
-        if sum(t["weight"] for t in target.values() if t["state"] == "ready") == 0:
+        if live is not None:
+            self.refuse_unsafe(before, target)
+        elif sum(t["weight"] for t in target.values() if t["state"] == "ready") == 0:
             raise WeightError(
                 f"backend {self.params['backend']} would have zero total weight: "
                 f"{ {n: t['weight'] for n, t in target.items()} }; refusing to leave it without capacity"
             )
         _unused, config_after = self.planned_config(target)
+        state_after = self.planned_state_file(dump or state_text, target)
         self.result["diff"] = self.diff(before, target, text, config_after)
-        if config_after == text:
+        runtime_ok = all(
+            (before[n]["weight"], before[n]["state"]) == (want["weight"], want["state"]) for n, want in target.items()
+        )
+        files_ok = config_after == text and (
+            state_after is None or state_essentials(state_after) == state_essentials(state_text)
+        )
+        if runtime_ok and files_ok:
             self.result["after"] = before
             return self.result
         self.result["changed"] = True
         if self.check_mode:
+            self.result["after"] = {n: {**s, **target[n]} for n, s in before.items()}
             return self.result
-        self.write_config(config_after)
+        if config_after != text:
+            self.write_config(config_after)
+        if state_after is not None:
+            write_atomically(state_path, state_after, mode=0o644, like=state_path)
         self.result["persisted"] = True
+        if runtime_ok:  # the running HAProxy already shows it: only the files were behind
+            self.result["method"] = "persist"
+            self.result["after"] = before
+            return self.result
         self.runner.run(self.params["reload_command"], "reloading HAProxy")
         self.result["after"] = self.verify_after_reload(target)
         self.result["shares"] = shares(self.result["after"])
         return self.result
+
+    def planned_state_file(self, base, target):
+        """The server-state file with target's weights and admin states; None when there is no file to
+        write. Without a dump to start from, only a target of ready servers can go through a reload."""
+        state_path = (self.params["persist"] or {}).get("state_file")
+        if not state_path:
+            if any(t["state"] != "ready" for t in target.values()):
+                raise WeightError(
+                    "reload=fallback needs persist.state_file to set drain or maint: "
+                    "the configuration holds only weights"
+                )
+            return None
+        if not base:
+            if any(t["state"] != "ready" for t in target.values()):
+                raise WeightError(
+                    f"the server-state file {state_path} is missing and no socket answers: the states "
+                    f"{ {n: t['state'] for n, t in target.items()} } cannot be carried through a reload"
+                )
+            return None
+        try:
+            return set_server_states(base, self.params["backend"], target)
+        except ValueError as exc:
+            raise WeightError(f"persist.state_file={state_path}: {exc}") from exc
 
     def verify_after_reload(self, target):
         sockets = [(self.params["socket"], "")]
@@ -485,7 +550,13 @@ class WeightChange:
 
 
 class HAProxyWeightManager(WeightChange):
-    """The haproxy_weight module: one WeightChange with the module's parameters."""
+    """The haproxy_weight module: one WeightChange with the module's parameters, under the run's lease."""
 
     def __init__(self, module):
         super().__init__(module.params, CommandRunner(module), module.check_mode)
+        self.lease = Lease(module.params.get("lease"), module.check_mode, warn=module.warn)
+
+    def run(self):
+        validate_static(self.params)
+        with self.lease.kept():
+            return super().run()

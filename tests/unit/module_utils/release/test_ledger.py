@@ -52,6 +52,8 @@ def params(action: str, release_id: str | None = "r1", **extra) -> dict:
         "force": False,
         "unlock": True,
         "history_limit": 50,
+        # One run per release in these tests, unless a test says otherwise.
+        "lock_token": f"token-of-{release_id}",
     }
     base.update(extra)
     return release_params.validate_params(base)
@@ -126,29 +128,76 @@ def test_lock_is_idempotent_and_refuses_another_release() -> None:
     out = act(ledger, None, "lock")
     assert out["changed"] and out["lock_state"] == "held" and out["lock"]["release_id"] == "r1"
     assert out["lock"]["host"] == "dockerhost" and out["lock"]["pid"] == 4242 and out["ledger"] is ledger
+    assert out["lock_token"] == "token-of-r1" == out["lock"]["token"]
     again = act(ledger, out["lock"], "lock", 5)
-    assert not again["changed"] and again["lock"] == out["lock"], "same release: expiry kept"
+    assert not again["changed"], "the same run: only renewed"
+    assert again["lock"] == {**out["lock"], "expires_at": stamp(65)}
     with pytest.raises(LockError) as refused:
         act(ledger, out["lock"], "lock", 5, release_id="r2", owner="dev@laptop")
     assert refused.value.msg.startswith(
         f"release lock of shop is held by ops@ctl (release r1) since {stamp(0)}, expires {stamp(60)}"
     )
     assert refused.value.details["lock"] == out["lock"]
-    # Renewed by its own release once expired.
+    # Renewed by its own run once expired.
     renewed = act(ledger, out["lock"], "lock", 61)
-    assert renewed["changed"] and renewed["lock"]["expires_at"] == stamp(121) and renewed["takeover"] is None
+    assert renewed["lock"]["expires_at"] == stamp(121) and renewed["takeover"] is None
+    assert renewed["lock"]["acquired_at"] == stamp(0)
+
+
+def test_two_runs_of_the_same_release_are_two_holders() -> None:
+    """Two operators resuming the same paused release: the second run is refused while the first holds it."""
+    ledger = document.empty_ledger("shop")
+    first = act(ledger, None, "lock", release_id="r1", lock_token="run-one-token")
+    with pytest.raises(LockError, match=r"held by ops@ctl \(release r1\).*another run of the same release"):
+        act(ledger, first["lock"], "lock", 1, release_id="r1", lock_token="run-two-token")
+    with pytest.raises(LockError, match="this run has lost it"):
+        act(ledger, first["lock"], "step", 1, release_id="r1", lock_token="run-two-token", step={"name": "x"})
+
+
+def test_every_step_renews_the_lock_and_a_lost_lock_refuses_the_next_step() -> None:
+    ledger = first_release()[0]
+    out = act(ledger, None, "lock", 10, release_id="r2", lock_ttl=600)
+    out = act(out["ledger"], out["lock"], "begin", 11, release_id="r2", lock_ttl=600, version="v2")
+    assert out["lock"]["expires_at"] == stamp(21)
+    # A release longer than the ttl: each step pushes the expiry, so nobody can take it over.
+    for minute in (19, 27, 35):
+        out = act(
+            out["ledger"], out["lock"], "step", minute, release_id="r2", lock_ttl=600, step={"name": f"s{minute}"}
+        )
+        assert out["lock"]["expires_at"] == stamp(minute + 10) and out["lock_state"] == "held"
+        with pytest.raises(LockError):
+            act(out["ledger"], out["lock"], "lock", minute + 1, release_id="r3", owner="dev@laptop")
+    renewed = act(out["ledger"], out["lock"], "renew", 40, release_id=None, lock_token="token-of-r2", lock_ttl=600)
+    assert renewed["lock"]["expires_at"] == stamp(50) and not renewed["changed"]
+    # Taken over by force: the next step of r2 is refused, naming the holder.
+    taken = act(out["ledger"], out["lock"], "lock", 41, release_id="r3", owner="dev@laptop", force=True)
+    with pytest.raises(LockError, match=r"held by dev@laptop \(release r3\).*this run has lost it"):
+        act(taken["ledger"], taken["lock"], "renew", 42, release_id="r2")
+
+
+def test_actions_of_the_holder_need_its_token() -> None:
+    with pytest.raises(document.LedgerError, match="lock_token is required with action=step"):
+        params("step", lock_token=None, step={"name": "x"})
+    with pytest.raises(document.LedgerError, match="lock_token is required with action=renew"):
+        params("renew", lock_token=None)
+    with pytest.raises(document.LedgerError, match="lock_token: 'a;b' does not match"):
+        params("step", lock_token="a;b", step={"name": "x"})
+    params("begin", lock_token=None, take_lock=True)  # taking the lock makes a token
 
 
 def test_unlock() -> None:
-    lock = new_lock("ops@ctl", "r1", 60, at(0), "h", 1)
     ledger = document.empty_ledger("shop")
+    lock = new_lock("ops@ctl", "r1", 60, at(0), "h", 1, "token-of-r1")
     assert act(ledger, lock, "unlock")["lock"] is None
     assert act(ledger, lock, "unlock")["changed"]
     assert not act(ledger, None, "unlock")["changed"]
-    with pytest.raises(LockError, match="not by release r2; unlock it with force=true"):
+    with pytest.raises(LockError, match="not by this run .lock_token.; unlock it with force=true"):
         act(ledger, lock, "unlock", release_id="r2")
     assert act(ledger, lock, "unlock", release_id="r2", force=True)["lock"] is None
     assert drop_lock(None, "shop", "r1") is None
+    # A lock file written without a token (an older version) is nobody's: force or expiry only.
+    with pytest.raises(LockError):
+        act(ledger, new_lock("ops@ctl", "r1", 60, at(0), "h", 1), "unlock")
 
 
 def test_takeover_of_an_expired_lock_abandons_the_running_release() -> None:
@@ -166,7 +215,7 @@ def test_takeover_of_an_expired_lock_abandons_the_running_release() -> None:
         "previous_owner": "ops@ctl",
         "previous_release_id": "r2",
         "since": stamp(10),
-        "expired_at": stamp(70),
+        "expired_at": stamp(71),  # renewed by begin at minute 11
         "forced": False,
     }
     assert taken["takeover"] == expected
@@ -177,7 +226,7 @@ def test_takeover_of_an_expired_lock_abandons_the_running_release() -> None:
     # The abandoned release can no longer change the ledger.
     with pytest.raises(document.LedgerError, match="ended abandoned .lock expired, taken over by dev@laptop"):
         act(taken["ledger"], taken["lock"], "promote", 72, release_id="r2")
-    with pytest.raises(LockError, match="needs the release lock of shop held by release r2"):
+    with pytest.raises(LockError, match=r"needs the release lock of shop held by this run \(release r2\)"):
         act(taken["ledger"], taken["lock"], "step", 72, release_id="r2", step={"name": "x"})
     # Its rescue marking it failed changes nothing: it already ended.
     assert not act(taken["ledger"], taken["lock"], "fail", 72, release_id="r2", reason="late")["changed"]
@@ -185,7 +234,16 @@ def test_takeover_of_an_expired_lock_abandons_the_running_release() -> None:
 
 def test_forced_takeover_of_a_held_lock() -> None:
     lock, takeover = take_lock(
-        new_lock("ops@ctl", "r1", 3600, at(0), "h", 1), "shop", "r2", "dev@laptop", 60, at(1), "h", 2, force=True
+        new_lock("ops@ctl", "r1", 3600, at(0), "h", 1, "t1"),
+        "shop",
+        "r2",
+        "dev@laptop",
+        60,
+        at(1),
+        "h",
+        2,
+        "t2",
+        force=True,
     )
     assert lock["release_id"] == "r2" and takeover["forced"] is True
     ledger = first_release()[0]
@@ -204,7 +262,7 @@ def test_ending_actions_refused_under_another_release_lock() -> None:
     out = second_release(ledger)
     # r2's lock was removed by force and r3 took it, but has not begun yet: r2 is still running.
     other = act(out["ledger"], None, "lock", 20, release_id="r3")["lock"]
-    with pytest.raises(LockError, match=r"held by ops@ctl \(release r3\).*release r2 does not hold it"):
+    with pytest.raises(LockError, match=r"held by ops@ctl \(release r3\).*this run \(release r2\) does not hold it"):
         act(out["ledger"], other, "promote", 21, release_id="r2")
     forced = act(out["ledger"], other, "promote", 21, release_id="r2", force=True)
     assert forced["ledger"]["live"] == "green" and forced["lock"] == other, "another release's lock is kept"
@@ -214,7 +272,7 @@ def test_begin_needs_the_lock_and_defaults_to_the_idle_color() -> None:
     ledger = first_release()[0]
     with pytest.raises(LockError, match="nobody holds it: take it first with action=lock"):
         act(ledger, None, "begin", release_id="r2")
-    lock = new_lock("ops@ctl", "r2", 60, at(10), "h", 1)
+    lock = new_lock("ops@ctl", "r2", 60, at(10), "h", 1, "token-of-r2")
     out = act(ledger, lock, "begin", 11, release_id="r2", version="v2", images=IMAGES_V2)
     release = out["release"]
     assert out["changed"] and release["color"] == "green" and release["from_color"] == "blue"
@@ -256,7 +314,7 @@ def test_promote_with_unlock_false_keeps_the_lock() -> None:
 
 def test_promote_creates_a_color_never_recorded_as_deployed() -> None:
     ledger = document.empty_ledger("shop")
-    lock = new_lock("ops@ctl", "r1", 60, at(0), "h", 1)
+    lock = new_lock("ops@ctl", "r1", 60, at(0), "h", 1, "token-of-r1")
     out = act(ledger, lock, "begin", 1, version="v1", images=IMAGES_V1)
     done = act(out["ledger"], lock, "promote", 2)
     blue = done["ledger"]["colors"]["blue"]
@@ -306,7 +364,7 @@ def test_rollback_swap_after_promote() -> None:
 
 def test_rollback_to_a_color_that_is_neither_live_nor_previous() -> None:
     ledger = first_release()[0]
-    lock = new_lock("ops@ctl", "rb", 60, at(10), "h", 1)
+    lock = new_lock("ops@ctl", "rb", 60, at(10), "h", 1, "token-of-rb")
     begun = act(ledger, lock, "begin", 11, release_id="rb", kind="rollback")
     with pytest.raises(document.LedgerError, match=r"neither live \(blue\) nor previous \(None\)"):
         act(begun["ledger"], lock, "rollback", 12, release_id="rb", color="green")
@@ -333,7 +391,7 @@ def test_fail_before_deploy_leaves_the_previous_color_alone() -> None:
     ledger = first_release()[0]
     out = second_release(ledger)
     promoted = act(out["ledger"], out["lock"], "promote", 20, release_id="r2")["ledger"]
-    lock = new_lock("ops@ctl", "r3", 60, at(30), "h", 1)
+    lock = new_lock("ops@ctl", "r3", 60, at(30), "h", 1, "token-of-r3")
     begun = act(promoted, lock, "begin", 31, release_id="r3", version="v3")
     assert begun["release"]["color"] == "blue"
     failed = act(begun["ledger"], lock, "fail", 32, release_id="r3", reason="preflight")["ledger"]
@@ -344,7 +402,7 @@ def test_deploying_onto_previous_clears_it() -> None:
     ledger = first_release()[0]
     out = second_release(ledger)
     promoted = act(out["ledger"], out["lock"], "promote", 20, release_id="r2")["ledger"]
-    lock = new_lock("ops@ctl", "r3", 60, at(30), "h", 1)
+    lock = new_lock("ops@ctl", "r3", 60, at(30), "h", 1, "token-of-r3")
     begun = act(promoted, lock, "begin", 31, release_id="r3", version="v3")
     deployed = act(begun["ledger"], lock, "step", 32, release_id="r3", step={"name": "deploy", "deployed": True})
     assert deployed["ledger"]["previous"] is None and deployed["ledger"]["colors"]["blue"]["version"] == "v3"
@@ -354,7 +412,7 @@ def test_retire() -> None:
     ledger = first_release()[0]
     out = second_release(ledger)
     promoted = act(out["ledger"], out["lock"], "promote", 20, release_id="r2")["ledger"]
-    lock = new_lock("ops@ctl", "c1", 60, at(30), "h", 1)
+    lock = new_lock("ops@ctl", "c1", 60, at(30), "h", 1, "token-of-c1")
     begun = act(promoted, lock, "begin", 31, release_id="c1", kind="contract")
     step = {"name": "contract", "migrations_contracted": ["0002"], "migrations_applied": ["0001", "0002"]}
     stepped = act(begun["ledger"], lock, "step", 32, release_id="c1", step=step)
@@ -367,7 +425,7 @@ def test_retire() -> None:
     assert retired["release"]["outcome"] == "done"
     assert not act(after, None, "retire", 34, release_id="c1", color="blue")["changed"]
     # No rollback to a retired color.
-    lock = new_lock("ops@ctl", "rb", 60, at(40), "h", 1)
+    lock = new_lock("ops@ctl", "rb", 60, at(40), "h", 1, "token-of-rb")
     begun = act(after, lock, "begin", 41, release_id="rb", kind="rollback")
     with pytest.raises(document.LedgerError, match=f"blue was retired at {stamp(33)} by a contract"):
         act(begun["ledger"], lock, "rollback", 42, release_id="rb", color="blue")
@@ -379,12 +437,12 @@ def test_retire_defaults_to_the_release_color() -> None:
     ledger = first_release()[0]
     out = second_release(ledger)
     promoted = act(out["ledger"], out["lock"], "promote", 20, release_id="r2")["ledger"]
-    lock = new_lock("ops@ctl", "c1", 3600, at(30), "h", 1)
+    lock = new_lock("ops@ctl", "c1", 3600, at(30), "h", 1, "token-of-c1")
     begun = act(promoted, lock, "begin", 31, release_id="c1", kind="contract", color="blue")
     retired = act(begun["ledger"], lock, "retire", 32, release_id="c1")
     assert retired["ledger"]["colors"]["blue"]["state"] == "retired" and retired["ledger"]["previous"] is None
     # A contract with no old color left only ends.
-    lock = new_lock("ops@ctl", "c2", 3600, at(40), "h", 1)
+    lock = new_lock("ops@ctl", "c2", 3600, at(40), "h", 1, "token-of-c2")
     begun = act(retired["ledger"], lock, "begin", 41, release_id="c2", kind="contract")
     ended = act(begun["ledger"], lock, "retire", 42, release_id="c2")
     assert ended["release"]["outcome"] == "done" and ended["lock"] is None
@@ -393,7 +451,7 @@ def test_retire_defaults_to_the_release_color() -> None:
 
 def test_deployed_step_records_the_images_it_deployed() -> None:
     ledger = first_release()[0]
-    lock = new_lock("ops@ctl", "r2", 3600, at(10), "h", 1)
+    lock = new_lock("ops@ctl", "r2", 3600, at(10), "h", 1, "token-of-r2")
     begun = act(ledger, lock, "begin", 11, release_id="r2", version="v2", images={"api": "shop/api:v2"})
     step = {"name": "deploy", "deployed": True, "images": IMAGES_V2}
     deployed = act(begun["ledger"], lock, "step", 12, release_id="r2", step=step)
@@ -426,7 +484,7 @@ def test_step_idempotency_and_replacement() -> None:
 
 def test_step_refusals() -> None:
     ledger = first_release()[0]
-    lock = new_lock("ops@ctl", "r9", 60, at(10), "h", 1)
+    lock = new_lock("ops@ctl", "r9", 60, at(10), "h", 1, "token-of-r9")
     with pytest.raises(document.LedgerError, match="release r9 is not in the ledger of shop"):
         act(ledger, lock, "step", 11, release_id="r9", step={"name": "x"})
     with pytest.raises(document.LedgerError, match="step: name is required"):
@@ -454,7 +512,7 @@ def test_parameter_validation_names_the_parameter() -> None:
 def test_history_limit_drops_the_oldest() -> None:
     ledger = document.empty_ledger("shop")
     for n in range(5):
-        lock = new_lock("ops@ctl", f"r{n}", 60, at(n), "h", 1)
+        lock = new_lock("ops@ctl", f"r{n}", 60, at(n), "h", 1, f"token-of-r{n}")
         ledger = act(ledger, lock, "begin", n, release_id=f"r{n}", history_limit=3)["ledger"]
     assert [r["id"] for r in ledger["releases"]] == ["r2", "r3", "r4"]
     # Each begin abandoned the one before it, still running without the lock.
@@ -493,7 +551,7 @@ def test_files_load_save_and_corrupt(tmp_path) -> None:
 def test_lock_file(tmp_path) -> None:
     path = tmp_path / "release.lock"
     assert read_lock(str(path)) is None
-    lock = new_lock("ops@ctl", "r1", 60, at(0), "h", 1)
+    lock = new_lock("ops@ctl", "r1", 60, at(0), "h", 1, "token-of-r1")
     write_lock(str(path), lock)
     assert read_lock(str(path)) == lock and oct(path.stat().st_mode & 0o777) == "0o600"
     write_lock(str(path), None)

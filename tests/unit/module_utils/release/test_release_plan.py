@@ -39,12 +39,14 @@ class Host:
         return lock_state(self.lock, at(minutes))
 
     def take_lock(self, rid: str, minutes: float) -> None:
-        self.lock, takeover = take_lock(self.lock, "shop", rid, OWNER, LOCK_TTL, at(minutes), "dockerhost", 4242)
+        self.lock, takeover = take_lock(
+            self.lock, "shop", rid, OWNER, LOCK_TTL, at(minutes), "dockerhost", 4242, f"token-of-{rid}"
+        )
         if takeover:
             self.ledger = tr.record_takeover(self.ledger, takeover, at(minutes))
 
     def unlock(self, rid: str) -> None:
-        self.lock = drop_lock(self.lock, "shop", rid)
+        self.lock = drop_lock(self.lock, "shop", f"token-of-{rid}")
 
     def step(self, rid: str, step: dict, minutes: float) -> None:
         self.ledger = tr.record_step(self.ledger, rid, step, at(minutes))
