@@ -13,6 +13,14 @@ description:
   - Applies a migrations directory (C(NNNN_name/expand.sql), C(backfill.yml), C(contract.sql)) phase by
     phase, in version order, recording each applied file with its sha256 checksum in a history table. A
     file changed after its phase was applied is refused, with both checksums.
+  - Before anything runs, the directory must agree with the history of the phase - a file whose phase was
+    applied and is now gone, a never-applied version numbered below an applied one, and a number missing
+    from the sequence of version directories are refused, naming the versions (see O(allow_irregular)).
+  - Each statement group of a file (the statements that share a transaction, or one statement that runs
+    outside any) is recorded in C(<history_table>_groups) when it is done - in its own transaction when it
+    has one - so a file whose later group failed resumes at that group on the next run. The failure names
+    the groups applied and the one that failed. An applied group must not change; the groups not applied
+    yet may (fix the failing statement and run again).
   - One runner at a time - a PostgreSQL advisory lock taken with a polling try-lock, never a blocking wait;
     C(lock_timeout) is set only after it is held, and only inside the migration's transactions.
   - Statements are split by PostgreSQL's own parser (pglast). Statements that cannot run in a transaction
@@ -32,11 +40,13 @@ author:
 requirements:
   - pglast (8.x) on the host that runs the module; PyYAML for backfill.yml.
 extends_documentation_fragment:
+  - switchyard.release.lease
   - switchyard.release.postgres
 attributes:
   check_mode:
     description:
       - Lists the pending versions, their statements with the lock each takes, and the lint findings; runs nothing.
+      - A partly applied file lists only the statement groups left.
     support: full
   diff_mode:
     description: Not supported; the pending list says what would run.
@@ -84,9 +94,25 @@ options:
     type: int
     default: 300
   history_table:
-    description: The history table; its backfill checkpoints live in C(<history_table>_backfill).
+    description:
+      - The history table; its backfill checkpoints live in C(<history_table>_backfill) and the applied statement
+        groups of each file in C(<history_table>_groups).
+      - A history made by an earlier version of this module keeps its rows; the groups table is added next to it.
     type: str
     default: switchyard_schema_history
+  allow_irregular:
+    description:
+      - Directory problems to accept with a warning instead of refusing them; all are refused by default.
+      - V(deleted) - a file whose phase the history says was applied is gone from the directory (a backfill whose
+        contract ran may always go).
+      - V(out_of_order) - a version not applied yet is numbered below the highest applied version of the phase; it
+        runs when accepted.
+      - V(gap) - a version number is missing between two version directories (up to O(target)). A version directory
+        without the phase's file is no gap.
+    type: list
+    elements: str
+    choices: [deleted, out_of_order, gap]
+    default: []
   lint:
     description: V(error) fails before anything runs when lint finds a problem, V(warn) reports it, V(off) skips lint.
     type: str
@@ -136,12 +162,37 @@ EXAMPLES = r"""
 
 RETURN = r"""
 applied:
-  description: Files applied by this run - version, name, phase, duration_ms, retries.
+  description:
+    - Files applied by this run - version, name, phase, duration_ms, retries, groups (the file's statement groups) and
+      groups_run (the numbers of those this run applied; fewer when an earlier run applied the first ones).
   returned: always
   type: list
   elements: dict
 pending:
-  description: What is (or, in check mode, would be) run - per file its statements with line, lock and transactional.
+  description:
+    - What is (or, in check mode, would be) run - per file its groups, groups_applied (by earlier runs) and the
+      statements left with group, line, lock and transactional.
+  returned: always
+  type: list
+  elements: dict
+groups_applied:
+  description:
+    - The statement groups this run applied (version, phase, group), also when a later group failed - they stay
+      applied and a re-run resumes after them.
+  returned: when SQL ran
+  type: list
+  elements: dict
+groups:
+  description:
+    - On a failed statement group, every group of that file - group, line, statement (first words), transactional
+      and state (applied, failed, not run).
+  returned: on failure of a statement group
+  type: list
+  elements: dict
+irregularities:
+  description:
+    - The directory problems O(allow_irregular) accepted (kind, version, message), each also a warning. On a refusal,
+      all those found. Empty with O(phase=status), which reports them per phase in RV(status).
   returned: always
   type: list
   elements: dict
@@ -170,7 +221,9 @@ blocking_sessions:
   type: list
   elements: dict
 status:
-  description: Per phase, applied and pending versions and changed files.
+  description:
+    - Per phase, applied and pending versions, changed files, partial (versions with some statement groups
+      applied - version, groups_applied) and irregular (what O(allow_irregular) is about - kind, version, message).
   returned: when phase is status
   type: dict
 """
@@ -180,9 +233,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import connection_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.manager import MigrationManager
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 
 ARGUMENT_SPEC = {
     **connection_argument_spec(),
+    **lease_argument_spec(),
     "path": {"type": "path", "required": True},
     "phase": {"type": "str", "choices": ["expand", "migrate", "contract", "status"], "required": True},
     "target": {"type": "int"},
@@ -199,6 +254,12 @@ ARGUMENT_SPEC = {
     },
     "runner_lock_wait": {"type": "int", "default": 300},
     "history_table": {"type": "str", "default": "switchyard_schema_history"},
+    "allow_irregular": {
+        "type": "list",
+        "elements": "str",
+        "choices": ["deleted", "out_of_order", "gap"],
+        "default": [],
+    },
     "lint": {"type": "str", "choices": ["error", "warn", "off"], "default": "error"},
     "batch_size": {"type": "int"},
     "pause_between_batches": {"type": "float", "default": 0},

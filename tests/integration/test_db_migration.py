@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -91,7 +92,13 @@ def test_expand_migrate_contract_of_the_demo_app(pg: Postgres, db: str, migratio
         (2, "migrate", "r1", 64),
     ]
     status = run_module("db_migration", {**args, "phase": "status"})
-    assert status["status"]["contract"] == {"applied": [2], "pending": [], "changed_files": []}
+    assert status["status"]["contract"] == {
+        "applied": [2],
+        "pending": [],
+        "changed_files": [],
+        "partial": [],
+        "irregular": [],
+    }
 
 
 def test_a_changed_file_is_refused_with_both_checksums(pg: Postgres, db: str, migrations: Path) -> None:
@@ -275,4 +282,275 @@ def test_a_file_that_does_not_parse_is_named_with_its_line(pg: Postgres, db: str
     broken.write_text("-- a comment\nALTER TABLE items ADD COLUMN note text;\nALTER TABLE items ADD COLUM x text;\n")
     result = run_module("db_migration", pg.module_args(db, path=str(migrations), phase="expand"))
     assert result["failed"] and "0003_broken/expand.sql: does not parse" in result["msg"] and "line 3" in result["msg"]
+    assert pg.query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]
+
+
+# --- issue 13: resumable files, a directory that agrees with the history, clean OS errors --------
+
+TAGS = """CREATE TABLE tags (id bigint PRIMARY KEY, label text NOT NULL);
+INSERT INTO tags (id, label) SELECT id, name FROM items;
+CREATE INDEX CONCURRENTLY tags_label_idx ON tags (label);
+ALTER TABLE tags ADD CONSTRAINT tags_label_not_empty CHECK (label <> '');
+"""
+
+
+def add_version(migrations: Path, directory: str, text: str, phase_file: str = "expand.sql") -> Path:
+    path = migrations / directory / phase_file
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def groups_recorded(pg: Postgres, db: str, version: int) -> list[tuple]:
+    return pg.query(
+        db,
+        "SELECT group_no, first_line, statement FROM switchyard_schema_history_groups"
+        " WHERE version = %s AND phase = 'expand' ORDER BY group_no",
+        (version,),
+    )
+
+
+def fail_at_the_check(pg: Postgres, db: str, migrations: Path) -> tuple[dict, dict]:
+    """Version 3 creates and fills tags, indexes it concurrently, then adds a CHECK that one row
+    (copied from items, written before the run) violates: its third statement group fails."""
+    args = pg.module_args(db, path=str(migrations), phase="expand")
+    assert not run_module("db_migration", {**args, "target": 2}).get("failed")
+    pg.query(db, "INSERT INTO items (name) VALUES ('a'), (''), ('c')")
+    add_version(migrations, "0003_tags", TAGS)
+    return args, run_module("db_migration", args)
+
+
+def test_a_file_whose_last_group_fails_resumes_at_that_group_once_the_data_is_fixed(
+    pg: Postgres, db: str, migrations: Path
+) -> None:
+    args, failed = fail_at_the_check(pg, db, migrations)
+    assert failed["failed"] and failed["sqlstate"] == "23514", failed["msg"]
+    msg = failed["msg"]
+    assert "0003_tags/expand.sql:4:" in msg and "is violated by some row" in msg
+    assert (
+        "applied: 1 (line 1, CREATE TABLE tags (id bigint), 2 (line 3, CREATE INDEX CONCURRENTLY tags_label_idx ON)"
+        in msg
+    )
+    assert "failed: 3 (line 4, ALTER TABLE tags ADD CONSTRAINT)" in msg and "a re-run resumes at group 3" in msg
+    assert [(g["group"], g["state"]) for g in failed["groups"]] == [(1, "applied"), (2, "applied"), (3, "failed")]
+    assert failed["changed"] and failed["groups_applied"] == [
+        {"version": 3, "phase": "expand", "group": 1},
+        {"version": 3, "phase": "expand", "group": 2},
+    ]
+    assert groups_recorded(pg, db, 3) == [
+        (1, 1, "CREATE TABLE tags (id bigint"),
+        (2, 3, "CREATE INDEX CONCURRENTLY tags_label_idx ON"),
+    ]
+    assert pg.query(db, "SELECT count(*) FROM switchyard_schema_history WHERE version = 3") == [(0,)]
+
+    # Not fixed yet: the re-run does not trip over "relation tags already exists", it fails where it stopped.
+    again = run_module("db_migration", args)
+    assert again["failed"] and "already exists" not in again["msg"]
+    assert "(groups 1-2 by an earlier run)" in again["msg"] and "failed: 3 (line 4" in again["msg"]
+    assert not again["changed"]
+
+    # Check mode and status say what is left: group 3 only.
+    check = run_module("db_migration", args, check=True)
+    (pending,) = check["pending"]
+    assert pending["version"] == 3 and pending["groups"] == 3 and pending["groups_applied"] == [1, 2]
+    assert [(s["group"], s["line"]) for s in pending["statements"]] == [(3, 4)]
+    status = run_module("db_migration", {**args, "phase": "status"})["status"]["expand"]
+    assert status["pending"] == [3] and status["partial"] == [{"version": 3, "groups_applied": [1, 2]}]
+
+    pg.query(db, "UPDATE tags SET label = 'unnamed' WHERE label = ''")
+    results = [run_module("db_migration", args, check=c) for c in (False, True, False)]
+    done, check_again, apply_again = results
+    assert not done.get("failed"), done.get("msg")
+    (applied,) = done["applied"]
+    assert applied["version"] == 3 and applied["groups"] == 3 and applied["groups_run"] == [3]
+    assert not check_again["changed"] and not apply_again["changed"] and apply_again["applied"] == []
+    assert pg.query(
+        db, "SELECT count(*) FROM pg_constraint WHERE conname = 'tags_label_not_empty' AND convalidated"
+    ) == [(1,)]
+    assert pg.query(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'tags_label_idx'::regclass") == [(True,)]
+    assert pg.query(db, "SELECT version FROM switchyard_schema_history WHERE phase = 'expand' ORDER BY 1") == [
+        (1,),
+        (2,),
+        (3,),
+    ]
+    assert [g[0] for g in groups_recorded(pg, db, 3)] == [1, 2, 3]
+
+
+def test_a_fixed_failing_statement_resumes_but_a_changed_applied_group_is_refused(
+    pg: Postgres, db: str, migrations: Path
+) -> None:
+    args, failed = fail_at_the_check(pg, db, migrations)
+    assert failed["failed"]
+    expand = migrations / "0003_tags" / "expand.sql"
+
+    expand.write_text(TAGS.replace("label text NOT NULL", "label text NOT NULL, note text"))
+    refused = run_module("db_migration", args)
+    assert refused["failed"] and "statement group 1 (line 1, CREATE TABLE tags (id bigint) changed" in refused["msg"]
+    assert "restore groups 1-2 of" in refused["msg"]
+
+    # Group 3 never ran (its transaction was rolled back): it may change.
+    expand.write_text(TAGS.replace("CHECK (label <> '')", "CHECK (label IS NOT NULL)"))
+    done = run_module("db_migration", args)
+    assert not done.get("failed"), done.get("msg")
+    assert [(a["version"], a["groups_run"]) for a in done["applied"]] == [(3, [3])]
+    assert pg.query(db, "SELECT checksum FROM switchyard_schema_history WHERE version = 3") == [
+        (hashlib.sha256(expand.read_bytes()).hexdigest(),)
+    ]
+
+
+# The history table as the runner created it before it recorded statement groups.
+OLD_HISTORY = (
+    "CREATE TABLE switchyard_schema_history ("
+    " version integer NOT NULL, name text NOT NULL, phase text NOT NULL, checksum text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now(), duration_ms integer NOT NULL,"
+    " retries integer NOT NULL DEFAULT 0, release_id text, PRIMARY KEY (version, phase));"
+    "CREATE TABLE switchyard_schema_history_backfill ("
+    " version integer PRIMARY KEY, last_key bigint, rows_done bigint NOT NULL DEFAULT 0,"
+    " updated_at timestamptz NOT NULL DEFAULT now())"
+)
+
+
+def test_a_history_without_groups_is_carried_forward(pg: Postgres, db: str, migrations: Path) -> None:
+    first = migrations / "0001_create_items" / "expand.sql"
+    pg.query(db, OLD_HISTORY)
+    pg.query(db, first.read_text())
+    pg.query(
+        db,
+        "INSERT INTO switchyard_schema_history (version, name, phase, checksum, duration_ms, release_id)"
+        " VALUES (1, 'create_items', 'expand', %s, 5, 'old')",
+        (hashlib.sha256(first.read_bytes()).hexdigest(),),
+    )
+    args = pg.module_args(db, path=str(migrations), phase="expand")
+    check = run_module("db_migration", args, check=True)
+    assert [p["version"] for p in check["pending"]] == [2]
+    assert pg.query(db, "SELECT to_regclass('switchyard_schema_history_groups') IS NULL") == [(True,)]
+    done = run_module("db_migration", args)
+    assert [a["version"] for a in done["applied"]] == [2], done.get("msg")
+    assert pg.query(db, "SELECT version, release_id FROM switchyard_schema_history ORDER BY 1") == [
+        (1, "old"),
+        (2, None),
+    ]
+    assert pg.query(db, "SELECT version, group_no FROM switchyard_schema_history_groups") == [(2, 1)]
+
+
+def test_a_deleted_applied_file_is_refused_naming_it(pg: Postgres, db: str, migrations: Path) -> None:
+    args = pg.module_args(db, path=str(migrations), phase="expand")
+    assert not run_module("db_migration", args).get("failed")
+    add_version(migrations, "0003_note", "ALTER TABLE items ADD COLUMN note text;\n")
+    (migrations / "0002_display_name" / "expand.sql").unlink()
+    refused = run_module("db_migration", args)
+    assert (
+        refused["failed"] and "0002_display_name/expand.sql is gone but its expand phase was applied" in refused["msg"]
+    )
+    assert "nothing was run" in refused["msg"] and "allow_irregular=['deleted']" in refused["msg"]
+    assert refused["irregularities"] == [
+        {
+            "kind": "deleted",
+            "version": 2,
+            "message": "0002_display_name/expand.sql is gone but its expand phase was applied",
+        }
+    ]
+    shutil.rmtree(migrations / "0002_display_name")
+    refused = run_module("db_migration", args)
+    assert refused["failed"] and "version 0002_display_name is gone but its expand phase was applied" in refused["msg"]
+    assert "missing between" not in refused["msg"]  # the deleted version is not also called a gap
+    assert pg.query(
+        db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'note'"
+    ) == [(0,)]
+
+    accepted = run_module("db_migration", {**args, "allow_irregular": ["deleted", "gap"]})
+    assert not accepted.get("failed"), accepted.get("msg")
+    assert [a["version"] for a in accepted["applied"]] == [3]
+    assert [i["kind"] for i in accepted["irregularities"]] == ["deleted"]
+    # ansible-core 2.19 reports warnings as structured events: look for the text in them
+    assert "allow_irregular accepts it: version 0002_display_name is gone" in json.dumps(accepted["warnings"])
+    assert len(accepted["warnings"]) == 1  # planned twice (before and under the lock), warned once
+
+
+def test_a_gap_in_the_numbering_is_refused(pg: Postgres, db: str, migrations: Path) -> None:
+    add_version(migrations, "0004_note", "ALTER TABLE items ADD COLUMN note text;\n")
+    args = pg.module_args(db, path=str(migrations), phase="expand")
+    refused = run_module("db_migration", args)
+    assert refused["failed"] and "version 0003 is missing between 0002_display_name and 0004_note" in refused["msg"]
+    assert pg.query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]
+    check = run_module("db_migration", args, check=True)
+    assert check["failed"] and "version 0003 is missing" in check["msg"]
+
+    # Versions above the target cannot run yet: their gap does not stop this run.
+    assert [a["version"] for a in run_module("db_migration", {**args, "target": 2})["applied"]] == [1, 2]
+    # A version directory without this phase's file is no gap.
+    add_version(migrations, "0003_later", "ALTER TABLE items DROP COLUMN name;\n", "contract.sql")
+    done = run_module("db_migration", args)
+    assert not done.get("failed"), done.get("msg")
+    assert [a["version"] for a in done["applied"]] == [4]
+
+
+def test_a_version_numbered_below_an_applied_one_is_refused(pg: Postgres, db: str, migrations: Path) -> None:
+    # 0003 starts as a contract-only version; expand.sql is added to it after 0004's expand ran.
+    add_version(migrations, "0003_tidy", "ALTER TABLE items DROP COLUMN created_at;\n", "contract.sql")
+    add_version(migrations, "0004_note", "ALTER TABLE items ADD COLUMN note text;\n")
+    args = pg.module_args(db, path=str(migrations), phase="expand")
+    assert [a["version"] for a in run_module("db_migration", args)["applied"]] == [1, 2, 4]
+    add_version(migrations, "0003_tidy", "ALTER TABLE items ADD COLUMN tidy boolean;\n")
+    refused = run_module("db_migration", args)
+    assert refused["failed"] and "0003_tidy is pending but 0004_note is already applied (expand)" in refused["msg"]
+    assert "renumber each pending version above the highest applied one" in refused["msg"]
+    status = run_module("db_migration", {**args, "phase": "status"})["status"]["expand"]
+    assert [i["kind"] for i in status["irregular"]] == ["out_of_order"]
+    accepted = run_module("db_migration", {**args, "allow_irregular": ["out_of_order"]})
+    assert [a["version"] for a in accepted["applied"]] == [3], accepted.get("msg")
+
+
+def run_module_without_root_privileges(name: str, args: dict) -> dict:
+    """As the test's user - as root without the capabilities that bypass file permissions, so a
+    file without read permission is unreadable for real."""
+    payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": False}}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(payload, handle)
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    try:
+        proc = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                f"ansible_collections.switchyard.release.plugins.modules.{name}",
+                handle.name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(COLLECTIONS)},
+        )
+    finally:
+        os.unlink(handle.name)
+    result = json.loads(proc.stdout)
+    assert proc.returncode != 0 or not result.get("failed")
+    return result
+
+
+@pytest.mark.parametrize("what", ["file", "version directory", "dangling symlink"])
+def test_an_unreadable_path_fails_cleanly_naming_it(pg: Postgres, db: str, migrations: Path, what: str) -> None:
+    expand = migrations / "0002_display_name" / "expand.sql"
+    if what == "file":
+        expand.chmod(0)
+        unreadable = expand
+    elif what == "version directory":
+        unreadable = expand.parent
+        unreadable.chmod(0)
+    else:
+        expand.unlink()
+        expand.symlink_to(migrations / "nowhere.sql")
+        unreadable = expand
+    try:
+        result = run_module_without_root_privileges(
+            "db_migration", pg.module_args(db, path=str(migrations), phase="expand")
+        )
+    finally:
+        expand.parent.chmod(0o755)
+    reason = "No such file or directory" if what == "dangling symlink" else "Permission denied"
+    assert result["failed"] and f"{unreadable}: cannot read it ({reason}); nothing was run" in result["msg"]
+    assert "exception" not in result and "unexpected" not in result["msg"]
+    assert result["path"] == str(unreadable)
     assert pg.query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]

@@ -2,7 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The migrations directory: NNNN_name/{expand.sql, backfill.yml, contract.sql}, ordered by the
-numeric prefix, each file with the sha256 checksum the history keeps."""
+numeric prefix, each file with the sha256 checksum the history keeps.
+
+Every version directory is listed (not probed with isfile), so a file the runner cannot read is an
+error naming it, never a file silently skipped - a skipped file would look deleted or pending."""
 
 from __future__ import annotations
 
@@ -18,7 +21,19 @@ BACKFILL_KEYS = {"table", "key", "set", "where", "batch_size"}
 
 
 class CatalogError(SwitchyardError):
-    """The migrations directory is not laid out as db_migration reads it."""
+    """The migrations directory is not laid out as db_migration reads it, or cannot be read."""
+
+
+def unreadable(path, exc):
+    """A CatalogError for an OSError: the path, the system's reason, and what to do."""
+    reason = exc.strerror or str(exc)
+    uid = os.geteuid() if hasattr(os, "geteuid") else "?"
+    return CatalogError(
+        f"{path}: cannot read it ({reason}); nothing was run. Make the migrations directory and its files "
+        f"readable by the user that runs db_migration (uid {uid}), or restore the path, then run again",
+        path=str(path),
+        errno=exc.errno,
+    )
 
 
 class Migration:
@@ -29,34 +44,80 @@ class Migration:
         self.name = name
         self.phase = phase
         self.path = path
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise unreadable(path, exc) from exc
         self.checksum = hashlib.sha256(raw).hexdigest()
-        self.text = raw.decode("utf-8")
+        try:
+            self.text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+
+    @property
+    def label(self):
+        """How messages name the version: its directory name."""
+        return os.path.basename(os.path.dirname(self.path))
 
     def as_dict(self):
         return {"version": self.version, "name": self.name, "phase": self.phase, "file": self.path}
 
 
-def load(path, phase, target=None):
-    """The phase's migrations in version order, up to target (inclusive) when given."""
+class VersionDir:
+    """One NNNN_name directory and the phase files it holds (phase -> path)."""
+
+    def __init__(self, version, name, path, files):
+        self.version = version
+        self.name = name
+        self.path = path
+        self.files = files
+
+    @property
+    def label(self):
+        return os.path.basename(self.path)
+
+
+def scan(path):
+    """{version: VersionDir} of every version directory, whatever the target."""
     if not os.path.isdir(path):
         raise CatalogError(f"path={path} is not a directory")
-    found, seen = [], {}
-    for entry in sorted(os.listdir(path)):
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    versions = {}
+    for entry in entries:
         match = VERSION_DIR_RE.match(entry)
-        if not match or not os.path.isdir(os.path.join(path, entry)):
+        directory = os.path.join(path, entry)
+        if not match or not os.path.isdir(directory):
             continue
         version = int(match.group(1))
-        if version in seen:
-            raise CatalogError(f"version {version} appears twice: {seen[version]} and {entry}")
-        seen[version] = entry
-        if target is not None and version > target:
-            continue
-        file_path = os.path.join(path, entry, PHASE_FILES[phase])
-        if os.path.isfile(file_path):
-            found.append(Migration(version, match.group(2), phase, file_path))
-    return sorted(found, key=lambda m: m.version)
+        if version in versions:
+            raise CatalogError(f"version {version} appears twice: {versions[version].label} and {entry}")
+        try:
+            names = set(os.listdir(directory))
+        except OSError as exc:
+            raise unreadable(directory, exc) from exc
+        files = {
+            phase: os.path.join(directory, file_name) for phase, file_name in PHASE_FILES.items() if file_name in names
+        }
+        versions[version] = VersionDir(version, match.group(2), directory, files)
+    return versions
+
+
+def migrations(versions, phase, target=None):
+    """The phase's migrations of scan()'s versions, in version order, up to target (inclusive)."""
+    return [
+        Migration(number, found.name, phase, found.files[phase])
+        for number, found in sorted(versions.items())
+        if phase in found.files and (target is None or number <= target)
+    ]
+
+
+def load(path, phase, target=None):
+    """The phase's migrations in version order, up to target (inclusive) when given."""
+    return migrations(scan(path), phase, target)
 
 
 def parse_backfill(migration, yaml_load):

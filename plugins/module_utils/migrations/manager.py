@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The db_migration phases: expand and contract (SQL files), migrate (batched backfills) and
-status. Plans and lints before anything runs; applies under the runner's advisory lock; check
-mode stops after the plan."""
+status. Checks that the directory agrees with the history, plans and lints before anything runs;
+applies under the runner's advisory lock; check mode stops after the plan."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.switchyard.release.plugins.module_utils.migrations import catalog
+from ansible_collections.switchyard.release.plugins.module_utils.migrations import catalog, order
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.backfill import Backfill
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
     HAS_PSYCOPG2,
@@ -31,6 +31,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.migrations.stat
     HAS_PGLAST,
     PGLAST_IMPORT_ERROR,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 
 try:
     import psycopg2
@@ -83,15 +84,38 @@ class MigrationManager:
         self.yaml_load = yaml_load
         self.history = None
         self.delays = None
-        self.result = {"changed": False, "phase": self.params["phase"], "applied": [], "pending": [], "lint": []}
+        self.result = {
+            "changed": False,
+            "phase": self.params["phase"],
+            "applied": [],
+            "pending": [],
+            "lint": [],
+            "irregularities": [],
+        }
 
     def partial_result(self):
         # What committed before a failure stays committed: say so.
-        return {**self.result, "changed": bool(self.result["applied"])}
+        return {**self.result, "changed": bool(self.result["applied"] or self.result.get("groups_applied"))}
 
     def applied(self, phase):
         with self.conn.cursor() as cur:
             return self.history.applied(cur, phase)
+
+    def recorded(self, phase):
+        """What the history has of the phase: {version: name} of applied files, and History.progress()."""
+        with self.conn.cursor() as cur:
+            return self.history.names(cur, phase), self.history.progress(cur, phase)
+
+    def check_order(self, versions, phase, names, progress, pending, exempt=()):
+        """Refuse (or, when allow_irregular accepts them, warn about) deleted applied files,
+        out-of-order versions and gaps, before anything runs."""
+        partial = {v: p["name"] for v, p in progress.items() if v not in names}
+        found = order.find(versions, phase, names, partial, pending, self.params["target"], exempt)
+        accepted = order.refuse(found, self.params["allow_irregular"], phase, self.params["path"])
+        for item in accepted:
+            if item.as_dict() not in self.result["irregularities"]:  # planned twice: before and under the lock
+                self.module.warn(f"allow_irregular accepts it: {item.message}")
+        self.result["irregularities"] = [item.as_dict() for item in accepted]
 
     def run(self):
         require_libraries()
@@ -105,10 +129,16 @@ class MigrationManager:
             except Exception as exc:  # psycopg2.OperationalError and friends: say where it failed
                 raise MigrationError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
         self.yaml_load = self.yaml_load or yaml.safe_load
+        # Under a release's lease: checked and renewed before anything runs, and while the phase runs
+        # (a backfill can outlast the lock's ttl); a run that lost its lock changes no schema.
+        lease = Lease(self.params.get("lease"), self.module.check_mode, warn=self.module.warn)
         try:
-            return self.run_phase()
+            with lease.kept():
+                return self.run_phase()
         except psycopg2.Error as exc:
             raise MigrationError(f"PostgreSQL error: {str(exc).strip()}", sqlstate=exc.pgcode) from exc
+        except OSError as exc:  # the catalog names what it reads; this catches a path it did not expect
+            raise catalog.unreadable(exc.filename or self.params["path"], exc) from exc
         finally:
             self.conn.close()
 
@@ -126,53 +156,89 @@ class MigrationManager:
 
     def status(self):
         report = {}
+        versions = catalog.scan(self.params["path"])
+        contracted = set(self.applied("contract"))
         for phase in ("expand", "migrate", "contract"):
             done = self.applied(phase)
-            files = catalog.load(self.params["path"], phase, self.params["target"])
+            names, progress = self.recorded(phase)
+            files = catalog.migrations(versions, phase, self.params["target"])
+            pending = [m.version for m in files if m.version not in done]
+            partial = {v: p for v, p in progress.items() if v not in done}
+            exempt = contracted if phase == "migrate" else ()
+            irregular = order.find(
+                versions,
+                phase,
+                names,
+                {v: p["name"] for v, p in partial.items()},
+                [v for v in pending if v not in exempt],
+                self.params["target"],
+                exempt,
+            )
             report[phase] = {
                 "applied": sorted(done),
-                "pending": [m.version for m in files if m.version not in done],
+                "pending": pending,
                 "changed_files": [m.path for m in files if m.version in done and done[m.version] != m.checksum],
+                "partial": [{"version": v, "groups_applied": sorted(p["groups"])} for v, p in sorted(partial.items())],
+                "irregular": [item.as_dict() for item in irregular],
             }
         self.result["status"] = report
         return self.result
 
+    def plan_sql(self, runner, versions, migrations, phase):
+        """The directory checked against the history, then the files (and groups) left to run."""
+        names, progress = self.recorded(phase)
+        pending_versions = [m.version for m in migrations if m.version not in names]
+        self.check_order(versions, phase, names, progress, pending_versions)
+        return runner.plan(migrations, self.applied(phase), progress)
+
     def sql_phase(self, phase):
         runner = PhaseRunner(self.conn, self.history, self.params, self.delays, self.module.check_mode)
-        migrations = catalog.load(self.params["path"], phase, self.params["target"])
-        pending, findings = runner.plan(migrations, self.applied(phase))
+        versions = catalog.scan(self.params["path"])
+        migrations = catalog.migrations(versions, phase, self.params["target"])
+        pending, findings = self.plan_sql(runner, versions, migrations, phase)
         self.report_plan(pending, findings)
         if phase == "contract" and pending:
             self.refuse_live_sessions()
         if self.module.check_mode or not pending:
             self.result["changed"] = bool(pending)
             return self.result
-        self.locked(lambda: self.apply_sql(runner, migrations, phase))
+        self.locked(lambda: self.apply_sql(runner, versions, migrations, phase))
         self.result["max_lock_wait_ms"] = round(runner.max_lock_wait_ms, 1)
         self.result["rebuilt_indexes"] = runner.rebuilt
         self.result["changed"] = bool(self.result["applied"])
         return self.result
 
-    def apply_sql(self, runner, migrations, phase):
+    def apply_sql(self, runner, versions, migrations, phase):
         # Another runner may have applied some while this one waited for the lock: plan again.
-        pending, _findings = runner.plan(migrations, self.applied(phase))
+        pending, _findings = self.plan_sql(runner, versions, migrations, phase)
         with self.conn.cursor() as cur:
             self.history.create(cur)
-        for migration, statements in pending:
-            self.result["applied"].append(runner.apply(migration, statements))
+        self.result["groups_applied"] = runner.groups_applied  # filled as groups commit: kept on failure
+        for one in pending:
+            self.result["applied"].append(runner.apply(one))
         self.result["pending"] = []
 
     def report_plan(self, pending, findings):
         self.result["lint"] = [f.as_dict() for f in findings]
+        # A partly applied file lists only the groups left: what a run would execute.
         self.result["pending"] = [
             {
-                **m.as_dict(),
+                **one.migration.as_dict(),
+                "groups": len(one.groups),
+                "groups_applied": list(range(1, one.done + 1)),
                 "statements": [
-                    {"line": s.line, "lock": s.lock, "transactional": s.transactional, "sql": s.sql[:300]}
-                    for s in statements
+                    {
+                        "group": group.number,
+                        "line": s.line,
+                        "lock": s.lock,
+                        "transactional": s.transactional,
+                        "sql": s.sql[:300],
+                    }
+                    for group in one.remaining
+                    for s in group.statements
                 ],
             }
-            for m, statements in pending
+            for one in pending
         ]
         if findings and self.params["lint"] == "error":
             raise MigrationError(
@@ -214,8 +280,14 @@ class MigrationManager:
     def migrate(self):
         applied = self.applied("migrate")
         contracted = self.applied("contract")
+        versions = catalog.scan(self.params["path"])
+        files = catalog.migrations(versions, "migrate", self.params["target"])
+        names, _progress = self.recorded("migrate")
+        # A backfill whose contract ran is history: its file may go, and it never runs again.
+        pending_versions = [m.version for m in files if m.version not in applied and m.version not in contracted]
+        self.check_order(versions, "migrate", names, {}, pending_versions, exempt=set(contracted))
         migrations = []
-        for migration in catalog.load(self.params["path"], "migrate", self.params["target"]):
+        for migration in files:
             if migration.version in applied and applied[migration.version] != migration.checksum:
                 raise MigrationError(
                     f"{migration.path} changed after its migrate phase was applied: history checksum "
