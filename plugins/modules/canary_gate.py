@@ -19,11 +19,19 @@ description:
     test (scipy), at O(confidence), next to absolute limits. Too little data (O(min_requests),
     O(min_samples)) is V(hold), never promote and never rollback; a canary that is DOWN is an immediate
     V(rollback); a window in which the counters were reset (a reload) is discarded and reported.
+  - The gate fails closed - missing data (no request, no series), a value that could not be computed (a NaN from
+    Prometheus) and a comparison that could not be made (too few baseline latency samples) are inconclusive
+    (V(hold)) and say why, never a pass.
+  - With O(sources.lb.routes) every route is observed over the same window and judged on its own; the verdict is
+    the worst of the routes' (V(rollback) over V(hold) over V(promote)), and RV(routes) and each metric's C(route)
+    say which route gave it.
   - Observing changes nothing, so check mode observes and judges as well, and the task never reports a change.
 author:
   - Switchyard developers (@switchyard)
 requirements:
   - scipy on the host that runs the module.
+extends_documentation_fragment:
+  - switchyard.release.lease
 attributes:
   check_mode:
     description: Observes and judges; nothing is changed in either mode.
@@ -117,7 +125,9 @@ options:
                 description: The metric's name in the verdict; defaults to the query.
                 type: str
               query:
-                description: The PromQL query; its first result's value is compared.
+                description:
+                  - The PromQL query (an instant vector or a scalar). Every series it returns is compared with the
+                    limits and the worst is reported; no series, or a value that is NaN, is inconclusive.
                 type: str
                 required: true
               max:
@@ -128,9 +138,10 @@ options:
                 type: float
       lb:
         description:
-          - The counters (deltas, health, reload detection) and the request log (statuses, latencies) of one route of
+          - The counters (deltas, health, reload detection) and the request log (statuses, latencies) of routes of
             the application's LB, through the LB interface, whatever its kind - what the canary role uses. With it,
             O(baseline) and O(canary) are colors (V(blue), V(green)).
+          - Give exactly one of O(sources.lb.route) and O(sources.lb.routes).
         type: dict
         suboptions:
           kind:
@@ -152,7 +163,12 @@ options:
           route:
             description: The route judged, for example C(api).
             type: str
-            required: true
+          routes:
+            description:
+              - Every route judged, over the same window, for example V([api, web]); the verdict is the worst of the
+                routes'; the counts of each measurement are per route.
+            type: list
+            elements: str
       http_probe:
         description: Synthetic HTTP requests, for example through the LB with C(X-Canary).
         type: dict
@@ -251,6 +267,15 @@ options:
 """
 
 EXAMPLES = r"""
+- name: Judge green against blue on every route of the application over one window
+  switchyard.release.canary_gate:
+    baseline: blue
+    canary: green
+    window: 60
+    sources:
+      lb: {dir: /var/lib/switchyard/shop/lb, container: shop-lb-haproxy-1, routes: [api, web]}
+  register: gate
+
 - name: Judge 10 % of traffic on green for a minute
   switchyard.release.canary_gate:
     baseline: api_blue
@@ -276,12 +301,27 @@ reason:
 metrics:
   description:
     - Every metric of the last measurement - metric, status (pass, fail, inconclusive), canary and baseline
-      values, sample sizes, test and p_value where a test ran, limit, source and a reason.
+      values, sample sizes, test and p_value where a test ran, limit, source and a reason; with O(sources.lb) the
+      route it belongs to.
+    - An inconclusive metric says why in its reason (too little traffic, too few samples, no data, NaN).
   returned: always
   type: list
   elements: dict
+routes:
+  description:
+    - With O(sources.lb), each route's verdict and reason over the measurements, worst first, and the metrics of
+      its last measurement that did not pass (not_passed).
+  returned: when O(sources.lb) is given
+  type: list
+  elements: dict
+  sample:
+    - {route: web, verdict: rollback, reason: "1 failed measurement(s), more than failure_limit=0",
+       not_passed: [error_rate, error_rate_increase]}
+    - {route: api, verdict: promote, reason: "all 1 measurement(s) passed", not_passed: []}
 measurements:
-  description: Each measurement - start, end, metrics, verdict, counter_resets, counts.
+  description:
+    - Each measurement - start, end, metrics, verdict, counter_resets, counts.
+    - counts is per server (per color with O(sources.lb.route)); with O(sources.lb.routes) it is per route, then color.
   returned: always
   type: list
   elements: dict
@@ -301,6 +341,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 
 SOURCES_SPEC = {
     "haproxy_stats": {
@@ -344,8 +385,11 @@ SOURCES_SPEC = {
         "type": "dict",
         "options": {
             **lb_argument_spec()["lb"]["options"],
-            "route": {"type": "str", "required": True},
+            "route": {"type": "str"},
+            "routes": {"type": "list", "elements": "str"},
         },
+        "mutually_exclusive": [("route", "routes")],
+        "required_one_of": [("route", "routes")],
     },
     "http_probe": {
         "type": "dict",
@@ -385,6 +429,7 @@ ARGUMENT_SPEC = {
     "inconclusive_limit": {"type": "int", "default": 0},
     "on_inconclusive_limit": {"type": "str", "choices": ["hold", "rollback"], "default": "hold"},
     "fail_on": {"type": "str", "choices": ["rollback", "never"], "default": "rollback"},
+    **lease_argument_spec(),
 }
 
 

@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.compose import docker, free_port, unique_name
+from support.compose import ComposeProject, docker, free_port, unique_name
 from support.load import Load
 from support.modules import run_module
-from support.stack import Stack
+from support.stack import DEMO_DIR, Stack
 from support.testbed import Testbed
 
 
@@ -195,7 +195,10 @@ class PrometheusStub(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize(("value", "verdict"), [(0.002, "promote"), (0.2, "rollback"), (None, "hold")])
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [(0.002, "promote"), (0.2, "rollback"), (None, "hold"), ("NaN", "hold")],  # NaN: 0/0, no traffic
+)
 def test_prometheus_source(value, verdict: str) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), PrometheusStub)
     server.value = value
@@ -306,3 +309,104 @@ def test_a_probe_answered_by_the_wrong_server_fails_the_smoke(stack: Stack) -> N
         "5 answered with X-Switchyard-Server" in wrong["metrics"][0]["reason"]
         and "_blue$" in wrong["metrics"][0]["reason"]
     )
+
+
+# -- every route over one window ---------------------------------------------------------------------
+WEB_ROUTE = {"name": "web", "port": 8000, "health_path": "/health", "path_prefix": "/items"}
+
+
+def web_color(stack: Stack, color: str, version: str, **env: str) -> dict:
+    """The demo app as the service `web` of project <app>-web<color>, reached by HAProxy as web-<color>."""
+    directory = stack.workdir / "web"
+    directory.mkdir(exist_ok=True)
+    base = (DEMO_DIR / "compose.base.yaml").read_text()
+    compose = directory / "compose.web.yaml"
+    compose.write_text(
+        base.replace("\n  api:\n", "\n  web:\n").replace("- api-${SWITCHYARD_COLOR", "- web-${SWITCHYARD_COLOR")
+    )
+    env_file = directory / f"{color}.env"
+    variables = {"SWITCHYARD_APP": stack.app, "SWITCHYARD_COLOR": color, "DEMO_SECRETS_DIR": str(stack.secrets), **env}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
+    result = run_module(
+        "compose_project",
+        {
+            "project": f"{stack.app}-web{color}",
+            "files": [str(compose)],
+            "env_files": [str(env_file)],
+            "images": {"web": stack.testbed.image(f"demo-app:{version}")},
+            "wait_timeout": 60,
+        },
+    )
+    assert not result.get("failed"), result.get("msg")
+    return result
+
+
+def set_web_weights(stack: Stack, blue: int, green: int) -> None:
+    """Weights of be_web, once both its servers are UP."""
+    deadline = time.monotonic() + 60
+    while True:
+        servers = run_module("haproxy_weight", {"socket": stack.socket, "backend": "be_web"})["after"]
+        if all(str(servers[f"web_{c}"]["status"]).startswith("UP") for c in ("blue", "green")):
+            break
+        assert time.monotonic() < deadline, f"be_web's servers are not UP: {servers}"
+        time.sleep(0.5)
+    result = run_module(
+        "haproxy_weight",
+        stack.weights(
+            backend="be_web",
+            weights={"web_blue": blue, "web_green": green},
+            states={"web_blue": "ready", "web_green": "ready"},
+        ),
+    )
+    assert not result.get("failed"), result.get("msg")
+
+
+@pytest.fixture(scope="module")
+def two_routes(stack: Stack) -> Iterator[Stack]:
+    """The stack with a second route, web (/items), whose green canary answers 10 % of its requests 500."""
+    stack.lb_role(switchyard_lb_routes=[{"name": "api", "port": 8000, "health_path": "/health"}, WEB_ROUTE])
+    try:
+        web_color(stack, "blue", "v1")
+        web_color(stack, "green", "v2", DEMO_FAIL_RATE="0.1")
+        yield stack
+    finally:
+        for color in ("blue", "green"):
+            ComposeProject(f"{stack.app}-web{color}", []).down()
+
+
+def test_every_route_is_judged_over_one_window_and_the_failing_route_is_named(two_routes: Stack) -> None:
+    """api's canary is healthy, web's fails: one call, one window, both routes judged - rollback, naming web."""
+    stack = two_routes
+    shift(stack, 128, 128)
+    set_web_weights(stack, 128, 128)
+    loads = [Load(stack.url + path, rate=100, seconds=9).start() for path in ("/", "/items?limit=5")]
+    time.sleep(0.5)
+    try:
+        started = time.monotonic()
+        result = gate(
+            stack,
+            window=6,
+            baseline="blue",
+            canary="green",
+            sources={"lb": {"dir": str(stack.lb_dir), "container": stack.lb_container, "routes": ["api", "web"]}},
+            fail_on="rollback",
+        )
+        took = time.monotonic() - started
+    finally:
+        for load in loads:
+            load.join()
+    assert result["failed"] and result["verdict"] == "rollback", result.get("metrics")
+    assert "route web: error_rate" in result["msg"] and "route api" not in result["msg"], result["msg"]
+    routes = {r["route"]: r for r in result["routes"]}
+    assert result["routes"][0]["route"] == "web" and routes["web"]["verdict"] == "rollback"
+    assert "error_rate" in routes["web"]["not_passed"]
+    assert routes["api"]["verdict"] == "promote", [m for m in result["metrics"] if m["route"] == "api"]
+    assert result["reason"].startswith("route web: rollback")
+    # Per-route figures: each route's own requests, in the same window.
+    by_route = {(m["route"], m["metric"]): m for m in result["metrics"]}
+    assert by_route[("web", "error_rate")]["status"] == "fail" and by_route[("web", "error_rate")]["canary"] > 0.01
+    assert by_route[("api", "error_rate")]["status"] == "pass"
+    assert by_route[("api", "error_rate")]["canary_n"] >= 100 and by_route[("web", "error_rate")]["canary_n"] >= 100
+    (measurement,) = result["measurements"]
+    assert set(measurement["counts"]) == {"api", "web"} and set(measurement["counts"]["web"]) == {"blue", "green"}
+    assert took < 6 * 2, f"one window for both routes, not one per route: {took:.1f} s"

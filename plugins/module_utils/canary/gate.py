@@ -27,6 +27,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import delta, snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 
 UNHEALTHY = ("DOWN", "MAINT", "NOLB")
 SOURCES = ("haproxy_log", "haproxy_stats", "http_probe", "lb", "prometheus")
@@ -53,6 +54,15 @@ def validate_static(params):
             f"baseline={params['baseline']!r} and canary={params['canary']!r}: with sources.lb they are colors "
             f"({', '.join(COLORS)})"
         )
+    if sources.get("lb"):
+        routes = lb_routes(sources["lb"])
+        if not routes or not all(isinstance(r, str) and r for r in routes):
+            raise GateError("sources.lb: give the route judged (route) or every route judged (routes, not empty)")
+        if len(set(routes)) != len(routes):
+            raise GateError(f"sources.lb.routes={routes}: each route once")
+    probe = sources.get("http_probe")
+    if probe is not None and probe.get("count", 10) < 1:
+        raise GateError(f"sources.http_probe.count={probe.get('count')}: send at least one probe")
     log = sources.get("haproxy_log")
     if log is not None and bool(log.get("container")) == bool(log.get("path")):
         raise GateError("sources.haproxy_log: give exactly one of container or path")
@@ -64,9 +74,60 @@ def validate_static(params):
         raise GateError("sources.haproxy_stats.backend (or sources.haproxy_log.backend) names the backend to judge")
 
 
+def describe(metric):
+    """One metric in a sentence, with its route when it has one."""
+    return (f"route {metric['route']}: " if metric.get("route") else "") + f"{metric['metric']}: {metric['reason']}"
+
+
 def header_matches(expected, headers):
     """No header expected, or the answer carries it with a value matching the pattern."""
     return not expected or bool(re.search(expected["pattern"], headers.get(expected["name"]) or ""))
+
+
+def lb_routes(lb):
+    """The routes the lb source judges: routes, or [route]."""
+    if lb.get("routes") is not None:
+        return list(lb["routes"])
+    return [lb["route"]] if lb.get("route") else []
+
+
+def prometheus_series(body):
+    """[(labels, value)] of an instant query's answer (the JSON of /api/v1/query), values as floats
+    (NaN and +/-Inf included: the judge decides). Raises ValueError saying why there is nothing to judge."""
+    if not isinstance(body, dict):
+        raise ValueError(f"not a Prometheus answer: {str(body)[:200]}")
+    if body.get("status") != "success":
+        raise ValueError(f"status {body.get('status')!r}" + (f": {body['error']}" if body.get("error") else ""))
+    data = body.get("data") or {}
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar":
+        return [({}, float(result[1]))]
+    if kind == "vector":
+        return [(series.get("metric") or {}, float(series["value"][1])) for series in result or []]
+    raise ValueError(f"the query returned a {kind} result; an instant vector or a scalar is judged")
+
+
+def prometheus_metric(query, body):
+    """The metric of one query from Prometheus' answer: every series is judged against the limits (the
+    worst one is reported); no series, NaN or an answer that cannot be read is inconclusive."""
+    name = query.get("name") or query["query"]
+    common = {"source": "prometheus", "query": query["query"]}
+    try:
+        series = prometheus_series(body)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        return judge.metric(name, judge.INCONCLUSIVE, f"Prometheus answer not usable: {exc}", **common)
+    if not series:
+        return judge.metric(name, judge.INCONCLUSIVE, "the query returned no data (no series)", **common)
+    checks = [
+        (labels, judge.value_check(name, value, query.get("min"), query.get("max"), **common))
+        for labels, value in series
+    ]
+    rank = {judge.PASS: 0, judge.INCONCLUSIVE: 1, judge.FAIL: 2}
+    labels, worst = max(checks, key=lambda check: rank[check[1]["status"]])
+    if len(checks) > 1:
+        worst["reason"] += f" (series {labels or '{}'}, the worst of {len(checks)})"
+        worst["series"] = len(checks)
+    return worst
 
 
 def given_sources(params):
@@ -86,11 +147,11 @@ class CanaryGate:
         log = self.sources.get("haproxy_log") or {}
         self.backend = stats.get("backend") or log.get("backend")
         self.api = RuntimeAPI(stats["socket"], timeout=stats.get("timeout", 5)) if stats else None
-        # The lb source: counters and request log of one route through the LB interface, whatever the
-        # LB kind; baseline and canary are then colors.
+        # The lb source: counters and request log of the routes through the LB interface, whatever the LB
+        # kind; baseline and canary are then colors. Every route is observed over the same window.
         lb = self.sources.get("lb")
         self.lb = load_balancer(lb, self.runner) if lb else None
-        self.route = (lb or {}).get("route")
+        self.routes = lb_routes(lb) if lb else [None]
         self.limits = {
             k: self.params[k]
             for k in (
@@ -107,6 +168,12 @@ class CanaryGate:
         }
 
     def run(self):
+        # The gate changes nothing, but a window can outlast the lock's ttl: under a lease it renews it
+        # while it observes (and stops judging for a run that lost it).
+        with Lease(self.params.get("lease"), self.module.check_mode, warn=self.module.warn).kept():
+            return self.observe()
+
+    def observe(self):
         validate_static(self.params)
         if not judge.HAS_SCIPY and ({"haproxy_stats", "haproxy_log", "lb"} & set(self.sources)):
             raise GateError(missing_required_lib("scipy"))
@@ -114,51 +181,83 @@ class CanaryGate:
             self.sleep(self.params["initial_delay"])
         seconds = self.params["interval"] or self.params["window"] / self.params["count"]
         measurements = [self.measure(seconds) for _index in range(self.params["count"])]
-        verdict, reason = judge.combine(
-            measurements,
-            self.params["failure_limit"],
-            self.params["inconclusive_limit"],
-            self.params["on_inconclusive_limit"],
-        )
+        limits = (self.params["failure_limit"], self.params["inconclusive_limit"], self.params["on_inconclusive_limit"])
         last = measurements[-1]
-        self.result = {
-            "changed": False,
-            "verdict": verdict,
-            "reason": reason,
-            "metrics": last["metrics"],
-            "measurements": measurements,
-            "window": {"start": measurements[0]["start"], "end": last["end"]},
-            "counter_resets": [r for m in measurements for r in m["counter_resets"]],
-        }
+        self.result = {"changed": False}
+        if self.lb:
+            verdict, reason, routes = judge.combine_routes(measurements, self.routes, *limits)
+            self.result["routes"] = routes
+        else:
+            verdict, reason = judge.combine(measurements, *limits)
+        self.result.update(
+            {
+                "verdict": verdict,
+                "reason": reason,
+                "metrics": last["metrics"],
+                "measurements": measurements,
+                "window": {"start": measurements[0]["start"], "end": last["end"]},
+                "counter_resets": [r for m in measurements for r in m["counter_resets"]],
+            }
+        )
         if verdict == "rollback" and self.params["fail_on"] == "rollback":
             failing = [m for m in last["metrics"] if m["status"] == "fail"]
-            raise GateError("canary gate: rollback - " + "; ".join(f"{m['metric']}: {m['reason']}" for m in failing))
+            raise GateError("canary gate: rollback - " + "; ".join(describe(m) for m in failing))
         return self.result
 
     # -- one measurement -----------------------------------------------------------------------
-    def counters(self):
+    def counters(self, route):
         """A counter snapshot keyed by the baseline's and canary's names, or None without such a source."""
         servers = [self.params["baseline"], self.params["canary"]]
         if self.lb:
-            return self.lb.counters(self.route, servers)
+            return self.lb.counters(route, servers)
         return snapshot(self.api, self.backend, servers) if self.api else None
 
-    def samples(self, started, ended, offset):
+    def samples(self, route, started, ended, offset):
         """Per-request samples keyed by the baseline's and canary's names, or None without such a source."""
         if self.lb:
-            return self.lb.request_samples(self.route, started, ended)
+            return self.lb.request_samples(route, started, ended)
         if "haproxy_log" in self.sources:
             return parse_lines(self.log_lines(started, ended, offset), self.backend)
         return None
 
     def measure(self, seconds):
-        stats_source, log_source = ("lb", "lb") if self.lb else ("haproxy_stats", "haproxy_log")
-        start_snap = self.counters()
+        """One measurement: every route over the same interval (snapshots before and after it), then the
+        sources that belong to no route (Prometheus, probes)."""
+        start_snaps = {route: self.counters(route) for route in self.routes}
         log_offset = self.log_offset()
         started = utc_now()
         self.sleep(seconds)
         ended = utc_now()
-        end_snap = self.counters()
+        end_snaps = {route: self.counters(route) for route in self.routes}
+        metrics, resets, counts = [], [], {}
+        for route in self.routes:
+            route_metrics, route_resets, counts[route] = self.judge_route(
+                route, start_snaps[route], end_snaps[route], started, ended, log_offset
+            )
+            if route is not None:
+                route_metrics = [{"route": route, **m} for m in route_metrics]
+                if len(self.routes) > 1:
+                    route_resets = [f"route {route}: {r}" for r in route_resets]
+            metrics += route_metrics
+            resets += route_resets
+        if "prometheus" in self.sources:
+            metrics += self.prometheus(self.sources["prometheus"])
+        if "http_probe" in self.sources:
+            metrics += self.probe(self.sources["http_probe"])
+        return {
+            "start": started.isoformat(),
+            "end": ended.isoformat(),
+            "metrics": metrics,
+            "verdict": judge.verdict(metrics),
+            "counter_resets": resets,
+            # Per server (or color) of the one route or backend; per route, then color, with sources.lb.routes.
+            "counts": counts if (self.sources.get("lb") or {}).get("routes") is not None else counts[self.routes[0]],
+        }
+
+    def judge_route(self, route, start_snap, end_snap, started, ended, log_offset):
+        """The metrics, counter resets and counts of one route (or of the one backend of haproxy_stats and
+        haproxy_log: route None)."""
+        stats_source, log_source = ("lb", "lb") if self.lb else ("haproxy_stats", "haproxy_log")
         metrics, resets = [], []
         counts = None
         if start_snap is not None:
@@ -180,7 +279,7 @@ class CanaryGate:
                         "counters", judge.INCONCLUSIVE, "window discarded: " + "; ".join(resets), source=stats_source
                     )
                 )
-        samples = self.samples(started, ended, log_offset)
+        samples = self.samples(route, started, ended, log_offset)
         if samples is not None:
             c = samples.get(self.params["canary"])
             b = samples.get(self.params["baseline"])
@@ -194,18 +293,7 @@ class CanaryGate:
             metrics += judge.error_rates(
                 counts[self.params["canary"]], counts[self.params["baseline"]], self.limits, stats_source
             )
-        if "prometheus" in self.sources:
-            metrics += self.prometheus(self.sources["prometheus"])
-        if "http_probe" in self.sources:
-            metrics += self.probe(self.sources["http_probe"])
-        return {
-            "start": started.isoformat(),
-            "end": ended.isoformat(),
-            "metrics": metrics,
-            "verdict": judge.verdict(metrics),
-            "counter_resets": resets,
-            "counts": counts,
-        }
+        return metrics, resets, counts
 
     # -- sources -------------------------------------------------------------------------------
     def log_offset(self):
@@ -235,15 +323,13 @@ class CanaryGate:
     def prometheus(self, source):
         out = []
         for query in source.get("queries") or []:
-            name = query.get("name") or query["query"]
             url = source["url"].rstrip("/") + "/api/v1/query?" + urlencode({"query": query["query"]})
             try:
                 body = json.loads(open_url(url, timeout=source.get("timeout", 10)).read())
-                results = body["data"]["result"]
-            except Exception as exc:  # unreachable, bad JSON: no data is inconclusive, never a pass
+            except Exception as exc:  # unreachable, an HTTP error, bad JSON: no data is inconclusive, never a pass
                 out.append(
                     judge.metric(
-                        name,
+                        query.get("name") or query["query"],
                         judge.INCONCLUSIVE,
                         f"Prometheus query failed: {exc}",
                         source="prometheus",
@@ -251,33 +337,7 @@ class CanaryGate:
                     )
                 )
                 continue
-            if not results:
-                out.append(
-                    judge.metric(
-                        name,
-                        judge.INCONCLUSIVE,
-                        "the query returned no data",
-                        source="prometheus",
-                        query=query["query"],
-                    )
-                )
-                continue
-            value = float(results[0]["value"][1])
-            too_high = query.get("max") is not None and value > query["max"]
-            too_low = query.get("min") is not None and value < query["min"]
-            out.append(
-                judge.metric(
-                    name,
-                    judge.FAIL if too_high or too_low else judge.PASS,
-                    f"{name} = {value:g}"
-                    + (f", above {query['max']}" if too_high else "")
-                    + (f", below {query['min']}" if too_low else ""),
-                    source="prometheus",
-                    query=query["query"],
-                    canary=value,
-                    limit={"min": query.get("min"), "max": query.get("max")},
-                )
-            )
+            out.append(prometheus_metric(query, body))
         return out
 
     def probe(self, source):

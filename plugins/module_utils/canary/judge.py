@@ -6,7 +6,9 @@
 Every metric gets a status - pass, fail, or inconclusive when there is too little data - with
 the values, sample sizes, test and p-value, limit and a sentence of reason. A failing metric
 makes the verdict rollback; otherwise any inconclusive metric makes it hold; otherwise promote.
-Too little data is never a promote and never a rollback.
+Too little data is never a promote and never a rollback, and the gate fails closed: missing data, a
+value that could not be computed (NaN) or a comparison skipped for want of samples is inconclusive,
+never a pass. With several routes each route is judged, and the verdict is the worst of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def scipy_stats():
 
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+# Worst last: the verdict of several routes (or measurements) is the worst of theirs.
+VERDICT_RANK = {"promote": 0, "hold": 1, "rollback": 2}
 
 
 def percentile(values, q):
@@ -47,7 +51,8 @@ def error_rates(canary, baseline, limits, source):
     rate_c = k_c / n_c if n_c else None
     rate_b = k_b / n_b if n_b else None
     base = {"source": source, "canary": rate_c, "baseline": rate_b, "canary_n": n_c, "baseline_n": n_b}
-    if n_c < limits["min_requests"] or n_b < limits["min_requests"]:
+    # At least one request on each side whatever min_requests says: no request is no data, never a pass.
+    if n_c < max(1, limits["min_requests"]) or n_b < max(1, limits["min_requests"]):
         why = (
             f"too little traffic to judge errors: {n_c} canary and {n_b} baseline requests "
             f"(min_requests {limits['min_requests']} each)"
@@ -90,12 +95,13 @@ def latencies(canary_ms, baseline_ms, limits, source):
     """Percentiles and a one-sided Mann-Whitney U test (is the canary slower?) from log samples."""
     out = []
     n_c, n_b = len(canary_ms), len(baseline_ms)
-    if n_c < limits["min_samples"]:
+    min_samples = max(1, limits["min_samples"])  # no sample is no data, whatever min_samples says
+    if n_c < min_samples:
         return [
             metric(
                 "latency",
                 INCONCLUSIVE,
-                f"too few canary latency samples: {n_c} (min_samples {limits['min_samples']})",
+                f"too few canary latency samples: {n_c} (min_samples {min_samples})",
                 source=source,
                 canary_n=n_c,
                 baseline_n=n_b,
@@ -121,7 +127,22 @@ def latencies(canary_ms, baseline_ms, limits, source):
                 test="threshold",
             )
         )
-    if limits["max_latency_ratio"] is not None and n_b >= limits["min_samples"]:
+    if limits["max_latency_ratio"] is not None and n_b < min_samples:
+        # The comparison with the baseline cannot be made: said, and not enough data (hold), like the
+        # other guards - never a silent pass.
+        out.append(
+            metric(
+                "latency_ratio",
+                INCONCLUSIVE,
+                f"latency comparison skipped: too few baseline latency samples: {n_b} "
+                f"(min_samples {min_samples}; canary {n_c})",
+                source=source,
+                canary_n=n_c,
+                baseline_n=n_b,
+                limit=limits["max_latency_ratio"],
+            )
+        )
+    elif limits["max_latency_ratio"] is not None:
         p95_c, p95_b = percentile(canary_ms, 95), percentile(baseline_ms, 95)
         ratio = p95_c / p95_b if p95_b else math.inf
         p_value = scipy_stats().mannwhitneyu(canary_ms, baseline_ms, alternative="greater").pvalue
@@ -159,6 +180,41 @@ def verdict(metrics):
     return "promote"
 
 
+def worst(verdicts):
+    """rollback > hold > promote; no verdict at all is hold (nothing was judged)."""
+    return max(verdicts, key=VERDICT_RANK.__getitem__, default="hold")
+
+
+def value_check(name, value, minimum, maximum, **values):
+    """A measured value against optional min/max limits. NaN (a value that could not be computed, such as
+    0/0 in PromQL) or None is inconclusive; an infinite value fails on the side of a limit it crosses and
+    is otherwise inconclusive - neither is ever a pass."""
+    limit = {"min": minimum, "max": maximum}
+    if value is None or math.isnan(value):
+        return metric(
+            name,
+            INCONCLUSIVE,
+            f"{name} could not be computed ({'no value' if value is None else 'NaN'}): no data to judge",
+            canary=None,
+            limit=limit,
+            **values,
+        )
+    too_high = maximum is not None and value > maximum
+    too_low = minimum is not None and value < minimum
+    if not (too_high or too_low) and math.isinf(value):
+        return metric(
+            name, INCONCLUSIVE, f"{name} = {value:g}: not a value to judge", canary=str(value), limit=limit, **values
+        )
+    return metric(
+        name,
+        FAIL if too_high or too_low else PASS,
+        f"{name} = {value:g}" + (f", above {maximum}" if too_high else "") + (f", below {minimum}" if too_low else ""),
+        canary=value if math.isfinite(value) else str(value),
+        limit=limit,
+        **values,
+    )
+
+
 def combine(measurements, failure_limit, inconclusive_limit, on_inconclusive_limit):
     """Several measurements of one window -> one verdict, and why."""
     failures = sum(1 for m in measurements if m["verdict"] == "rollback")
@@ -172,3 +228,29 @@ def combine(measurements, failure_limit, inconclusive_limit, on_inconclusive_lim
     if failures or inconclusive:
         return "hold", f"{failures} failed and {inconclusive} inconclusive measurement(s), within the limits"
     return "promote", f"all {len(measurements)} measurement(s) passed"
+
+
+def measurement_verdict(measurement, route=None):
+    """The verdict of one measurement for one route: its own metrics and those of no route (probes,
+    Prometheus), which every route sees. route None: every metric."""
+    if route is None:
+        return measurement["verdict"]
+    return verdict([m for m in measurement["metrics"] if m.get("route") in (None, route)])
+
+
+def combine_routes(measurements, routes, failure_limit, inconclusive_limit, on_inconclusive_limit):
+    """Several measurements of one window over several routes -> one verdict, its reason, and each route's
+    verdict and reason (worst first). Each route is combined over the measurements as a single route would
+    be; the verdict is the worst (rollback > hold > promote), its reason names the routes that gave it."""
+    per_route = []
+    for route in routes:
+        own = [{"verdict": measurement_verdict(m, route)} for m in measurements]
+        route_verdict, route_reason = combine(own, failure_limit, inconclusive_limit, on_inconclusive_limit)
+        failing = sorted(
+            {m["metric"] for m in measurements[-1]["metrics"] if m.get("route") == route and m["status"] != PASS}
+        )
+        per_route.append({"route": route, "verdict": route_verdict, "reason": route_reason, "not_passed": failing})
+    per_route.sort(key=lambda r: -VERDICT_RANK[r["verdict"]])
+    overall = worst(r["verdict"] for r in per_route)
+    reason = "; ".join(f"route {r['route']}: {r['verdict']} - {r['reason']}" for r in per_route)
+    return overall, reason, per_route
