@@ -80,7 +80,7 @@ def main() -> None:
             "switchyard_app": APP,
             "switchyard_lb_public_port": 18990,
             "switchyard_state_dir": str(state),
-            "switchyard_canary_window": 0,
+            "switchyard_gate_enabled": False,  # the steps, without their windows
             "switchyard_compose_env": {"DEMO_SECRETS_DIR": str(state / "secrets"), "DEMO_HEALTH_START_PERIOD": "5s"},
         }
         floor_file = Path(tmp) / "floor.yml"

@@ -18,7 +18,10 @@ description:
     color on every route of the LB (the other color in maint, so cookie-pinned users move too), records the outcome
     with the weights the LB shows, and releases the lock.
   - If the traffic cannot be moved, the rollback is recorded as failed and its lock released, so a new attempt is
-    not refused by this one's lock.
+    not refused by this one's lock. When the admin socket of the LB is unreachable, the LB kind's fallback is used
+    (for HAProxy, a validated and verified reload carrying weights and states).
+  - Run inside a playbook that took the lock itself (to start a stopped color first, say), it uses that run's
+    O(lock_token) and O(release_id).
 author:
   - Switchyard developers (@switchyard)
 extends_documentation_fragment:
@@ -39,6 +42,14 @@ options:
     description: Seconds after which the lock expires.
     type: int
     default: 3600
+  lock_token:
+    description:
+      - The token of this run's release lock, when the caller took it already (M(switchyard.release.release_state)
+        V(lock)); a new lock is taken with a new token otherwise.
+    type: str
+  release_id:
+    description: The rollback's id in the ledger (the one the caller locked with). Defaults to a new id.
+    type: str
   force_lock:
     description: Take the lock although another run holds it and it has not expired (recorded in the ledger).
     type: bool
@@ -106,6 +117,8 @@ ARGUMENT_SPEC = {
     **lb_argument_spec(),
     "owner": {"type": "str"},
     "lock_ttl": {"type": "int", "default": 3600},
+    "lock_token": {"type": "str", "no_log": False},
+    "release_id": {"type": "str"},
     "force_lock": {"type": "bool", "default": False},
     "force_rollback": {"type": "bool", "default": False},
     "up_timeout": {"type": "int", "default": 30},

@@ -202,7 +202,7 @@ def test_a_candidate_that_never_gets_healthy_never_receives_traffic(app) -> None
 
 
 def test_a_second_concurrent_release_is_refused_by_the_lock(app) -> None:
-    first = app.start("release.yml", switchyard_version="v3", switchyard_canary_window=0)
+    first = app.start("release.yml", switchyard_version="v3", switchyard_gate_enabled=False)
     try:
         deadline = time.monotonic() + 60
         while app.lock() is None:

@@ -3,6 +3,7 @@ of real backends (the demo app, blue v1 and green v2)."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -162,6 +163,25 @@ def test_fallback_without_any_socket_reads_the_files(lb: Stack) -> None:
     # The reload happened, but nothing answers on the sockets it was told to verify through.
     assert failed["failed"] and "could not verify" in failed["msg"], failed
     assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 128, "api_green": 128}
+
+
+def test_a_full_disk_after_the_weights_moved_is_reported_not_a_traceback(lb: Stack, tmp_path) -> None:
+    """The Runtime API moved the weights, then the server-state file cannot be written (a full
+    filesystem): the task fails saying what HAProxy shows and what to do, with changed=true."""
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={full / 'filler'}", "bs=4k"], capture_output=True, check=False)
+        args = lb.weights(weights={"api_blue": 192, "api_green": 64})
+        args["persist"] = {"config": lb.config, "state_file": str(full / "servers.state")}
+        result = run_module("haproxy_weight", args)
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=False)
+    assert result["failed"] and result["changed"] is True, result
+    assert "HAProxy shows the change" in result["msg"] and "No space left on device" in result["msg"], result["msg"]
+    assert "Traceback" not in result["msg"]
+    assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 192, "api_green": 64}
 
 
 @pytest.mark.parametrize(

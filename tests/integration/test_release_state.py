@@ -83,9 +83,12 @@ def test_lock_four_ways_files_and_modes(state: Path) -> None:
     lock = apply["lock"]
     assert lock["owner"] == f"{getpass.getuser()}@{socket.gethostname()}"
     assert lock["host"] == socket.gethostname() and isinstance(lock["pid"], int)
-    assert set(lock) == {"owner", "release_id", "token", "acquired_at", "expires_at", "host", "pid"}
+    assert set(lock) == {"owner", "release_id", "token", "ttl", "acquired_at", "expires_at", "host", "pid"}
     assert lock["token"] == apply["lock_token"] == "token-of-r1"
-    assert on_disk(state) == (None, lock), "taking the lock writes the lock only"
+    ledger, written = on_disk(state)
+    assert ledger is None, "taking the lock writes the lock only"
+    # The third and fourth runs (the same token) renewed it: only the expiry moved, never earlier.
+    assert {**written, "expires_at": lock["expires_at"]} == lock and written["expires_at"] >= lock["expires_at"]
     assert mode(state) == 0o700 and mode(state / "release.lock") == 0o600
     assert mode(state / ".release_state.mutex") == 0o600
     # diff: the ledger and the lock, before and after.
@@ -227,7 +230,7 @@ def test_a_second_release_is_refused_by_the_lock(state: Path) -> None:
 def test_expired_lock_is_taken_over_and_recorded(state: Path) -> None:
     ok(run_module("release_state", rs(state, "lock", release_id="r1", owner="alice@ctl", lock_ttl=1)))
     ok(run_module("release_state", rs(state, "begin", release_id="r1", version="v1", lock_ttl=1)))  # renews for 1 s
-    time.sleep(1.5)
+    time.sleep(2.5)  # a 1 s ttl, rounded up to the second: expired at most 2 s after begin
     assert ok(run_module("release_state", rs(state, "get", release_id="r1")))["lock_state"] == "expired"
     check = ok(run_module("release_state", rs(state, "lock", release_id="r2", owner="bob@ctl"), check=True))
     assert check["changed"] and check["takeover"]["previous_release_id"] == "r1"

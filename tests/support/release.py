@@ -50,7 +50,12 @@ class ReleasedApp:
         }
 
     url = property(lambda self: f"http://127.0.0.1:{self.port}")
-    socket = property(lambda self: str(self.state / "lb" / "run" / "admin.sock"))
+
+    @property
+    def socket(self) -> str:
+        """The LB's admin socket (under the state directory unless switchyard_lb_dir says otherwise)."""
+        lb_dir = self.extra.get("switchyard_lb_dir") or str(self.state / "lb")
+        return str(Path(lb_dir) / "run" / "admin.sock")
 
     # -- running playbooks ----------------------------------------------------------------------
     def command(self, playbook: str, extra: dict, *flags: str) -> list[str]:
@@ -124,7 +129,12 @@ class ReleasedApp:
         return requests.get(self.url + "/", timeout=5).json()
 
     def containers(self, color: str) -> list[str]:
+        """The running containers of a project (a color, lb or data)."""
         return docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.app}-{color}").stdout.split()
+
+    def containers_all(self, color: str) -> list[str]:
+        """Every container of a project, whatever its state (created, running, exited)."""
+        return docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.app}-{color}").stdout.split()
 
     def down(self) -> None:
         for project in ("blue", "green", "lb", "data"):

@@ -4,6 +4,8 @@
 #   testbed.sh up       bring up (idempotent; fast when already up) and verify
 #   testbed.sh down     stop what `up` started, by PID; keep cached images and registry storage
 #   testbed.sh status   print the summary (versions, images and digests)
+#   testbed.sh restart-docker   restart the dockerd this testbed started (containers keep running:
+#                       it runs with --live-restore)
 #
 # `up` brings, in order: Docker Engine + Compose v2 (Debian 13 packages pinned at priority 100 when
 # missing; dockerd started directly, there is no systemd), the local registry on 127.0.0.1:5000
@@ -152,8 +154,13 @@ clear_stale_docker_state() {
 
 ensure_docker() {
   if docker info >/dev/null 2>&1 && compose_v2; then
-    log "Docker Engine is running: using it"
-    return 0
+    if [[ $(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null) != true ]] && pid_alive "$DOCKERD_PID" dockerd; then
+      log "restarting the testbed's dockerd with --live-restore"
+      stop_pid "$DOCKERD_PID" dockerd "dockerd"
+    else
+      log "Docker Engine is running: using it"
+      return 0
+    fi
   fi
   if ! command -v dockerd >/dev/null || ! compose_v2; then
     install_docker
@@ -162,7 +169,9 @@ ensure_docker() {
     mkdir -p "$TESTBED_DIR"
     clear_stale_docker_state
     log "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd --pidfile "$DOCKERD_PID.dockerd" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # --live-restore: containers keep running while the daemon restarts (a production setting the
+    # fault tests rely on: a daemon restarted mid-release must not take the live color down).
+    nohup dockerd --live-restore --pidfile "$DOCKERD_PID.dockerd" >>"$DOCKERD_LOG" 2>&1 </dev/null &
     echo $! >"$DOCKERD_PID"
     if ! wait_for 90 docker info; then
       tail -n 30 "$DOCKERD_LOG" >&2
@@ -382,6 +391,14 @@ down() {
   stop_pid "$DOCKERD_PID" dockerd "dockerd"
 }
 
+# Restart the daemon this testbed started (the fault tests restart it mid-release). A daemon that
+# the testbed did not start is not ours to restart.
+restart_docker() {
+  pid_alive "$DOCKERD_PID" dockerd || die "dockerd was not started by this testbed ($DOCKERD_PID): not restarting it"
+  stop_pid "$DOCKERD_PID" dockerd "dockerd"
+  ensure_docker
+}
+
 status() {
   docker info >/dev/null 2>&1 || die "Docker Engine is not answering: run 'make testbed'"
   registry_up || die "the registry does not answer on $REGISTRY: run 'make testbed'"
@@ -392,5 +409,6 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status" ;;
+  restart-docker) restart_docker ;;
+  *) die "usage: $0 up|down|status|restart-docker" ;;
 esac

@@ -4,8 +4,8 @@
 """The one shape of every module's main(): build the manager, run it, exit with its result.
 
 A SwitchyardError fails the task with its message and fields, on top of what the manager had
-gathered so far (what changed before the failure stays visible); anything else is a bug, and fails
-with its traceback attached.
+gathered so far (what changed before the failure stays visible); an OSError (a full disk, a
+permission) with what and where; anything else is a bug, and fails with its traceback attached.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ def run_module(module, make_manager):
         result = manager.run()
     except SwitchyardError as exc:
         module.fail_json(**{**partial_result(manager), **exc.result()})
+    except OSError as exc:  # the host's trouble (a full disk, permissions), not a bug: say what and where
+        where = f" ({exc.filename})" if exc.filename else ""
+        module.fail_json(
+            msg=f"{exc.strerror or exc}{where}; what changed before it is in the result - fix it and run again",
+            errno=exc.errno,
+            exception=traceback.format_exc(),
+            **partial_result(manager),
+        )
     except Exception as exc:  # a bug: say so, with the traceback
         module.fail_json(
             msg=f"unexpected {type(exc).__name__}: {exc}",

@@ -147,7 +147,14 @@ class ComposeProjectManager:
             write_atomically(rendered_with, text)
         else:
             if override_changes:
-                write_atomically(path, text)
+                try:
+                    write_atomically(path, text)
+                except OSError as exc:
+                    raise SwitchyardError(
+                        f"cannot write the pinning override {path}: {exc.strerror or exc}; nothing was started - "
+                        "free the space or fix the permissions of that directory and run again",
+                        override_file=path,
+                    ) from exc
             rendered_with = path
         desired = self.cli.config_hashes(extra_files=[rendered_with])
         actions = plans.plan_present(desired, before, params["remove_orphans"])

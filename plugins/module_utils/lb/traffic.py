@@ -140,7 +140,13 @@ class Traffic:
         if self.module.check_mode:
             self.result["record"] = {"skipped": True, "action": record["action"], "release_id": record["release_id"]}
             return
-        outcome = store.run_action(params, host=store.hostname(), pid=store.process_id())
+        try:
+            outcome = store.run_action(params, host=store.hostname(), pid=store.process_id())
+        except SwitchyardError as exc:
+            if self.result["changed"]:
+                shown = self.result["weights"]
+                exc.msg = f"the traffic moved (the LB shows {shown}), but recording it failed: {exc.msg}"
+            raise
         self.result["changed"] = self.result["changed"] or outcome["changed"]
         self.result["ledger"] = outcome["ledger"]
         self.result["release"] = outcome["release"]

@@ -53,6 +53,8 @@ def new_lock(owner, release_id, ttl, now, host, pid, token=None):
         "owner": owner,
         "release_id": release_id,
         "token": token,
+        # Renewals keep the ttl the lock was taken with, whoever renews it.
+        "ttl": ttl,
         "acquired_at": format_time(now),
         "expires_at": expiry_after(now, ttl),
         "host": host,
@@ -112,8 +114,9 @@ def take_lock(current, app, release_id, owner, ttl, now, host, pid, token, force
 
 
 def renewed(current, ttl, now):
-    """The same lock, valid for ttl from now (never shortened)."""
-    expires = expiry_after(now, ttl)
+    """The same lock, valid from now for the ttl it was taken with (ttl for a lock that does not say;
+    never shortened)."""
+    expires = expiry_after(now, current.get("ttl") or ttl)
     if parse_time(expires) <= parse_time(current["expires_at"]):
         return current
     return {**current, "expires_at": expires}

@@ -179,15 +179,28 @@ def live_schema_level(ledger):
     return str(levels[-1]) if levels else ""
 
 
+def idle_color(ledger):
+    """The color that is not live, when the ledger still has it deployed (not retired): the previous
+    color on standby, or a candidate that never became live (failed, rolled back, abandoned). Either
+    runs code that a contract may break, so a contract retires it; '' when there is none."""
+    live = ledger.get("live") or ""
+    colors = ledger.get("colors") or {}
+    for color in COLORS:
+        if color != live and color in colors and (colors[color] or {}).get("state") != "retired":
+            return color
+    return ""
+
+
 def plan_contract(ledger, now, new_id, rollback_window, migrations=True):
     """Which color a contract retires, up to which schema level, and whether it may run now.
 
-    Refused during an unfinished release, without the live color's schema level (when there are
-    migrations), and inside the rollback window of the old color.
+    The color retired is every color but the live one that is still deployed (idle_color): a contract
+    must never leave running code whose schema it removes. Refused during an unfinished release,
+    without the live color's schema level (when there are migrations), and inside the rollback window
+    of the previous color (a candidate that never was live has no window).
     """
     colors = ledger.get("colors") or {}
-    previous = ledger.get("previous") or ""
-    old = previous if previous and (colors.get(previous) or {}).get("state") != "retired" else ""
+    old = idle_color(ledger)
     demoted = (colors.get(old) or {}).get("demoted_at") or "" if old else ""
     window_ends = parse_time(demoted).timestamp() + float(rollback_window) if demoted else 0
     live = ledger.get("live") or ""
@@ -200,6 +213,8 @@ def plan_contract(ledger, now, new_id, rollback_window, migrations=True):
         "demoted_at": demoted,
         "window_ends": format_time(from_epoch(window_ends)) if demoted else "",
         "level": live_schema_level(ledger),
+        "old_state": (colors.get(old) or {}).get("state") or "" if old else "",
+        "old_version": (colors.get(old) or {}).get("version") or "" if old else "",
         "unfinished": last_release(ledger).get("outcome") == "running",
         "refused": None,
     }

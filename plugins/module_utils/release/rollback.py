@@ -40,7 +40,8 @@ class RollbackManager:
 
     def run(self):
         ledger, _lock = store.read_state(self.params)
-        plan = plan_rollback(ledger, new_release_id(store.utc_now(), "rollback"), force=self.params["force_rollback"])
+        rid = self.params.get("release_id") or new_release_id(store.utc_now(), "rollback")
+        plan = plan_rollback(ledger, rid, force=self.params["force_rollback"])
         self.result["plan"] = plan
         if plan["refused"]:
             raise LedgerError(plan["refused"], ledger=ledger)
@@ -50,6 +51,7 @@ class RollbackManager:
             self.base(),
             action="begin",
             take_lock=True,
+            lock_token=self.params.get("lock_token"),
             force=self.params["force_lock"],
             release_id=plan["id"],
             kind="rollback",

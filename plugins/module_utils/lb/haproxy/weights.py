@@ -170,7 +170,16 @@ class WeightChange:
             raise WeightError(f"HAProxy reports other weights or states than asked: {mismatched}")
         if self.params["persist"]:
             started = time.monotonic()
-            self.persist(config_before, config_after)
+            try:
+                self.persist(config_before, config_after)
+            except OSError as exc:
+                shown = {n: (s["weight"], s["state"]) for n, s in after.items()}
+                raise WeightError(
+                    f"HAProxy shows the change ({shown}), but persisting it to {exc.filename or 'the files'} failed: "
+                    f"{exc.strerror or exc}. A reload or restart of HAProxy would bring back the previous weights "
+                    "until it is persisted: free the space or fix the permissions, then run again (it persists what "
+                    "HAProxy shows)"
+                ) from exc
             timings["persist_ms"] = round((time.monotonic() - started) * 1000, 1)
         self.result["changed"] = runtime_changes or self.result["persisted"]
         if self.params["reload"] == "always":

@@ -169,6 +169,9 @@ def test_every_step_renews_the_lock_and_a_lost_lock_refuses_the_next_step() -> N
             act(out["ledger"], out["lock"], "lock", minute + 1, release_id="r3", owner="dev@laptop")
     renewed = act(out["ledger"], out["lock"], "renew", 40, release_id=None, lock_token="token-of-r2", lock_ttl=600)
     assert renewed["lock"]["expires_at"] == stamp(50) and not renewed["changed"]
+    # A renewer that does not say (release_state's default ttl) keeps the ttl the lock was taken with.
+    kept = act(out["ledger"], out["lock"], "renew", 40, release_id=None, lock_token="token-of-r2", lock_ttl=3600)
+    assert kept["lock"]["expires_at"] == stamp(50) and kept["lock"]["ttl"] == 600
     # Taken over by force: the next step of r2 is refused, naming the holder.
     taken = act(out["ledger"], out["lock"], "lock", 41, release_id="r3", owner="dev@laptop", force=True)
     with pytest.raises(LockError, match=r"held by dev@laptop \(release r3\).*this run has lost it"):

@@ -382,3 +382,30 @@ def test_a_release_whose_restore_failed_is_rolled_back_to_the_live_color() -> No
     host.unlock("r3")
     rolled = plan.plan_rollback(host.ledger, "rb3")
     assert (rolled["mode"], rolled["to"], rolled["away"]) == ("canary", "green", "blue"), rolled
+
+
+def test_contract_retires_a_rolled_back_candidate_too() -> None:
+    """v3 paused at 10 % on blue (live green v2, previous blue cleared by the deploy), then rolled back:
+    blue still runs v3's older or newer code, so the contract retires it rather than contracting under it."""
+    host = v2_promoted()
+    host.release("r3", "v3", 100, canary=(10,), end="pause", pause_after=10)
+    host.take_lock("rb", 110)
+    host.ledger = tr.begin(host.ledger, "rb", at(110), kind="rollback", owner=OWNER, color="green")
+    host.ledger = tr.rollback(host.ledger, "rb", "green", at(111))
+    host.unlock("rb")
+    assert host.ledger["live"] == "green" and host.ledger["previous"] is None
+    assert host.ledger["colors"]["blue"]["state"] == "candidate"
+    got = plan.plan_contract(host.ledger, at(112), "c-id", WINDOW)
+    assert got["refused"] is None, got["refused"]
+    assert (got["old"], got["old_state"], got["old_version"]) == ("blue", "candidate", "v3")
+    assert got["window_ends"] == "", "a candidate that was never live has no rollback window"
+
+
+def test_contract_with_no_idle_color_retires_nothing() -> None:
+    host = v1_live()
+    got = plan.plan_contract(host.ledger, at(100), "c-id", WINDOW)
+    assert got["old"] == "" and got["refused"] is None
+    host = v2_promoted()
+    host.contract("c1", 80, ["0002"])
+    assert host.ledger["colors"]["blue"]["state"] == "retired"
+    assert plan.plan_contract(host.ledger, at(90), "c-id", WINDOW)["old"] == ""
