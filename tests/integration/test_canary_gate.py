@@ -168,6 +168,26 @@ def test_a_reload_during_the_window_discards_it(stack: Stack) -> None:
     assert by_name(result)["counters"]["status"] == "inconclusive"
 
 
+def test_an_lb_restarted_during_the_window_discards_it_and_the_next_window_judges(stack: Stack) -> None:
+    """The LB container goes down during the window (its sockets refuse): the window is discarded as
+    inconclusive, naming the LB, instead of failing the gate; once it is back, the next window judges.
+    (A restart fast enough to answer the end snapshot is caught as a counter reset instead.)"""
+    shift(stack, 128, 128)
+    stop = threading.Timer(1.0, lambda: docker("stop", "--time", "1", stack.lb_container))
+    stop.start()
+    try:
+        result = gate_under_load(stack, rate=100, window=4, baseline="blue", canary="green", sources=lb_source(stack))
+    finally:
+        stop.join()
+        docker("start", stack.lb_container)
+    assert result["verdict"] == "hold", result
+    counters = by_name(result)["counters"]
+    assert counters["status"] == "inconclusive" and "the LB did not answer" in counters["reason"], counters
+    stack.wait_status({"api_blue": "UP", "api_green": "UP"})
+    again = gate_under_load(stack, rate=120, baseline="blue", canary="green", sources=lb_source(stack))
+    assert again["verdict"] == "promote", again["metrics"]
+
+
 class PrometheusStub(http.server.BaseHTTPRequestHandler):
     """A Prometheus-format /api/v1/query endpoint: the value comes from the server's `value`."""
 

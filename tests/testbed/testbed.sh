@@ -171,7 +171,7 @@ ensure_docker() {
     log "starting dockerd (log: $DOCKERD_LOG)"
     # --live-restore: containers keep running while the daemon restarts (a production setting the
     # fault tests rely on: a daemon restarted mid-release must not take the live color down).
-    nohup dockerd --live-restore --pidfile "$DOCKERD_PID.dockerd" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    nohup dockerd --live-restore --userland-proxy=false --pidfile "$DOCKERD_PID.dockerd" >>"$DOCKERD_LOG" 2>&1 </dev/null &
     echo $! >"$DOCKERD_PID"
     if ! wait_for 90 docker info; then
       tail -n 30 "$DOCKERD_LOG" >&2

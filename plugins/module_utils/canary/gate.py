@@ -22,9 +22,9 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
-from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LBUnreachable
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
-from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI, RuntimeAPIError
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import delta, snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
 from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
@@ -220,15 +220,23 @@ class CanaryGate:
             return parse_lines(self.log_lines(started, ended, offset), self.backend)
         return None
 
+    def readable_counters(self, route):
+        """counters(), or {"unreachable": why} when the LB does not answer (a restart): that window is
+        discarded and measured again, never judged on half the data nor failed outright."""
+        try:
+            return self.counters(route)
+        except (LBUnreachable, RuntimeAPIError) as exc:
+            return {"unreachable": exc.msg}
+
     def measure(self, seconds):
         """One measurement: every route over the same interval (snapshots before and after it), then the
         sources that belong to no route (Prometheus, probes)."""
-        start_snaps = {route: self.counters(route) for route in self.routes}
+        start_snaps = {route: self.readable_counters(route) for route in self.routes}
         log_offset = self.log_offset()
         started = utc_now()
         self.sleep(seconds)
         ended = utc_now()
-        end_snaps = {route: self.counters(route) for route in self.routes}
+        end_snaps = {route: self.readable_counters(route) for route in self.routes}
         metrics, resets, counts = [], [], {}
         for route in self.routes:
             route_metrics, route_resets, counts[route] = self.judge_route(
@@ -260,6 +268,15 @@ class CanaryGate:
         stats_source, log_source = ("lb", "lb") if self.lb else ("haproxy_stats", "haproxy_log")
         metrics, resets = [], []
         counts = None
+        unreachable = [s["unreachable"] for s in (start_snap, end_snap) if s and "unreachable" in s]
+        if unreachable:
+            why = f"the LB did not answer ({unreachable[0]}): restarted or down during the window"
+            resets.append(why)
+            return (
+                [judge.metric("counters", judge.INCONCLUSIVE, f"window discarded: {why}", source=stats_source)],
+                resets,
+                None,
+            )
         if start_snap is not None:
             counts, resets = delta(start_snap, end_snap)
             canary = counts[self.params["canary"]]

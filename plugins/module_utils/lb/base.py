@@ -22,6 +22,10 @@ class LBError(SwitchyardError):
     """The load balancer refused or failed an operation; details say what it showed."""
 
 
+class LBUnreachable(LBError):
+    """The load balancer's control endpoint did not answer (it is restarting, or down)."""
+
+
 class LoadBalancer:
     """The interface. Every method names a route; colors are blue and green."""
 

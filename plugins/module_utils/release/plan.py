@@ -104,6 +104,13 @@ def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_s
     return plan
 
 
+def rolled_back_since(ledger, entry):
+    """Whether a rollback ended (done) after entry in the ledger's history."""
+    entries = ledger.get("releases") or []
+    later = entries[entries.index(entry) + 1 :] if entry in entries else []
+    return any(r.get("kind") == "rollback" and r.get("outcome") == "done" for r in later)
+
+
 def plan_rollback(ledger, new_id, force=False):
     """Where a rollback sends the traffic, and whether it may.
 
@@ -117,10 +124,12 @@ def plan_rollback(ledger, new_id, force=False):
     colors = ledger.get("colors") or {}
     last = last_release(ledger)
     weights = ledger.get("weights") or {}
-    # A release that still has traffic on its candidate: running (paused, killed), or failed with its
-    # restore failed too (the ledger kept the last step's weights).
+    # A release that never finished: running (paused, killed), abandoned (its lock was taken over - by
+    # this very rollback's forced lock, say) and not rolled back since, or failed with traffic still on
+    # its candidate (its restore failed too: the ledger kept the last step's weights).
     stranded = last.get("outcome") == "failed" and last.get("color") != live and weights.get(last.get("color"), 0) > 0
-    unfinished = (last.get("outcome") == "running" or stranded) and bool(live)
+    abandoned = last.get("outcome") == "abandoned" and not rolled_back_since(ledger, last)
+    unfinished = (last.get("outcome") == "running" or abandoned or stranded) and bool(live)
     previous = ledger.get("previous") or ""
     prev_state = colors.get(previous) or {} if previous else {}
     retry = last_release(ledger, "rollback")

@@ -16,10 +16,16 @@ import os
 import re
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
-from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LBError, LoadBalancer
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
+    COLORS,
+    LBError,
+    LBUnreachable,
+    LoadBalancer,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import (
     RuntimeAPI,
+    RuntimeAPIError,
     RuntimeAPIUnreachable,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
@@ -133,7 +139,10 @@ class HAProxy(LoadBalancer):
         self.check_route(route)
         readable = self.status_socket if os.path.exists(self.status_socket) else self.socket
         api = RuntimeAPI(readable, timeout=self.timeout)
-        taken = snapshot(api, backend_name(route), [server_name(route, c) for c in colors])
+        try:
+            taken = snapshot(api, backend_name(route), [server_name(route, c) for c in colors])
+        except RuntimeAPIError as exc:
+            raise LBUnreachable(exc.msg) from exc
         return {**taken, "servers": {c: taken["servers"][server_name(route, c)] for c in colors}}
 
     def request_samples(self, route, since, until):

@@ -409,3 +409,23 @@ def test_contract_with_no_idle_color_retires_nothing() -> None:
     host.contract("c1", 80, ["0002"])
     assert host.ledger["colors"]["blue"]["state"] == "retired"
     assert plan.plan_contract(host.ledger, at(90), "c-id", WINDOW)["old"] == ""
+
+
+def test_a_release_abandoned_by_the_rollbacks_own_forced_lock_is_still_rolled_back_to_live() -> None:
+    """rollback.yml -e switchyard_force_lock=true during a 10 % step: taking the lock marks the running
+    release abandoned before the rollback module plans; it must still undo that release (to live)."""
+    host = v2_paused_after_10()
+    host.take_lock("r2", 30)  # the release resumed and holds its lock again...
+    host.lock, takeover = take_lock(
+        host.lock, "shop", "rb", OWNER, LOCK_TTL, at(31), "dockerhost", 4242, "token-of-rb", force=True
+    )
+    host.ledger = tr.record_takeover(host.ledger, takeover, at(31))
+    assert find_release(host.ledger, "r2")["outcome"] == "abandoned"
+    got = plan.plan_rollback(host.ledger, "rb")
+    assert (got["mode"], got["to"], got["away"], got["undoes"]) == ("canary", "blue", "green", "r2")
+    # Once that rollback is done, the abandoned release is dealt with: the next rollback undoes the
+    # last promotion instead of repeating itself.
+    host.ledger = tr.begin(host.ledger, "rb", at(32), kind="rollback", owner=OWNER, color="blue", from_color="green")
+    host.ledger = tr.rollback(host.ledger, "rb", "blue", at(33))
+    host.unlock("rb")
+    assert plan.plan_rollback(host.ledger, "rb2")["mode"] != "canary"
