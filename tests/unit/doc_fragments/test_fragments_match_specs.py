@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
-from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
     connection_argument_spec,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
 
 FRAGMENTS = "ansible_collections.switchyard.release.plugins.doc_fragments"
