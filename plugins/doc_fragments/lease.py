@@ -12,10 +12,12 @@ options:
   lease:
     description:
       - The release lock this run holds (see M(switchyard.release.release_state)). Before its first change the
-        module checks that O(lease.token) still holds the lock of O(lease.app) and renews it for O(lease.ttl)
-        seconds; while it works it renews it every quarter of O(lease.ttl).
-      - When another run holds the lock (it was taken over, or never taken by this run), the module changes
-        nothing and fails, naming the holder.
+        module checks that O(lease.token) still holds the lock of O(lease.app) and renews it (for the ttl the lock
+        was taken with); while it works it renews it every quarter of that ttl, and before each further change
+        (a Runtime API command, a configuration written, a reload, a migration group, a backfill batch, a Compose
+        command) it checks the lock again.
+      - When another run holds the lock (it was taken over, or never taken by this run), or nobody does, the module
+        makes no further change and fails, naming the holder.
       - Omitted - no check (the module used on its own, outside a release).
     type: dict
     suboptions:
@@ -34,7 +36,7 @@ options:
         description: The release the lock must be held for (checked when given).
         type: str
       ttl:
-        description: Seconds each renewal keeps the lock valid for.
+        description: Seconds a renewal keeps the lock valid for when the lock file does not record its own ttl.
         type: int
         default: 900
 """

@@ -330,7 +330,14 @@ window:
   returned: always
   type: dict
 counter_resets:
-  description: Why a window was discarded (a reload reset the counters).
+  description: Why a window was discarded (a reload reset the counters, or the LB did not answer).
+  returned: always
+  type: list
+  elements: str
+unobserved:
+  description:
+    - The reasons of windows in which the LB could not be observed at all (its control socket did not answer). A hold on
+      such windows means nothing was seen, not too little traffic - the canary role never promotes it by policy.
   returned: always
   type: list
   elements: str

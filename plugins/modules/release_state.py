@@ -159,6 +159,8 @@ options:
       - C(migrations_contracted) - migration names, added to the ledger's contracted migrations (and the
         time of the last contract).
       - C(verdict) - a gate verdict C({verdict, reason}), added to the release's verdicts with the step name.
+      - C(deploying) - V(true) records that the release's color is being replaced (state deploying); a C(previous) color
+        stops being previous at once.
       - C(deployed) - V(true) records the release's version and images on its color, in state candidate; the step's
         own C(images), when given, are recorded instead (the digests actually deployed).
     type: dict

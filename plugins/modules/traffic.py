@@ -138,10 +138,17 @@ servers:
   returned: always
   type: dict
 weights:
-  description: Color to weight, as the LB shows them afterwards (first route).
+  description:
+    - Color to weight, as the LB shows them afterwards - the routes' weights, and where routes differ (a change
+      that failed on a route), each color's highest weight on any route.
   returned: always
   type: dict
   sample: {blue: 230, green: 26}
+reached:
+  description: Whether the LB shows the weights and states asked on every route, read back after the change (true
+    when only reading).
+  returned: always
+  type: bool
 kind:
   description: The LB kind.
   returned: always

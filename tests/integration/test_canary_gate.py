@@ -183,6 +183,7 @@ def test_an_lb_restarted_during_the_window_discards_it_and_the_next_window_judge
     assert result["verdict"] == "hold", result
     counters = by_name(result)["counters"]
     assert counters["status"] == "inconclusive" and "the LB did not answer" in counters["reason"], counters
+    assert result["unobserved"], "a window nothing could be seen in is flagged: no hold policy promotes it"
     stack.wait_status({"api_blue": "UP", "api_green": "UP"})
     again = gate_under_load(stack, rate=120, baseline="blue", canary="green", sources=lb_source(stack))
     assert again["verdict"] == "promote", again["metrics"]

@@ -263,7 +263,7 @@ def test_one_off_jobs_report_rc_and_output(testbed: Testbed, schema, make_color)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"state": "running"}, "value of state must be one of: present, stopped, absent, restarted"),
+        ({"state": "running"}, "value of state must be one of: present, stopped, started, absent, restarted"),
         ({"images": {"nope": "x@sha256:" + "a" * 64}}, "images: unknown service(s) nope; the project has: api"),
         ({"wait_timeout": 0}, "wait_timeout must be a positive number"),
         ({"project": "Shop Blue"}, "project='Shop Blue' is not a Compose project name"),

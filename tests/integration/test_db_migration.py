@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,6 +210,43 @@ def test_a_killed_backfill_resumes_and_finishes(pg: Postgres, db: str, migration
     assert stats["resumed_from"] is not None and stats["rows_this_run"] == left
     assert stats["rows_done"] == 20000
     assert pg.query(db, "SELECT count(*) FROM items WHERE display_name IS DISTINCT FROM name") == [(0,)]
+
+
+def test_a_backfill_whose_lock_is_taken_over_stops_before_its_next_batch(
+    pg: Postgres, db: str, migrations: Path, tmp_path: Path
+) -> None:
+    """Under a lease, each batch first checks that the run still holds the release lock: once another run
+    forces it, the backfill stops at its next batch (checkpointed), naming the holder; the new holder's
+    run then finishes it."""
+    args = pg.module_args(db, path=str(migrations))
+    assert not run_module("db_migration", {**args, "phase": "expand"}).get("failed")
+    v1_writes(pg, db, 20000)
+    state = tmp_path / "state"
+    rs = {"app": "shop", "path": str(state)}
+    token = run_module("release_state", {**rs, "action": "lock", "release_id": "r1", "lock_ttl": 4})["lock_token"]
+    lease = {**rs, "token": token, "ttl": 4}
+    migrate = {**args, "phase": "migrate", "batch_size": 200, "pause_between_batches": 0.05, "lease": lease}
+    outcome: dict = {}
+    mover = threading.Thread(target=lambda: outcome.update(run_module("db_migration", migrate)))
+    mover.start()
+    deadline = time.monotonic() + 30
+    while not pg.query(db, "SELECT count(*) FROM items WHERE display_name IS NOT NULL")[0][0]:
+        assert time.monotonic() < deadline, "the backfill never started"
+        time.sleep(0.05)
+    taken = run_module("release_state", {**rs, "action": "lock", "release_id": "r2", "owner": "bob@ctl", "force": True})
+    assert not taken.get("failed"), taken.get("msg")
+    mover.join(60)
+    assert outcome.get("failed"), outcome
+    assert "the release lock was lost" in outcome["msg"] or "this run has lost it" in outcome["msg"], outcome["msg"]
+    assert "bob@ctl (release r2)" in outcome["msg"], outcome["msg"]
+    left = pg.query(db, "SELECT count(*) FROM items WHERE display_name IS NULL")[0][0]
+    assert 0 < left < 20000, "stopped half-way, at a batch boundary"
+    time.sleep(1.5)
+    assert pg.query(db, "SELECT count(*) FROM items WHERE display_name IS NULL")[0][0] == left, "nothing after"
+    lease_r2 = {**rs, "token": taken["lock_token"], "ttl": 4}
+    finished = run_module("db_migration", {**args, "phase": "migrate", "lease": lease_r2})
+    assert not finished.get("failed"), finished.get("msg")
+    assert finished["backfill"][0]["rows_this_run"] == left
 
 
 def test_an_invalid_index_is_rebuilt(pg: Postgres, db: str, migrations: Path) -> None:

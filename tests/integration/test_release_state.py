@@ -83,12 +83,15 @@ def test_lock_four_ways_files_and_modes(state: Path) -> None:
     lock = apply["lock"]
     assert lock["owner"] == f"{getpass.getuser()}@{socket.gethostname()}"
     assert lock["host"] == socket.gethostname() and isinstance(lock["pid"], int)
-    assert set(lock) == {"owner", "release_id", "token", "ttl", "acquired_at", "expires_at", "host", "pid"}
-    assert lock["token"] == apply["lock_token"] == "token-of-r1"
+    # The token is the holder's alone: returned as lock_token, never inside lock (results, diffs, errors).
+    assert set(lock) == {"owner", "release_id", "ttl", "acquired_at", "expires_at", "host", "pid"}
+    assert apply["lock_token"] == "token-of-r1" and "token" not in check["diff"]["after"]["lock"]
     ledger, written = on_disk(state)
     assert ledger is None, "taking the lock writes the lock only"
+    assert written["token"] == "token-of-r1"
     # The third and fourth runs (the same token) renewed it: only the expiry moved, never earlier.
-    assert {**written, "expires_at": lock["expires_at"]} == lock and written["expires_at"] >= lock["expires_at"]
+    assert {**written, "expires_at": lock["expires_at"], "token": None} == {**lock, "token": None}
+    assert written["expires_at"] >= lock["expires_at"]
     assert mode(state) == 0o700 and mode(state / "release.lock") == 0o600
     assert mode(state / ".release_state.mutex") == 0o600
     # diff: the ledger and the lock, before and after.
@@ -240,7 +243,7 @@ def test_expired_lock_is_taken_over_and_recorded(state: Path) -> None:
     assert takeover["by"] == "bob@ctl" and takeover["release_id"] == "r2" and takeover["forced"] is False
     assert takeover["previous_owner"] == "alice@ctl" and takeover["previous_release_id"] == "r1"
     ledger, lock = on_disk(state)
-    assert ledger["takeovers"] == [takeover] and lock == taken["lock"]
+    assert ledger["takeovers"] == [takeover] and {**lock, "token": None} == {**taken["lock"], "token": None}
     lost = ledger["releases"][0]
     assert lost["outcome"] == "abandoned" and lost["reason"] == "lock expired, taken over by bob@ctl (release r2)"
     # The release that lost the lock cannot record steps any more.
@@ -309,6 +312,7 @@ def test_two_runs_resuming_one_release_do_not_share_its_lock(state: Path) -> Non
     assert len(first["lock_token"]) == 32, "a new token when none is given"
     second = run_module("release_state", rs(state, "lock", release_id="r1", lock_token=None, owner="bob@ctl"))
     assert second["failed"] and "held by alice@ctl (release r1)" in second["msg"], second["msg"]
+    assert "token" not in second["lock"] and first["lock_token"] not in json.dumps(second), "the holder's token leaked"
     assert "another run of the same release" in second["msg"]
     ok(run_module("release_state", rs(state, "unlock", release_id="r1", lock_token=first["lock_token"])))
 

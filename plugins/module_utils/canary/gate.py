@@ -197,6 +197,8 @@ class CanaryGate:
                 "measurements": measurements,
                 "window": {"start": measurements[0]["start"], "end": last["end"]},
                 "counter_resets": [r for m in measurements for r in m["counter_resets"]],
+                # Windows the LB could not be observed in: a hold on them is never promoted by a policy.
+                "unobserved": [x["reason"] for m in measurements for x in m["metrics"] if x.get("unobserved")],
             }
         )
         if verdict == "rollback" and self.params["fail_on"] == "rollback":
@@ -272,11 +274,9 @@ class CanaryGate:
         if unreachable:
             why = f"the LB did not answer ({unreachable[0]}): restarted or down during the window"
             resets.append(why)
-            return (
-                [judge.metric("counters", judge.INCONCLUSIVE, f"window discarded: {why}", source=stats_source)],
-                resets,
-                None,
-            )
+            discarded = judge.metric("counters", judge.INCONCLUSIVE, f"window discarded: {why}", source=stats_source)
+            discarded["unobserved"] = True  # not "too little data": nothing could be seen (no hold policy applies)
+            return [discarded], resets, None
         if start_snap is not None:
             counts, resets = delta(start_snap, end_snap)
             canary = counts[self.params["canary"]]

@@ -170,6 +170,7 @@ class ComposeProjectManager:
             args = ["up", "--detach", "--pull", "never", "--quiet-pull"]
             if params["remove_orphans"]:
                 args.append("--remove-orphans")
+            self.lease.check()  # still this run's lock, right before the change
             self.cli.run(*args, extra_files=[path], what=f"starting project {params['project']}")
         after = self.after(services, before)
         self.result["changed"] = plans.observed_change(before, after) or override_changes
@@ -181,6 +182,7 @@ class ComposeProjectManager:
             self.result["changed"] = plans.has_changes(actions)
             self.result["services"] = before
             return
+        self.lease.check()  # still this run's lock, right before the change
         self.cli.run(
             "stop",
             "--timeout",
@@ -206,6 +208,7 @@ class ComposeProjectManager:
             self.result["changed"] = plans.has_changes(actions)
             self.result["services"] = before
             return
+        self.lease.check()  # still this run's lock, right before the change
         self.cli.run("start", what=f"starting project {self.params['project']}", files=False)
         self.after(sorted({c["service"] for c in before}), before)
 
@@ -226,6 +229,7 @@ class ComposeProjectManager:
             args.append("--volumes")
         if self.params["remove_orphans"]:
             args.append("--remove-orphans")
+        self.lease.check()  # still this run's lock, right before the change
         self.cli.run(*args, what=f"removing project {self.params['project']}", files=False)
         after = self.cli.containers()
         self.result["services"] = after
@@ -245,6 +249,7 @@ class ComposeProjectManager:
         if self.module.check_mode:
             self.result["services"] = before
             return
+        self.lease.check()  # still this run's lock, right before the change
         self.cli.run(
             "restart",
             "--timeout",
@@ -308,6 +313,7 @@ class ComposeProjectManager:
         if timeout:
             cmd = ["timeout", "--signal=TERM", "--kill-after=10", str(timeout)] + cmd
         started = time.monotonic()
+        self.lease.check()
         rc, out, err = self.cli.runner.run(cmd, f"job {job['service']}", check=False)
         duration = round(time.monotonic() - started, 3)
         timed_out = bool(timeout) and rc == 124

@@ -39,11 +39,13 @@ class LoadBalancer:
         """{color: {weight, state, up, status, sessions}} as the LB shows them now."""
         raise NotImplementedError
 
-    def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
+    def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, guard=None):
         """Bring the route's colors to weights and states in an order that never leaves the route without
         an UP server with weight (lift, raise, lower, drain, maint), wait for a lifted color to be UP and a
         drained one to lose its sessions (up to drain_timeout), persist so a restart of the LB keeps it,
-        and read it back. Returns {changed, before, after, shares, ...}; check mode changes nothing."""
+        and read it back. Returns {changed, before, after, shares, ...}; check mode changes nothing.
+        guard, when given, is called before each change sent to the LB (the run's lease: it raises once
+        the run lost its lock)."""
         raise NotImplementedError
 
     def check_route(self, route):
@@ -51,7 +53,7 @@ class LoadBalancer:
         raise NotImplementedError
 
     def shift_routes(
-        self, routes, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, best_effort=False
+        self, routes, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, best_effort=False, guard=None
     ):
         """shift() on every route. Every name is checked first; then every route is read and planned (its
         refusals raised) before the first command is sent - or, best_effort (the emergency paths:
@@ -67,16 +69,25 @@ class LoadBalancer:
         done, failures = [], []
         for route in routes:
             try:
-                done.append(self.shift(route, weights, states, up_timeout, drain_timeout))
+                done.append(self.shift(route, weights, states, up_timeout, drain_timeout, guard=guard))
             except SwitchyardError as exc:
-                if not best_effort:
-                    exc.details["routes"] = done + [{"route": route, "changed": False, "failed": True, "msg": exc.msg}]
+                failed = {"route": route, "changed": False, "failed": True, "msg": exc.msg, **self.read_after(route)}
+                if not best_effort or getattr(exc, "lost_lock", False):
+                    exc.details["routes"] = done + [failed]
                     raise
                 failures.append(f"route {route}: {exc.msg}")
-                done.append({"route": route, "changed": False, "failed": True, "msg": exc.msg})
+                done.append(failed)
         if failures:
             raise LBError("; ".join(failures), routes=done)
         return done
+
+    def read_after(self, route):
+        """{"after": servers} of a route whose change failed, when it can still be read (what the LB shows
+        is what the ledger records); {} otherwise."""
+        try:
+            return {"after": self.servers(route)}
+        except SwitchyardError:
+            return {}
 
     def counters(self, route, colors):
         """A snapshot of the per-color request and error counters (for the canary gate's deltas)."""
@@ -95,9 +106,14 @@ def shares(servers):
 
 
 def observed_weights(routes):
-    """{color: weight} the LB shows after a change, from the first route moved (every route is set alike)."""
-    first = next((r for r in routes if r.get("after")), {})
-    return {color: view["weight"] for color, view in sorted((first.get("after") or {}).items())}
+    """{color: weight} the LB shows after a change: every route is set alike, so this is the routes'
+    weight - and where routes differ (a change that failed on one route), each color's highest weight
+    on any route, so the ledger never hides traffic a color still carries somewhere."""
+    weights = {}
+    for route in routes:
+        for color, view in (route.get("after") or {}).items():
+            weights[color] = max(weights.get(color, 0), int(view["weight"]))
+    return dict(sorted(weights.items()))
 
 
 def busy(servers, color):

@@ -32,6 +32,23 @@ def asked(options):
     return {color: value for color, value in (options or {}).items() if value is not None}
 
 
+def reached(routes, moved, weights, states):
+    """Whether the LB shows what was asked on every route (read back, not assumed): the restore says
+    "traffic is back" only then."""
+    seen = {r["route"]: r.get("after") or {} for r in moved if not r.get("failed")}
+    for route in routes:
+        after = seen.get(route)
+        if after is None:
+            return False
+        for color, weight in weights.items():
+            if (after.get(color) or {}).get("weight") != weight:
+                return False
+        for color, state in states.items():
+            if (after.get(color) or {}).get("state") != state:
+                return False
+    return True
+
+
 class Traffic:
     """Moves (or reads) the traffic of every route, in order; records the result when asked."""
 
@@ -76,12 +93,14 @@ class Traffic:
                     drain_timeout=self.params["drain_timeout"],
                     check_mode=self.module.check_mode,
                     best_effort=self.params["best_effort"],
+                    guard=self.lease.guard(),
                 )
             except SwitchyardError as exc:
                 # What moved before the failure is in the result: the caller records the truth.
                 self.result["routes"] = exc.details.get("routes", [])
                 self.result["changed"] = any(r.get("changed") for r in self.result["routes"])
                 self.result["weights"] = observed_weights(self.result["routes"])
+                self.result["reached"] = reached(self.params["routes"], self.result["routes"], weights, states)
                 raise
         else:
             moved = []
@@ -91,6 +110,7 @@ class Traffic:
                 moved.append({"route": route, "changed": False, "after": servers, "shares": shares(servers)})
         self.result["routes"] = moved
         self.result["changed"] = any(m["changed"] for m in moved)
+        self.result["reached"] = reached(self.params["routes"], moved, weights, states)
         self.result["servers"] = {r["route"]: r["after"] for r in self.result["routes"]}
         self.result["weights"] = observed_weights(self.result["routes"])
         if self.params["require_idle"]:

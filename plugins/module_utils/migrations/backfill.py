@@ -31,8 +31,10 @@ def identifier(value, what, path):
 
 
 class Backfill:
-    def __init__(self, conn, history, migration, spec, params, settings, delays):
+    def __init__(self, conn, history, migration, spec, params, settings, delays, guard=None):
         self.conn, self.history, self.migration = conn, history, migration
+        # Called before each batch: the run's lease, which raises once the run lost its lock.
+        self.guard = guard or (lambda: None)
         self.table = identifier(spec["table"], "table", migration.path)
         self.key = identifier(spec["key"], "key", migration.path)
         self.set, self.where = spec["set"], spec["where"]
@@ -92,6 +94,7 @@ class Backfill:
                     cur.execute(f"SELECT min({self.key}) - 1 FROM {self.table}")
                     last = cur.fetchone()[0]
         while left:
+            self.guard()
 
             def body(cur, limit=batch_size, last=last):
                 cur.execute(self.upper_sql, {"last": last, "limit": limit})

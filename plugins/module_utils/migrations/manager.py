@@ -84,6 +84,7 @@ class MigrationManager:
         self.yaml_load = yaml_load
         self.history = None
         self.delays = None
+        self.guard = None  # the lease's check before each group or batch (run() sets it)
         self.result = {
             "changed": False,
             "phase": self.params["phase"],
@@ -132,6 +133,7 @@ class MigrationManager:
         # Under a release's lease: checked and renewed before anything runs, and while the phase runs
         # (a backfill can outlast the lock's ttl); a run that lost its lock changes no schema.
         lease = Lease(self.params.get("lease"), self.module.check_mode, warn=self.module.warn)
+        self.guard = lease.guard()
         try:
             with lease.kept():
                 return self.run_phase()
@@ -192,7 +194,7 @@ class MigrationManager:
         return runner.plan(migrations, self.applied(phase), progress)
 
     def sql_phase(self, phase):
-        runner = PhaseRunner(self.conn, self.history, self.params, self.delays, self.module.check_mode)
+        runner = PhaseRunner(self.conn, self.history, self.params, self.delays, self.module.check_mode, self.guard)
         versions = catalog.scan(self.params["path"])
         migrations = catalog.migrations(versions, phase, self.params["target"])
         pending, findings = self.plan_sql(runner, versions, migrations, phase)
@@ -308,6 +310,7 @@ class MigrationManager:
                 self.params,
                 settings,
                 self.delays,
+                self.guard,
             )
             for m in migrations
         ]

@@ -206,8 +206,10 @@ def run_transaction(conn, settings, body):
 
 
 class PhaseRunner:
-    def __init__(self, conn, history, params, delays, check_mode):
+    def __init__(self, conn, history, params, delays, check_mode, guard=None):
         self.conn = conn
+        # Called before each statement group: the run's lease, which raises once the run lost its lock.
+        self.guard = guard or (lambda: None)
         self.history = history
         self.params = params
         self.delays = delays
@@ -266,6 +268,7 @@ class PhaseRunner:
         if not pending.remaining:  # every group ran earlier; the groups after them left the file
             run_transaction(self.conn, [], lambda cur: record_file(cur, 0))
         for group in pending.remaining:
+            self.guard()
             last = group.number == len(pending.groups)
             tables = sorted({t for s in group.statements for t in s.tables})
 

@@ -13,12 +13,13 @@ before its next change, and a release longer than the ttl keeps its lock.
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.release import store
 from ansible_collections.switchyard.release.plugins.module_utils.release.actions import apply_action
-from ansible_collections.switchyard.release.plugins.module_utils.release.lock import LockError
+from ansible_collections.switchyard.release.plugins.module_utils.release.lock import LockError, NotHolder, public_lock
 
 DEFAULT_TTL = 900
 
@@ -48,9 +49,14 @@ class Lease:
         self.warn = warn or (lambda message: None)
         self.lock = None
         self.lost = None
+        self.renewed_at = time.monotonic()
 
     def __bool__(self):
         return bool(self.options)
+
+    def guard(self):
+        """check, or None without a lease: what the code that changes things calls before each change."""
+        return self.check if self.options and not self.check_mode else None
 
     def params(self):
         return store.action_params(
@@ -73,10 +79,15 @@ class Lease:
         try:
             if self.check_mode:
                 ledger, lock = store.read_state(params)
-                apply_action(ledger, lock, params, store.utc_now(), None, None)
+                try:
+                    apply_action(ledger, lock, params, store.utc_now(), None, None)
+                except LockError as exc:
+                    exc.details["lock"] = public_lock(exc.details.get("lock"))
+                    raise
                 self.lock = lock
                 return lock
             self.lock = store.run_action(params, host=store.hostname(), pid=store.process_id())["lock"]
+            self.renewed_at = time.monotonic()
         except LockError as exc:
             exc.msg = f"refusing to act: {exc.msg}"
             raise
@@ -90,25 +101,46 @@ class Lease:
             raise
         return self.lock
 
+    def period(self):
+        """Seconds between renewals: a quarter of the ttl the lock was taken with (the lease's own ttl
+        for a lock that does not say)."""
+        ttl = (self.lock or {}).get("ttl") or self.options.get("ttl") or DEFAULT_TTL
+        return max(1.0, float(ttl) / 4)
+
+    def check(self):
+        """Before each change of a long module run: refuse once the heartbeat saw the lock taken, and
+        renew now when the last renewal is older than the period (the heartbeat may be stuck on the
+        state directory's mutex)."""
+        if not self.options or self.check_mode:
+            return
+        if self.lost:
+            raise NotHolder(f"refusing to act: the release lock was lost while this module worked: {self.lost}")
+        if time.monotonic() - self.renewed_at > self.period():
+            self.hold()
+
     @contextmanager
     def kept(self):
-        """hold(), then renew every quarter of the ttl until the block ends (check mode: hold only)."""
+        """hold(), then renew every quarter of the ttl until the block ends (check mode: hold only).
+
+        Only a refusal (NotHolder: another run holds the lock, or nobody) ends the heartbeat; a busy
+        mutex or an unreadable file is retried at the next tick. check() turns a loss into a refusal
+        before the module's next change."""
         self.hold()
         if not self.options or self.check_mode:
             yield self
             return
         stop = threading.Event()
-        period = max(1.0, float(self.options.get("ttl") or DEFAULT_TTL) / 4)
 
         def renew():
-            while not stop.wait(period):
+            while not stop.wait(self.period()):
                 try:
                     self.lock = store.run_action(self.params(), host=store.hostname(), pid=store.process_id())["lock"]
-                except LockError as exc:
+                    self.renewed_at = time.monotonic()
+                except NotHolder as exc:
                     self.lost = exc.msg
                     return
                 except SwitchyardError as exc:
-                    self.warn(f"renewing the release lock failed: {exc.msg}")
+                    self.warn(f"renewing the release lock failed, retrying: {exc.msg}")
 
         thread = threading.Thread(target=renew, name="switchyard-lease", daemon=True)
         thread.start()

@@ -23,6 +23,12 @@ class LockError(SwitchyardError):
     """A refusal or an unreadable lock; details go into the module's failure result."""
 
 
+class NotHolder(LockError):
+    """The run's token does not hold the lock (nobody does, or another run took it): the run lost it."""
+
+    lost_lock = True  # read by code that must stop at once (lb's best-effort shifts), without importing this
+
+
 def new_token():
     """The token of one run: whoever holds it holds the lock."""
     return secrets.token_hex(16)
@@ -60,6 +66,13 @@ def new_lock(owner, release_id, ttl, now, host, pid, token=None):
         "host": host,
         "pid": pid,
     }
+
+
+def public_lock(lock):
+    """The lock as results, diffs and errors show it: without its token, which only its holder has."""
+    if not lock:
+        return lock
+    return {key: value for key, value in lock.items() if key != "token"}
 
 
 def held_message(app, lock):
@@ -143,7 +156,7 @@ def require_holder(current, app, release_id, token, action, now):
     """begin, step and renew run only under their own run's lock (an expired one still counts while
     nobody took it over)."""
     if current is None:
-        raise LockError(
+        raise NotHolder(
             f"action={action} needs the release lock of {app} held by this run (release {release_id}), and nobody "
             "holds it: take it first with action=lock",
             lock=None,
@@ -151,7 +164,7 @@ def require_holder(current, app, release_id, token, action, now):
         )
     if not holds(current, token):
         lost = " - this run has lost it (see the ledger's takeovers)" if token else " (no lock_token given)"
-        raise LockError(
+        raise NotHolder(
             f"action={action} needs the release lock of {app} held by this run (release {release_id}), but the "
             f"{held_message(app, current)}{lost}",
             lock=current,

@@ -10,7 +10,7 @@ import random
 from ansible_collections.switchyard.release.plugins.module_utils.common.clock import utc_now
 from ansible_collections.switchyard.release.plugins.module_utils.release import plan as plans
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError
-from ansible_collections.switchyard.release.plugins.module_utils.release.lock import with_token
+from ansible_collections.switchyard.release.plugins.module_utils.release.lock import public_lock, with_token
 from ansible_collections.switchyard.release.plugins.module_utils.release.params import validate_params
 from ansible_collections.switchyard.release.plugins.module_utils.release.store import (
     default_owner,
@@ -59,7 +59,9 @@ class ReleaseStateManager:
         params["owner"] = params["owner"] or default_owner(host)
         result = run_action(params, check_mode=self.module.check_mode, host=host, pid=process_id())
         before = result.pop("before")
+        result["lock"] = public_lock(result["lock"])  # the token is returned alone, as lock_token, to its holder
         if self.module._diff:
+            before = {**before, "lock": public_lock(before["lock"])}
             result["diff"] = {"before": before, "after": {"ledger": result["ledger"], "lock": result["lock"]}}
         if params["action"] == "plan":
             result["plan"] = make_plan(result["ledger"], result["lock_state"], params["plan"], utc_now())

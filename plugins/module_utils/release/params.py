@@ -83,8 +83,9 @@ def normalize_step(step):
                 f"got {verdict!r}"
             )
         normalized["verdict"] = dict(verdict)
-    if "deployed" in step and not isinstance(step["deployed"], bool):
-        raise LedgerError(f"step.deployed: expected true or false, got {step['deployed']!r}")
+    for flag in ("deployed", "deploying"):
+        if flag in step and not isinstance(step[flag], bool):
+            raise LedgerError(f"step.{flag}: expected true or false, got {step[flag]!r}")
     if step.get("deployed") and "images" in step:
         normalized["images"] = normalize_images(step["images"], "step.images")
     return normalized

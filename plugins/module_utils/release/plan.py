@@ -127,7 +127,12 @@ def plan_rollback(ledger, new_id, force=False):
     # A release that never finished: running (paused, killed), abandoned (its lock was taken over - by
     # this very rollback's forced lock, say) and not rolled back since, or failed with traffic still on
     # its candidate (its restore failed too: the ledger kept the last step's weights).
-    stranded = last.get("outcome") == "failed" and last.get("color") != live and weights.get(last.get("color"), 0) > 0
+    restore_failed = any(s.get("name") == "restore" and s.get("failed") for s in last.get("steps") or [])
+    stranded = (
+        last.get("outcome") == "failed"
+        and last.get("color") != live
+        and (weights.get(last.get("color"), 0) > 0 or restore_failed)
+    )
     abandoned = last.get("outcome") == "abandoned" and not rolled_back_since(ledger, last)
     unfinished = (last.get("outcome") == "running" or abandoned or stranded) and bool(live)
     previous = ledger.get("previous") or ""

@@ -80,6 +80,7 @@ class RollbackManager:
         return self.result
 
     def unlock(self):
+        """Release this run's lock (never another's): whether it is free of this run now."""
         try:
             store.run_action(
                 store.action_params(self.base(), action="unlock", release_id="unlock", lock_token=self.token),
@@ -87,7 +88,8 @@ class RollbackManager:
                 pid=store.process_id(),
             )
         except SwitchyardError:
-            pass  # the original failure is what the operator must see
+            return False  # the original failure is what the operator must see
+        return True
 
     def shift(self, weights, states):
         try:
@@ -128,8 +130,10 @@ class RollbackManager:
                 pid=store.process_id(),
             )
         except SwitchyardError as exc:
-            self.unlock()
-            exc.msg = f"{exc.msg} (recording {action} after moving the traffic failed; the lock was released)"
+            released = self.unlock()
+            exc.msg = f"{exc.msg} (recording {action} after moving the traffic failed; " + (
+                "the lock was released)" if released else "the lock could NOT be released)"
+            )
             raise
         self.result["changed"] = True
         self.result.update(ledger=ended["ledger"], release=ended["release"], lock_state=ended["lock_state"])

@@ -31,6 +31,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.lock im
     LockError,
     lock_state,
     parse_lock,
+    public_lock,
     with_token,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.release.params import validate_params
@@ -150,8 +151,8 @@ def run_action(params, check_mode=False, clock=utc_now, host=None, pid=None):
         try:
             result = apply_action(before_ledger, before_lock, params, now, host, pid)
         except (LedgerError, LockError) as exc:
-            # A refusal still says what is there.
-            exc.details.setdefault("lock", before_lock)
+            # A refusal still says what is there (never another run's token).
+            exc.details["lock"] = public_lock(exc.details.get("lock", before_lock))
             exc.details.setdefault("lock_state", lock_state(before_lock, now))
             exc.details.setdefault("ledger", before_ledger)
             rid = params.get("release_id")

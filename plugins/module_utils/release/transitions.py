@@ -173,6 +173,17 @@ def record_step(ledger, release_id, step, now):
         verdict = {"step": name, "verdict": content["verdict"]["verdict"], "reason": content["verdict"].get("reason")}
         verdict.update({k: v for k, v in content["verdict"].items() if k not in verdict})
         entry["verdicts"].append(verdict)
+    if content.get("deploying"):
+        # The candidate's containers are about to be replaced: from now on the color no longer runs what the
+        # ledger said (a previous version kept for rollback is gone, even if the deploy then fails).
+        color = entry.get("color")
+        if not color or color == after["live"]:
+            raise LedgerError(f"step {name}: release {release_id} has no idle color to deploy ({color or 'none'})")
+        record = after["colors"].get(color)
+        if record is None or record.get("release_id") != release_id:
+            after["colors"][color] = {**_deployed_color(entry, now), "state": "deploying"}
+        if after["previous"] == color:
+            after["previous"] = None
     if content.get("deployed"):
         color = entry.get("color")
         if not color:
@@ -278,7 +289,11 @@ def fail(ledger, release_id, now, reason=None, weights=None):
         entry["reason"] = reason
         entry["finished_at"] = format_time(now)
         record = after["colors"].get(entry.get("color"))
-        if record is not None and record.get("state") == "candidate" and record.get("release_id") == release_id:
+        if (
+            record is not None
+            and record.get("state") in ("candidate", "deploying")
+            and record.get("release_id") == release_id
+        ):
             record["state"] = "failed"
     _merge_weights(after, weights)
     return _stamped(ledger, after, now)

@@ -65,7 +65,7 @@ class HAProxy(LoadBalancer):
         if not isinstance(route, str) or not NAME_RE.match(route):
             raise InvalidParameters(f"routes: {route!r} is not a route name HAProxy accepts ([A-Za-z0-9_.:-])")
 
-    def change(self, route, weights=None, states=None, up_timeout=30, drain_timeout=0, check_mode=False):
+    def change(self, route, weights=None, states=None, up_timeout=30, drain_timeout=0, check_mode=False, guard=None):
         """The WeightChange of one route (weights and states by color)."""
         self.check_route(route)
         params = {
@@ -90,7 +90,7 @@ class HAProxy(LoadBalancer):
             "verify_prefix": "@1 ",
             "timeout": self.timeout,
         }
-        return WeightChange(params, self.runner, check_mode)
+        return WeightChange(params, self.runner, check_mode, guard=guard)
 
     @staticmethod
     def by_color(route, servers):
@@ -110,8 +110,8 @@ class HAProxy(LoadBalancer):
             relay = RuntimeAPI(self.master_socket, timeout=self.timeout, prefix="@1 ")
             return self.by_color(route, change.read(relay))
 
-    def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False):
-        change = self.change(route, weights, states, up_timeout, drain_timeout, check_mode)
+    def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, guard=None):
+        change = self.change(route, weights, states, up_timeout, drain_timeout, check_mode, guard)
         try:
             result = change.run()
         finally:
@@ -138,9 +138,16 @@ class HAProxy(LoadBalancer):
     def counters(self, route, colors):
         self.check_route(route)
         readable = self.status_socket if os.path.exists(self.status_socket) else self.socket
-        api = RuntimeAPI(readable, timeout=self.timeout)
+        servers = [server_name(route, c) for c in colors]
         try:
-            taken = snapshot(api, backend_name(route), [server_name(route, c) for c in colors])
+            taken = snapshot(RuntimeAPI(readable, timeout=self.timeout), backend_name(route), servers)
+        except RuntimeAPIUnreachable as exc:
+            # The stats sockets are gone (removed by hand): the master CLI relays to the worker.
+            try:
+                relay = RuntimeAPI(self.master_socket, timeout=self.timeout, prefix="@1 ")
+                taken = snapshot(relay, backend_name(route), servers)
+            except RuntimeAPIError:
+                raise LBUnreachable(exc.msg) from exc
         except RuntimeAPIError as exc:
             raise LBUnreachable(exc.msg) from exc
         return {**taken, "servers": {c: taken["servers"][server_name(route, c)] for c in colors}}

@@ -93,10 +93,13 @@ def server_view(state, stat):
 class WeightChange:
     """One backend's servers brought to the weights and states asked (params: haproxy_weight's options)."""
 
-    def __init__(self, params, runner, check_mode=False):
+    def __init__(self, params, runner, check_mode=False, guard=None):
         self.params = params
         self.runner = runner
         self.check_mode = check_mode
+        # Called before each change sent to HAProxy or written for it: the run's lease, which raises
+        # once the run lost its release lock (a wait for UP or for a drain can be long).
+        self.guard = guard or (lambda: None)
         self.api = RuntimeAPI(self.params["socket"], timeout=self.params["timeout"])
         self.result = {
             "changed": False,
@@ -189,6 +192,7 @@ class WeightChange:
     def reload_and_verify(self, target):
         """Reload the master (a new configuration) and verify: a new worker answers the socket with
         the weights asked for."""
+        self.guard()
         old_pid = self.api.info().get("Pid")
         # The new worker loads the server-state file: write what runs now, or it restores older state.
         state_file = (self.params["persist"] or {}).get("state_file")
@@ -294,6 +298,7 @@ class WeightChange:
     def execute(self, commands):
         if not commands:
             return
+        self.guard()
         answers = self.api.execute(commands)
         self.result["commands"].extend(commands)
         failed = [(c, m) for c, m in answers if m]
@@ -387,6 +392,7 @@ class WeightChange:
         write_atomically(candidate, config_after, like=path)
         try:
             self.validate(candidate)
+            self.guard()
             # Rename within the mounted directory: the container sees the new file at once (a
             # single-file bind mount would keep showing the old inode).
             os.replace(candidate, path)
@@ -470,6 +476,14 @@ class WeightChange:
             state_after is None or state_essentials(state_after) == state_essentials(state_text)
         )
         if runtime_ok and files_ok:
+            if live is None:
+                # The files say so, but nothing running could be asked: never report that as what HAProxy shows.
+                held = {n: t["weight"] for n, t in target.items()}
+                raise WeightError(
+                    f"no socket answers ({why}; verify_socket: {self.result.get('verify_socket_error', 'none')}): "
+                    f"the configuration and the server-state file already hold {held}, but what HAProxy runs "
+                    "cannot be read - is the LB container running?"
+                )
             self.result["after"] = before
             return self.result
         self.result["changed"] = True
@@ -479,12 +493,14 @@ class WeightChange:
         if config_after != text:
             self.write_config(config_after)
         if state_after is not None:
+            self.guard()
             write_atomically(state_path, state_after, mode=0o644, like=state_path)
         self.result["persisted"] = True
         if runtime_ok:  # the running HAProxy already shows it: only the files were behind
             self.result["method"] = "persist"
             self.result["after"] = before
             return self.result
+        self.guard()
         self.runner.run(self.params["reload_command"], "reloading HAProxy")
         self.result["after"] = self.verify_after_reload(target)
         self.result["shares"] = shares(self.result["after"])
@@ -562,8 +578,8 @@ class HAProxyWeightManager(WeightChange):
     """The haproxy_weight module: one WeightChange with the module's parameters, under the run's lease."""
 
     def __init__(self, module):
-        super().__init__(module.params, CommandRunner(module), module.check_mode)
         self.lease = Lease(module.params.get("lease"), module.check_mode, warn=module.warn)
+        super().__init__(module.params, CommandRunner(module), module.check_mode, guard=self.lease.guard())
 
     def run(self):
         validate_static(self.params)

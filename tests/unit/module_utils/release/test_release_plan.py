@@ -429,3 +429,29 @@ def test_a_release_abandoned_by_the_rollbacks_own_forced_lock_is_still_rolled_ba
     host.ledger = tr.rollback(host.ledger, "rb", "blue", at(33))
     host.unlock("rb")
     assert plan.plan_rollback(host.ledger, "rb2")["mode"] != "canary"
+
+
+def test_deploying_over_the_previous_color_stops_it_being_a_rollback_target() -> None:
+    """v3 is being deployed on blue, the previous color (v1): its containers are replaced, so even if
+    the deploy fails the ledger must not offer a rollback to "v1" on blue."""
+    host = v2_promoted()
+    host.take_lock("r3", 100)
+    host.ledger = tr.begin(host.ledger, "r3", at(100), owner=OWNER, version="v3")
+    host.step("r3", {"name": "deploying", "deploying": True}, 101)
+    assert host.ledger["previous"] is None and host.ledger["colors"]["blue"]["state"] == "deploying"
+    host.ledger = tr.fail(host.ledger, "r3", at(102), reason="deploy: unhealthy")
+    host.unlock("r3")
+    assert host.ledger["colors"]["blue"]["state"] == "failed" and host.ledger["colors"]["blue"]["version"] == "v3"
+    assert plan.plan_rollback(host.ledger, "rb")["refused"].startswith("Nothing to roll back")
+
+
+def test_a_failed_release_whose_restore_failed_is_stranded_whatever_the_weights_say() -> None:
+    """The restore could not read one route: the ledger's weights may show the candidate at 0 on the
+    others, but the recorded failed restore still makes rollback.yml put everything back on live."""
+    host = v2_promoted()
+    host.release("r3", "v1", 100, canary=(10,), end="killed")
+    host.step("r3", {"name": "restore", "failed": True, "routes_failed": ["web"]}, 110)
+    host.ledger = tr.fail(host.ledger, "r3", at(111), reason="restore failed", weights={"blue": 0, "green": 256})
+    host.unlock("r3")
+    got = plan.plan_rollback(host.ledger, "rb")
+    assert (got["mode"], got["to"], got["away"]) == ("canary", "green", "blue")
