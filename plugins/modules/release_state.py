@@ -152,8 +152,8 @@ options:
     description:
       - With V(step) - the step to record - C(name) (required) and any other keys, stored as given with the
         time in C(at).
-      - A step with the same name and the same content (ignoring C(at)) changes nothing; with other content it
-        replaces the recorded one.
+      - A step with the same name and the same content (ignoring C(at) and C(updated_at)) changes nothing; with other
+        content it replaces the recorded one, keeping its C(at) (when the step happened) and setting C(updated_at).
       - C(weights) - color to weight; also updates the ledger's weights.
       - C(migrations_applied) - migration names, added to the ledger's applied migrations.
       - C(migrations_contracted) - migration names, added to the ledger's contracted migrations (and the

@@ -69,7 +69,7 @@ def normalize_step(step):
     name = step.get("name")
     if not isinstance(name, str) or not name:
         raise LedgerError("step: name is required (a non-empty string)")
-    normalized = {key: value for key, value in step.items() if key != "at"}
+    normalized = {key: value for key, value in step.items() if key not in ("at", "updated_at")}
     if "weights" in step:
         normalized["weights"] = normalize_weights(step["weights"], "step.weights")
     for key in ("migrations_applied", "migrations_contracted"):

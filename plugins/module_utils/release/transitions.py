@@ -152,9 +152,14 @@ def record_step(ledger, release_id, step, now):
     content = normalize_step(step)
     name = content["name"]
     index = next((i for i, s in enumerate(entry["steps"]) if s.get("name") == name), None)
-    if index is not None and {k: v for k, v in entry["steps"][index].items() if k != "at"} == content:
+    times = ("at", "updated_at")
+    if index is not None and {k: v for k, v in entry["steps"][index].items() if k not in times} == content:
         return ledger
     stored = {"name": name, "at": format_time(now)}
+    if index is not None:
+        # The step happened when it was first recorded (a canary step's shift); later records (its
+        # verdict) say when they came.
+        stored = {"name": name, "at": entry["steps"][index]["at"], "updated_at": format_time(now)}
     stored.update(content)
     if index is None:
         entry["steps"].append(stored)

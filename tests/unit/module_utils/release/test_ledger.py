@@ -481,7 +481,8 @@ def test_step_idempotency_and_replacement() -> None:
     replaced = act(out["ledger"], out["lock"], "step", 31, release_id="r2", step=changed)
     steps = replaced["release"]["steps"]
     assert replaced["changed"] and [s["name"] for s in steps] == ["deploy", "canary-10"]
-    assert steps[1]["at"] == stamp(31) and steps[1]["requests"] == 120
+    # Replaced in place: when the step happened is kept, when it was last recorded is added.
+    assert steps[1]["at"] == stamp(13) and steps[1]["updated_at"] == stamp(31) and steps[1]["requests"] == 120
     assert replaced["release"]["verdicts"] == [{"step": "canary-10", "verdict": "hold", "reason": "too few requests"}]
 
 
