@@ -219,7 +219,7 @@ def test_a_second_concurrent_release_is_refused_by_the_lock(app) -> None:
 
 def test_a_killed_release_is_taken_over_after_its_lock_expires(app) -> None:
     load = traffic(app, seconds=150)
-    killed = app.start("release.yml", switchyard_version="v2", switchyard_canary_window=30, switchyard_lock_ttl=45)
+    killed = app.start("release.yml", switchyard_version="v2", switchyard_canary_window=10, switchyard_lock_ttl=20)
     deadline = time.monotonic() + 120
     while not (
         (app.lock() or {}).get("release_id") == app.last_release()["id"]

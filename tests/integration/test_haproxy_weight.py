@@ -285,6 +285,24 @@ def test_lb_role_rerun_changes_nothing_and_keeps_weights(lb: Stack) -> None:
     assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 200, "api_green": 56}
 
 
+def test_lb_role_refuses_a_configuration_it_cannot_read_instead_of_resetting_the_weights(lb: Stack) -> None:
+    """A configuration in place that does not parse (a server line broken by hand): the role fails naming
+    it, and renders nothing - it used to start again from blue 256 / green 0, moving the live traffic."""
+    run_module("haproxy_weight", lb.weights(weights={"api_blue": 64, "api_green": 192}))
+    good = open(lb.config).read()
+    broken = good.replace("server api_green api-green:8000 weight 192", "server api_green api-green:8000 weight")
+    assert broken != good
+    open(lb.config, "w").write(broken)
+    try:
+        result = lb.lb_role(check=False)
+        assert result.returncode != 0, result.stdout
+        assert "haproxy_servers" in result.stdout and "'weight' without a number" in result.stdout, result.stdout
+        assert open(lb.config).read() == broken, "nothing rendered over it"
+        assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 64, "api_green": 192}
+    finally:
+        open(lb.config, "w").write(good)
+
+
 def test_lb_config_change_reloads_without_dropping_the_weights(lb: Stack) -> None:
     run_module("haproxy_weight", lb.weights(weights={"api_blue": 100, "api_green": 156}))
     lb.lb_role(switchyard_lb_timeout_server="31s")

@@ -68,8 +68,9 @@ class Stack:
     lb_container = property(lambda self: f"{self.app}-lb-haproxy-1")
     url = property(lambda self: f"http://127.0.0.1:{self.port}")
 
-    def lb_role(self, **overrides):
-        return run_playbook(PLAYBOOKS / "lb.yml", self.inventory, {**self.lb_vars, **overrides})
+    def lb_role(self, check: bool = True, **overrides):
+        """The lb role on this stack; check=False returns a failed run instead of asserting success."""
+        return run_playbook(PLAYBOOKS / "lb.yml", self.inventory, {**self.lb_vars, **overrides}, check=check)
 
     def color_args(self, color: str, version: str, **env: str) -> dict:
         env_file = self.workdir / f"{color}.env"
