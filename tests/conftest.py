@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.compose import ComposeProject, ensure_network, remove_network, unique_name
+from support.postgres import Postgres
 from support.stack import make_demo_secrets
 from support.testbed import REPO_ROOT, Testbed
 
@@ -71,3 +72,13 @@ def demo_data(testbed: Testbed, demo_app_name: str, demo_secrets: Path) -> Itera
         yield project
     finally:
         project.down()
+
+
+@pytest.fixture(scope="module")
+def pg(testbed: Testbed, tmp_path_factory) -> Iterator[Postgres]:
+    """A PostgreSQL server of the testbed's image, for the tests of one module (each makes its databases)."""
+    server = Postgres(testbed, tmp_path_factory.mktemp("pg")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,24 +12,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.modules import COLLECTIONS, four_way, run_module
 from support.postgres import Postgres
-from support.testbed import REPO_ROOT, Testbed
+from support.testbed import REPO_ROOT
 
 DEMO_MIGRATIONS = REPO_ROOT / "examples" / "app" / "migrations"
-
-
-@pytest.fixture(scope="module")
-def pg(testbed: Testbed, tmp_path_factory) -> Iterator[Postgres]:
-    server = Postgres(testbed, tmp_path_factory.mktemp("pg")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.compose import unique_name
 from support.playbooks import local_inventory, run_playbook
 from support.postgres import Postgres
-from support.testbed import REPO_ROOT, Testbed
+from support.testbed import REPO_ROOT
 
 from ansible_collections.switchyard.release.plugins.filter.tree_digest import tree_digest
 
@@ -32,15 +30,6 @@ PLAYBOOK = """
       check_mode: false
       changed_when: false
 """
-
-
-@pytest.fixture(scope="module")
-def pg(testbed: Testbed, tmp_path_factory) -> Iterator[Postgres]:
-    server = Postgres(testbed, tmp_path_factory.mktemp("pg")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Role:

@@ -175,12 +175,17 @@ class ComposeProjectManager:
         after = self.after(services, before)
         self.result["changed"] = plans.observed_change(before, after) or override_changes
 
-    def state_stopped(self, before):
-        actions = plans.plan_stopped(before)
+    def settled(self, before, actions):
+        """Record the plan; True when there is nothing more to do (check mode, or nothing would change)."""
         self.result["actions"] = actions
         if self.module.check_mode or not plans.has_changes(actions):
             self.result["changed"] = plans.has_changes(actions)
             self.result["services"] = before
+            return True
+        return False
+
+    def state_stopped(self, before):
+        if self.settled(before, plans.plan_stopped(before)):
             return
         self.lease.check()  # still this run's lock, right before the change
         self.cli.run(
@@ -202,11 +207,7 @@ class ComposeProjectManager:
                 f"state=started: project {self.params['project']} has no containers (it was removed, or never "
                 "deployed on this host); there is nothing to start - deploy it with state=present"
             )
-        actions = plans.plan_started(before)
-        self.result["actions"] = actions
-        if self.module.check_mode or not plans.has_changes(actions):
-            self.result["changed"] = plans.has_changes(actions)
-            self.result["services"] = before
+        if self.settled(before, plans.plan_started(before)):
             return
         self.lease.check()  # still this run's lock, right before the change
         self.cli.run("start", what=f"starting project {self.params['project']}", files=False)
