@@ -26,7 +26,9 @@ options:
     description: Database user.
     type: str
   password_file:
-    description: File whose first line is the password (for example a Docker secret). Never a password in the play.
+    description:
+      - File whose first line is the password (for example a Docker secret). Never a password in the play.
+      - An empty first line is refused before connecting, naming the file (never its content).
     type: path
   application_name:
     description: The session's application_name in pg_stat_activity.

@@ -28,10 +28,17 @@ description:
     transaction, or one per statement when the file starts with C(-- switchyard:transaction per-statement).
     A lock timeout (55P03) is retried with bounded exponential backoff and jitter; when the budget runs
     out the task fails with the sessions holding locks on the tables (pid, application, state,
-    transaction age, query), and nothing of the failed group is applied.
+    transaction age and the first keywords of their statement - never its text, whose literals may carry
+    secrets), and nothing of the failed group is applied.
   - An index left INVALID by an interrupted concurrent build is dropped and built again.
   - The migrate phase backfills in key-range batches, each its own short transaction with a checkpoint, so
     an interrupted run resumes where it stopped; C(changed=false) when no row is left.
+  - A C(backfill.yml) names C(table) (V(name) or V(schema.name)) and C(key) as the catalog spells them - they are
+    quoted, so mixed-case and reserved names work - and gives C(set) and C(where) as SQL fragments, with values
+    in C(params) (a mapping) referred to as V(%(name\)s). A C(%) elsewhere in a fragment is a literal C(%).
+    A fragment with a C(;), a comment, unpaired brackets, or a C(set) that adds C(FROM), C(WHERE) or
+    C(RETURNING) is refused before any row changes, naming the file and the key; the batch's C(UPDATE) is
+    linted like a migration file.
   - Lint runs on the parsed statements before anything runs; a migration may allow a rule with a comment
     C(-- switchyard:allow <rule> <why>).
   - Contract is refused while sessions of O(require_no_sessions_from) are connected.
@@ -39,6 +46,10 @@ author:
   - Switchyard developers (@switchyard)
 requirements:
   - pglast (8.x) on the host that runs the module; PyYAML for backfill.yml.
+notes:
+  - An empty O(password_file) is refused before connecting, naming the file. The password is masked in the
+    output (C(no_log)) unless it is shorter than 4 characters - masking those would garble every word of the
+    output; a warning says so.
 extends_documentation_fragment:
   - switchyard.release.lease
   - switchyard.release.postgres
@@ -216,7 +227,10 @@ rebuilt_indexes:
   type: list
   elements: str
 blocking_sessions:
-  description: On a lock-timeout failure, the sessions holding locks on the tables.
+  description:
+    - On a lock-timeout failure, the sessions holding locks on the tables - pid, application_name, state,
+      transaction_age_s and statement (the first keywords of its current or last statement, such as C(SELECT) or
+      C(ALTER TABLE); never the query text, whose literals may carry secrets).
   returned: on lock-timeout failure
   type: list
   elements: dict

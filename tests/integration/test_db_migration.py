@@ -12,8 +12,11 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
+import psycopg2
+import psycopg2.errors
 import pytest
 from support.modules import COLLECTIONS, four_way, run_module
 from support.postgres import Postgres
@@ -582,3 +585,156 @@ def test_an_unreadable_path_fails_cleanly_naming_it(pg: Postgres, db: str, migra
     assert "exception" not in result and "unexpected" not in result["msg"]
     assert result["path"] == str(unreadable)
     assert pg.query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]
+
+
+# --- issue 14: quoted backfill SQL, blockers without their query text, short passwords ----------
+
+ORDERS = (
+    'CREATE TABLE "Order" ("OrderId" bigint PRIMARY KEY, "Status" text NOT NULL, note text);'
+    "INSERT INTO \"Order\" VALUES (1, 'pending', 'apple'), (2, 'pending', 'banana'), (3, 'done', 'avocado'),"
+    " (4, 'pending', 'a%%b'), (5, 'pending', 'b%%');"  # pg.query passes parameters: % doubled
+    "CREATE TABLE users (id bigint PRIMARY KEY)"
+)
+
+
+def orders_backfill(pg: Postgres, db: str, tmp_path: Path, **spec) -> dict:
+    """The module args of a migrate phase whose only version is a backfill of the table "Order"."""
+    pg.query(db, ORDERS)
+    migrations = tmp_path / "orders"
+    backfill = migrations / "0001_order_status" / "backfill.yml"
+    backfill.parent.mkdir(parents=True)
+    backfill.write_text(json.dumps({"table": "public.Order", "key": "OrderId", **spec}))  # JSON is YAML
+    return pg.module_args(db, path=str(migrations), phase="migrate")
+
+
+def orders(pg: Postgres, db: str) -> list[tuple]:
+    return pg.query(db, 'SELECT "OrderId", "Status", note FROM "Order" ORDER BY 1')
+
+
+def test_a_backfill_of_a_mixed_case_reserved_table_with_a_like_and_params(
+    pg: Postgres, db: str, tmp_path: Path
+) -> None:
+    args = orders_backfill(
+        pg,
+        db,
+        tmp_path,
+        set='"Status" = %(new)s',
+        where="\"Status\" = %(old)s AND note LIKE 'a%'",
+        params={"old": "pending", "new": "shipped"},
+        batch_size=2,
+    )
+    check = run_module("db_migration", args, check=True)
+    assert not check.get("failed"), check.get("msg")
+    assert check["pending"][0]["rows_left"] == 2
+    done = run_module("db_migration", args)
+    assert not done.get("failed"), done.get("msg")
+    assert done["backfill"][0]["rows_this_run"] == 2 and done["changed"]
+    assert orders(pg, db) == [
+        (1, "shipped", "apple"),
+        (2, "pending", "banana"),
+        (3, "done", "avocado"),
+        (4, "shipped", "a%b"),
+        (5, "pending", "b%"),
+    ]
+    again = run_module("db_migration", args)
+    assert not again.get("failed") and not again["changed"], again.get("msg")
+
+
+@pytest.mark.parametrize(
+    ("option", "spec"),
+    [
+        ("set", {"set": "\"Status\" = 'x'; DROP TABLE users", "where": "true"}),
+        ("set", {"set": "\"Status\" = 'x' /*", "where": "*/ true"}),
+        ("where", {"set": "\"Status\" = 'x'", "where": "\"Status\" = 'pending') OR (true"}),
+    ],
+)
+def test_a_hostile_backfill_fragment_is_refused_before_any_row_changes(
+    pg: Postgres, db: str, tmp_path: Path, option: str, spec: dict
+) -> None:
+    args = orders_backfill(pg, db, tmp_path, **spec)
+    before = orders(pg, db)
+    result = run_module("db_migration", args)
+    assert result["failed"] and f"0001_order_status/backfill.yml: {option}=" in result["msg"], result["msg"]
+    assert "is refused" in result["msg"] and "nothing was run" in result["msg"]
+    assert orders(pg, db) == before
+    assert pg.query(db, "SELECT to_regclass('users') IS NOT NULL, to_regclass('switchyard_schema_history')") == [
+        (True, None)
+    ]
+
+
+def test_a_blocking_session_is_named_without_its_query_text(pg: Postgres, db: str, migrations: Path) -> None:
+    """The blocker's statement carries a secret in a literal; pg_stat_activity shows it to the runner,
+    the failure names the session and none of its text."""
+    secret = "S3cr3t-xyz"
+    args = pg.module_args(db, path=str(migrations), phase="expand", target=1)
+    assert not run_module("db_migration", args).get("failed")
+    blocker = pg.connect(db, application_name="report-job")
+    pid = blocker.get_backend_pid()
+    cur = blocker.cursor()
+    cur.execute("BEGIN; SELECT count(*) FROM items")  # ACCESS SHARE on items until the end
+
+    def sleep() -> None:
+        try:
+            cur.execute(f"SELECT pg_sleep(30) WHERE '{secret}' <> ''")
+        except psycopg2.errors.QueryCanceled:
+            pass
+
+    sleeper = threading.Thread(target=sleep)
+    sleeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not pg.query(db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE %s", (pid, f"%{secret}%")):
+            assert time.monotonic() < deadline, "the blocker never ran its statement"
+            time.sleep(0.05)
+        result = run_module(
+            "db_migration",
+            {**args, "target": None, "lock_timeout": "100ms", "retry": {"attempts": 2, "base_delay": 0.05}},
+        )
+    finally:
+        pg.query(db, "SELECT pg_cancel_backend(%s)", (pid,))
+        sleeper.join(10)
+        blocker.close()
+    assert result["failed"] and "lock timeout 2 time(s) in a row" in result["msg"], result["msg"]
+    assert f"pid {pid} (application report-job, active for " in result["msg"] and ", SELECT)" in result["msg"]
+    (session,) = result["blocking_sessions"]
+    assert {k: v for k, v in session.items() if k != "transaction_age_s"} == {
+        "pid": pid,
+        "application_name": "report-job",
+        "state": "active",
+        "statement": "SELECT",
+    }
+    assert json.dumps(result).count(secret) == 0
+
+
+def test_an_empty_password_file_is_refused_before_connecting(
+    pg: Postgres, db: str, migrations: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty_password"
+    empty.write_text("\n")
+    result = run_module(
+        "db_migration", {**pg.module_args(db, path=str(migrations), phase="expand"), "password_file": str(empty)}
+    )
+    assert result["failed"] and result["msg"].startswith(f"password_file={empty}: the file is empty"), result["msg"]
+    assert "cannot connect" not in result["msg"] and "*" not in result["msg"]
+    assert pg.query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]
+
+
+def test_a_one_character_password_does_not_garble_the_output(
+    pg: Postgres, db: str, migrations: Path, tmp_path: Path
+) -> None:
+    role = f"short_{uuid.uuid4().hex[:8]}"
+    pg.query(db, f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'a'")
+    password = tmp_path / "short_password"
+    args = {**pg.module_args(db, path=str(migrations), phase="expand"), "user": role, "password_file": str(password)}
+    try:
+        password.write_text("e\n")  # the wrong one: PostgreSQL refuses it, in words full of e
+        refused = run_module("db_migration", args)
+        password.write_text("a\n")
+        done = run_module("db_migration", args)
+    finally:
+        pg.query(db, f"REASSIGN OWNED BY {role} TO switchyard; DROP ROLE {role}")
+    assert refused["failed"] and f'password authentication failed for user "{role}"' in refused["msg"], refused
+    assert not done.get("failed"), done.get("msg")
+    assert done["phase"] == "expand" and [a["name"] for a in done["applied"]] == ["create_items", "display_name"]
+    assert "****" not in json.dumps(done) + json.dumps(refused)
+    assert "password_file: the secret is shorter than 4 characters" in json.dumps(done["warnings"])

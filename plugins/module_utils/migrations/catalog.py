@@ -17,7 +17,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.errors i
 
 VERSION_DIR_RE = re.compile(r"^(\d+)_([A-Za-z0-9_.-]+)$")
 PHASE_FILES = {"expand": "expand.sql", "migrate": "backfill.yml", "contract": "contract.sql"}
-BACKFILL_KEYS = {"table", "key", "set", "where", "batch_size"}
+BACKFILL_KEYS = {"table", "key", "set", "where", "batch_size", "params"}
 
 
 class CatalogError(SwitchyardError):
@@ -121,7 +121,7 @@ def load(path, phase, target=None):
 
 
 def parse_backfill(migration, yaml_load):
-    """backfill.yml -> dict with table, key, set, where, batch_size; errors name the file."""
+    """backfill.yml -> dict with table, key, set, where, batch_size, params; errors name the file."""
     try:
         spec = yaml_load(migration.text) or {}
     except Exception as exc:  # the YAML library's own error type varies

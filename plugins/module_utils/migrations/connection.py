@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.common.secrets import read_secret_file
 
 try:
     import psycopg2
@@ -41,11 +42,8 @@ class ConnectionSettingsError(SwitchyardError):
 
 
 def read_password(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise ConnectionSettingsError(f"password_file={path}: {exc.strerror}") from exc
+    """The password: the file's first line; an empty one is refused before any connection."""
+    return read_secret_file(path, "password_file")
 
 
 def connect(params):

@@ -11,12 +11,13 @@ import random
 import time
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.migrations.statements import leading_keywords
 
 LOCK_NOT_AVAILABLE = "55P03"
 
 BLOCKERS_SQL = """
 SELECT DISTINCT a.pid, a.application_name, a.state,
-       extract(epoch FROM now() - a.xact_start)::int AS transaction_age_s, left(a.query, 300) AS query
+       extract(epoch FROM now() - a.xact_start)::int AS transaction_age_s, left(a.query, 2000) AS query
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.granted AND a.pid <> pg_backend_pid() AND l.relation = ANY(%s::regclass[])
 ORDER BY transaction_age_s DESC NULLS LAST
@@ -72,7 +73,11 @@ def backoff_delays(attempts, base, cap, rng=random.random):
 
 
 def blockers(cur, tables):
-    """Sessions holding locks on tables (those that exist); empty when none is known."""
+    """Sessions holding locks on tables (those that exist); empty when none is known.
+
+    Each says pid, application_name, state, transaction_age_s and statement - the first keywords
+    of its current (or last) statement only: another session's query text may carry secrets in
+    its literals (a password, a token), and the failure goes to logs and job events."""
     existing = []
     for table in tables:
         cur.execute("SELECT to_regclass(%s)::text", (table,))
@@ -82,8 +87,27 @@ def blockers(cur, tables):
     if not existing:
         return []
     cur.execute(BLOCKERS_SQL, (existing,))
-    cols = ("pid", "application_name", "state", "transaction_age_s", "query")
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+    return [
+        {
+            "pid": pid,
+            "application_name": name,
+            "state": state,
+            "transaction_age_s": age,
+            "statement": leading_keywords(query),
+        }
+        for pid, name, state, age, query in cur.fetchall()
+    ]
+
+
+def describe(found):
+    """The blockers for a message: pid, application, state, age and statement keywords."""
+    return "; ".join(
+        f"pid {b['pid']} (application {b['application_name'] or '-'}, {b['state'] or 'state unknown'}"
+        + (f" for {b['transaction_age_s']} s" if b["transaction_age_s"] is not None else "")
+        + (f", {b['statement']}" if b["statement"] else "")
+        + ")"
+        for b in found[:5]
+    ) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
 
 
 def with_lock_retries(attempt, conn, tables, delays, on_retry=None, sleep=time.sleep):
@@ -103,7 +127,7 @@ def with_lock_retries(attempt, conn, tables, delays, on_retry=None, sleep=time.s
             if retries >= len(delays):
                 raise LockBudgetExhausted(
                     f"lock timeout {retries + 1} time(s) in a row on {', '.join(tables) or 'the statement'}; "
-                    f"blocked by {len(found)} session(s)",
+                    f"blocked by {len(found)} session(s)" + (f": {describe(found)}" if found else ""),
                     found,
                     retries + 1,
                 ) from exc

@@ -11,6 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.secrets import mask
 from ansible_collections.switchyard.release.plugins.module_utils.migrations import catalog, order
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.backfill import Backfill
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
@@ -121,7 +122,8 @@ class MigrationManager:
     def run(self):
         require_libraries()
         if self.params["password_file"]:
-            self.module.no_log_values.add(read_password(self.params["password_file"]))
+            # before connecting: an empty file is refused here, and a short password is not masked
+            mask(self.module, read_password(self.params["password_file"]), "password_file")
         if self.conn is None:
             try:
                 self.conn = connect(self.params)
@@ -221,7 +223,6 @@ class MigrationManager:
         self.result["pending"] = []
 
     def report_plan(self, pending, findings):
-        self.result["lint"] = [f.as_dict() for f in findings]
         # A partly applied file lists only the groups left: what a run would execute.
         self.result["pending"] = [
             {
@@ -242,6 +243,10 @@ class MigrationManager:
             }
             for one in pending
         ]
+        self.report_lint(findings)
+
+    def report_lint(self, findings):
+        self.result["lint"] = [f.as_dict() for f in findings]
         if findings and self.params["lint"] == "error":
             raise MigrationError(
                 f"lint found {len(findings)} problem(s); nothing was run: "
@@ -314,6 +319,9 @@ class MigrationManager:
             )
             for m in migrations
         ]
+        # Each batch's UPDATE is linted like a migration file (its set/where were refused already
+        # when they smuggle a statement or a comment, whatever the lint option).
+        self.report_lint([f for b in backfills for f in b.findings] if self.params["lint"] != "off" else [])
         with self.conn.cursor() as cur:
             table_exists = self.history.exists(cur)
         plans = [b.plan() if table_exists else {"rows_done": 0, "rows_left": b.remaining_any()} for b in backfills]

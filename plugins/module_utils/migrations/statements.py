@@ -235,6 +235,42 @@ def _allow(line, comment):
     return (line, words[0] if words else "", words[1].strip() if len(words) > 1 else "")
 
 
+# Where a statement's leading keywords certainly end: the start of a quoted name, a string or a
+# dollar-quoted body, or the statement's end (scanning stops there, so a truncated literal cannot fail it).
+KEYWORDS_END_RE = re.compile(r"['\"$;]")
+# Statements whose next keywords say what they act on (ALTER TABLE, CREATE UNIQUE INDEX, VACUUM FULL).
+OBJECT_VERBS = ("ALTER", "CREATE", "DROP", "REFRESH", "REINDEX", "VACUUM", "CLUSTER", "COMMENT", "SECURITY")
+
+
+def leading_keywords(text, limit=3):
+    """The first SQL keywords of a statement (`SELECT`, `ALTER TABLE`, `CREATE UNIQUE INDEX`), as
+    PostgreSQL's own scanner classifies them, stopping at the first token that is not a keyword
+    (and after the first one unless it is a verb of OBJECT_VERBS).
+
+    Only words of PostgreSQL's fixed keyword list come out - never a name, a number, a string or a
+    comment - so another session's statement can be described without leaking what it carries.
+    None when the text does not start with a keyword."""
+    if not HAS_PGLAST or not isinstance(text, str):
+        return None
+    match = KEYWORDS_END_RE.search(text, 0, 2000)
+    head = text[: match.start() if match else 2000]
+    try:
+        tokens = scan(head)
+    except ParseError:  # an unterminated /* comment: nothing known
+        return None
+    words = []
+    for token in tokens:
+        if token.name in COMMENT_TOKENS:
+            continue
+        word = head[token.start : token.end + 1]
+        if token.kind == "NO_KEYWORD" or not word.isalpha() or len(words) == limit:
+            break
+        if words and words[0] not in OBJECT_VERBS:  # `SELECT password` says no more than `SELECT`
+            break
+        words.append(word.upper())
+    return " ".join(words) or None
+
+
 def walk(node):
     """Every pglast node under `node`, itself included, depth first."""
     if isinstance(node, ast.Node):
