@@ -38,6 +38,11 @@ class ReleasedApp:
         self.port = free_port()
         self.state = workdir / "state"
         self.inventory = INVENTORY
+        # Flags added to every playbook run (-vvv --diff for the leak test), environment added to
+        # ansible-playbook's, and what every run printed (stdout, stderr).
+        self.flags: list[str] = []
+        self.environment: dict[str, str] = {}
+        self.outputs: list[str] = []
         self.extra = {
             **TEST_SETTINGS,
             "switchyard_app": self.app,
@@ -66,12 +71,17 @@ class ReleasedApp:
             str(PLAYBOOK_DIR / playbook),
             "-e",
             json.dumps({**self.extra, **extra}),
+            *self.flags,
             *flags,
         ]
 
-    @staticmethod
-    def env() -> dict:
-        return {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    def env(self) -> dict:
+        return {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            **self.environment,
+        }
 
     def play(self, playbook: str, *flags: str, ok: bool | None = True, **extra) -> subprocess.CompletedProcess:
         """Run a playbook; ok=True asserts success, ok=False asserts failure, None asserts nothing."""
@@ -83,6 +93,7 @@ class ReleasedApp:
             env=self.env(),
             check=False,
         )
+        self.outputs += [result.stdout, result.stderr]
         if ok is not None:
             assert (result.returncode == 0) == ok, (
                 f"{playbook} {extra} {flags}: rc={result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"

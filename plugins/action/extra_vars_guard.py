@@ -1,0 +1,113 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""extra_vars_guard: refuse variables whose value is a command run as root (or an ssh option run on the
+controller) when they arrive as extra vars, unless the inventory allows it.
+
+Whoever may launch a job with extra vars (``-e``, an AWX template that prompts for variables) would
+otherwise run any argv as root on every Docker host. Extra vars are the highest precedence, so the
+task cannot tell them apart from task_vars: it reads what ansible-playbook was given
+(``load_extra_vars``: ``-e k=v``, ``-e '{json}'``, ``-e @file`` as AWX and ansible-runner pass them).
+It runs on the controller and never connects to the host, so an ``ansible_python_interpreter`` given
+as an extra var is refused before anything runs with it."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import BOOLEANS_FALSE, BOOLEANS_TRUE
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
+
+SWITCH = "switchyard_allow_commands_from_extra_vars"
+
+# Variables whose value is (part of) a command: Switchyard's, and Ansible's own that decide what runs
+# on the host as root (interpreters, shell, become) or what ssh runs on the controller (ProxyCommand).
+COMMAND_VARIABLES = (
+    "switchyard_signature_command",
+    "ansible_*_interpreter",
+    "ansible_*_executable",
+    "ansible_*_exe",
+    "ansible_*_flags",
+    "ansible_*_args",
+)
+
+ARGUMENT_SPEC = {
+    "names": {"type": "list", "elements": "str", "default": list(COMMAND_VARIABLES)},
+    "switch": {"type": "str", "default": SWITCH},
+}
+
+
+def switch_value(name, value):
+    """The switch as a bool: true/false and their usual spellings only (a typo never allows commands)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in {str(v).lower() for v in BOOLEANS_TRUE}:
+        return True
+    if text in {str(v).lower() for v in BOOLEANS_FALSE}:
+        return False
+    raise AnsibleActionFail(f"{name} must be true or false (got {value!r}); set it in the inventory.")
+
+
+def commands_given(extra_var_names, names):
+    """The extra vars that match one of the names (shell-style patterns), sorted."""
+    return sorted(n for n in extra_var_names if any(fnmatch.fnmatchcase(n, p) for p in names))
+
+
+def refused(extra_var_names, names, switch, allowed):
+    """The refusal message for these extra vars, or None. The switch itself is always refused as an
+    extra var: a launcher who could set it could allow their own commands."""
+    given = commands_given(extra_var_names, names)
+    problems = []
+    if switch in extra_var_names:
+        problems.append(
+            f"{switch} was given as an extra var: it is only read from the inventory (group_vars or host_vars), "
+            "never from -e, an AWX survey or prompted variables"
+        )
+    if given and (not allowed or switch in extra_var_names):
+        one = len(given) == 1
+        problems.append(
+            f"{', '.join(given)} {'was given as an extra var' if one else 'were given as extra vars'}: "
+            f"{'it holds a command' if one else 'they hold commands'} run as root on the hosts (or by ssh on the "
+            "controller), so whoever launches the job could run anything. Set "
+            f"{'it' if one else 'them'} in the inventory, or set {switch}: true in the inventory to accept "
+            f"{'it as an extra var' if one else 'them as extra vars'}"
+        )
+    if not problems:
+        return None
+    return (
+        "Refused before anything changed: "
+        + "; ".join(problems)
+        + f". Variables refused as extra vars unless {switch} is true in the inventory: {', '.join(names)}."
+    )
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+
+        extra_vars = load_extra_vars(self._loader)
+        switch = args["switch"]
+        allowed = False
+        if switch in task_vars and switch not in extra_vars:
+            allowed = switch_value(switch, self._templar.template(task_vars[switch]))
+        message = refused(set(extra_vars), args["names"], switch, allowed)
+        if message:
+            raise AnsibleActionFail(message)
+
+        given = commands_given(extra_vars, args["names"])
+        result.update(
+            changed=False,
+            accepted=given,
+            msg=f"{', '.join(given)} accepted as extra vars ({switch} is true in the inventory)"
+            if given
+            else "No command-valued variable among the extra vars.",
+        )
+        return result

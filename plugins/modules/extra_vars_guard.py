@@ -1,0 +1,80 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: extra_vars_guard
+short_description: Refuse command-valued variables given as extra vars, unless the inventory allows them
+version_added: 0.1.0
+description:
+  - Fails when a variable whose value is a command arrives as an extra var (C(-e), an AWX survey, variables
+    prompted on launch, a workflow's artifacts), since whoever may launch the job could otherwise run any command
+    as root on every host. The message names each such variable and the switch.
+  - C(switchyard_signature_command) and Ansible's own command-valued variables are refused by default (the
+    interpreters, C(ansible_shell_executable), the become executable and flags, the ssh, scp and sftp arguments,
+    which can hold a C(ProxyCommand) run on the controller).
+  - They are accepted as extra vars when the variable named by O(switch) is true in the inventory. The switch itself
+    is always refused as an extra var.
+  - Reads what ansible-playbook was given as extra vars (C(-e k=v), C(-e '{json}'), C(-e @file) as AWX and
+    ansible-runner pass them), on the controller; it never connects to the host, so a refused interpreter is never
+    used.
+  - The roles of the collection run it first (the app role, on which every role depends).
+author:
+  - Switchyard developers (@switchyard)
+attributes:
+  action:
+    description: Runs on the controller only (action plugin).
+    support: full
+  check_mode:
+    description: Refuses in check mode too.
+    support: full
+  diff_mode:
+    description: Changes nothing, so there is no diff.
+    support: none
+  platform:
+    description: The controller.
+    support: full
+    platforms: posix
+options:
+  names:
+    description:
+      - Names (shell-style patterns) of the variables refused as extra vars.
+    type: list
+    elements: str
+    default:
+      - switchyard_signature_command
+      - ansible_*_interpreter
+      - ansible_*_executable
+      - ansible_*_exe
+      - ansible_*_flags
+      - ansible_*_args
+  switch:
+    description:
+      - The variable that, true in the inventory (group_vars or host_vars), accepts O(names) as extra vars. Only
+        C(true) or C(false) (and their usual spellings); anything else is an error.
+    type: str
+    default: switchyard_allow_commands_from_extra_vars
+"""
+
+EXAMPLES = r"""
+- name: Refuse commands given as extra vars unless the inventory allows them
+  switchyard.release.extra_vars_guard:
+
+# ansible-playbook release.yml -e '{"switchyard_signature_command": ["sh", "-c", "id > /tmp/pwned"]}'
+# fails with:
+#   Refused before anything changed: switchyard_signature_command was given as extra vars; it is a
+#   command run as root on the hosts ... set switchyard_allow_commands_from_extra_vars: true in the
+#   inventory to accept them as extra vars.
+"""
+
+RETURN = r"""
+accepted:
+  description: The command-valued variables given as extra vars and accepted because the switch is true.
+  returned: success
+  type: list
+  elements: str
+  sample: [switchyard_signature_command]
+"""

@@ -1,0 +1,113 @@
+"""extra_vars_guard: command-valued variables given as extra vars are refused (naming them and the switch)
+unless the inventory's switch allows them; the switch itself is never accepted as an extra var."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.switchyard.release.plugins.action.extra_vars_guard import (
+    ARGUMENT_SPEC,
+    COMMAND_VARIABLES,
+    SWITCH,
+    commands_given,
+    refused,
+    switch_value,
+)
+from ansible_collections.switchyard.release.plugins.modules import extra_vars_guard as stub
+
+ROLES = Path(__file__).resolve().parents[3] / "roles"
+NAMES = list(COMMAND_VARIABLES)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "switchyard_signature_command",
+        "ansible_python_interpreter",
+        "ansible_shell_executable",
+        "ansible_ssh_executable",
+        "ansible_become_exe",
+        "ansible_sudo_exe",
+        "ansible_become_flags",
+        "ansible_ssh_common_args",  # -o ProxyCommand=... runs on the controller
+        "ansible_ssh_extra_args",
+        "ansible_scp_extra_args",
+        "ansible_sftp_extra_args",
+    ],
+)
+def test_each_command_valued_variable_is_refused_naming_it_and_the_switch(name) -> None:
+    message = refused({name, "switchyard_version"}, NAMES, SWITCH, allowed=False)
+    assert message.startswith("Refused before anything changed: ")
+    assert f"{name} was given as an extra var" in message
+    assert f"set {SWITCH}: true in the inventory" in message
+    assert "switchyard_version" not in message.split(". Variables refused", maxsplit=1)[0]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"switchyard_version", "switchyard_images", "switchyard_stop_after_step", "switchyard_canary_window"},
+        {"ansible_host", "ansible_user", "ansible_port", "ansible_connection", "ansible_become"},
+        set(),
+    ],
+)
+def test_other_variables_pass(extra) -> None:
+    assert refused(extra, NAMES, SWITCH, allowed=False) is None
+
+
+def test_the_inventory_switch_accepts_them() -> None:
+    extra = {"switchyard_signature_command", "ansible_python_interpreter", "switchyard_version"}
+    assert refused(extra, NAMES, SWITCH, allowed=True) is None
+    assert commands_given(extra, NAMES) == ["ansible_python_interpreter", "switchyard_signature_command"]
+
+
+def test_the_switch_is_refused_as_an_extra_var_whatever_its_value() -> None:
+    message = refused({SWITCH, "switchyard_signature_command"}, NAMES, SWITCH, allowed=True)
+    assert f"{SWITCH} was given as an extra var: it is only read from the inventory" in message
+    assert "switchyard_signature_command was given as an extra var" in message
+    assert refused({SWITCH}, NAMES, SWITCH, allowed=False).startswith(f"Refused before anything changed: {SWITCH}")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        ("yes", True),
+        ("True", True),
+        (1, True),
+        (False, False),
+        ("false", False),
+        ("no", False),
+        (0, False),
+    ],
+)
+def test_the_switch_reads_booleans(value, expected) -> None:
+    assert switch_value(SWITCH, value) is expected
+
+
+@pytest.mark.parametrize("value", ["ture", "", "allow", None, ["true"]])
+def test_a_switch_that_is_not_a_boolean_is_an_error_not_a_yes(value) -> None:
+    with pytest.raises(AnsibleActionFail, match=f"{SWITCH} must be true or false"):
+        switch_value(SWITCH, value)
+
+
+def test_every_command_valued_default_of_the_roles_is_refused() -> None:
+    """A new variable holding a command (argv, command, cmd, exec, script, hook) must be added to the list."""
+    names = set()
+    for defaults in ROLES.glob("*/defaults/main.yml"):
+        names |= set((yaml.safe_load(defaults.read_text()) or {}).keys())
+    commands = {n for n in names if re.search(r"argv|command|_cmd|exec|script|hook", n) and n != SWITCH}
+    assert commands == {"switchyard_signature_command"}
+    assert commands_given(commands, NAMES) == sorted(commands)
+
+
+def test_the_documented_options_match_the_argument_spec() -> None:
+    options = yaml.safe_load(stub.DOCUMENTATION)["options"]
+    assert set(options) == set(ARGUMENT_SPEC)
+    for name, spec in ARGUMENT_SPEC.items():
+        assert options[name]["type"] == spec["type"] and options[name]["default"] == spec["default"]
