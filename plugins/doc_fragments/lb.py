@@ -38,7 +38,10 @@ options:
         type: float
         default: 5
   routes:
-    description: The routed services of the application (C(switchyard_lb_routes) names); every one is changed.
+    description:
+      - The routed services of the application (C(switchyard_lb_routes) names); every one is changed.
+      - Each a name the LB takes (for HAProxy 1 to 128 of the characters C([A-Za-z0-9_.:-])), checked before
+        any lock, ledger or LB is touched.
     type: list
     elements: str
     required: true

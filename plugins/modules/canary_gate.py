@@ -26,6 +26,10 @@ description:
     the worst of the routes' (V(rollback) over V(hold) over V(promote)), and RV(routes) and each metric's C(route)
     say which route gave it.
   - Observing changes nothing, so check mode observes and judges as well, and the task never reports a change.
+  - Names sent to HAProxy (O(sources.haproxy_stats.backend), O(sources.haproxy_log.backend), the routes of
+    O(sources.lb), and O(baseline) and O(canary) with the HAProxy sources) are refused before anything is sent
+    unless they are HAProxy names - 1 to 128 of the characters C([A-Za-z0-9_.:-]) - so none can carry a
+    second Runtime API command.
 author:
   - Switchyard developers (@switchyard)
 requirements:
@@ -73,11 +77,13 @@ options:
         type: dict
         suboptions:
           socket:
-            description: The Runtime API socket (a path, or C(tcp://HOST:PORT)); C(operator) level is enough.
+            description:
+              - The Runtime API socket (a path, or C(tcp://HOST:PORT)). The gate only reads - C(user) level is
+                enough, so give a read-only socket (the lb role's C(run/status.sock)), never the admin one.
             type: str
             required: true
           backend:
-            description: The backend of the two servers, for example C(be_api).
+            description: The backend of the two servers, for example C(be_api) (an HAProxy name).
             type: str
             required: true
           timeout:
@@ -108,7 +114,10 @@ options:
         type: dict
         suboptions:
           url:
-            description: The Prometheus base URL.
+            description:
+              - The Prometheus base URL. Credentials in it (C(https://user:password@host)) are sent as basic
+                authentication and never shown - the URL is echoed as C(https://user:****@host) and the password
+                is masked in the result and in error messages.
             type: str
             required: true
           timeout:
@@ -150,7 +159,10 @@ options:
             choices: [haproxy]
             default: haproxy
           dir:
-            description: The LB's host directory (for HAProxy, C(run/admin.sock) is read).
+            description:
+              - The LB's host directory. For HAProxy the counters are read through C(run/status.sock) (the lb role's
+                read-only, C(level user) socket) - through C(run/admin.sock) only where there is no C(status.sock),
+                and through the master CLI (C(run/master.sock)) when that socket does not answer.
             type: path
             required: true
           container:
@@ -174,11 +186,17 @@ options:
         type: dict
         suboptions:
           url:
-            description: The URL probed.
+            description: The URL probed; credentials in it are never shown, as for O(sources.prometheus.url).
             type: str
             required: true
           headers:
-            description: Request headers.
+            description:
+              - Request headers.
+              - C(no_log) - the values are hidden in the echoed arguments. The values of headers named like
+                credentials (C(Authorization), C(Proxy-Authorization), C(Cookie), and any name containing
+                C(auth), C(token), C(secret), C(passw), C(key), C(session), C(credential) or C(signature)) are also
+                masked wherever they appear in the result when at least 4 characters long; the values of the
+                others (C(X-Canary) set to V(green)) are not, or every V(green) of the verdict would read C(********).
             type: dict
             default: {}
           count:
@@ -282,7 +300,7 @@ EXAMPLES = r"""
     canary: api_green
     window: 60
     sources:
-      haproxy_stats: {socket: /var/lib/switchyard/shop/lb/run/admin.sock, backend: be_api}
+      haproxy_stats: {socket: /var/lib/switchyard/shop/lb/run/status.sock, backend: be_api}
       haproxy_log: {container: shop-lb-haproxy-1}
     max_error_rate: 0.01
     max_p95_ms: 500
@@ -402,7 +420,7 @@ SOURCES_SPEC = {
         "type": "dict",
         "options": {
             "url": {"type": "str", "required": True},
-            "headers": {"type": "dict", "default": {}},
+            "headers": {"type": "dict", "default": {}, "no_log": True},
             "count": {"type": "int", "default": 10},
             "timeout": {"type": "float", "default": 5},
             "expect_status": {"type": "int", "default": 200},

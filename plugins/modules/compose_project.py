@@ -138,7 +138,14 @@ options:
         description: The command, as a list or a string split like a shell would.
         type: raw
       environment:
-        description: Extra environment variables for the job.
+        description:
+          - Extra environment variables for the job; they override the service's own, like C(run --env).
+          - The values can be secrets - they never reach a command line (where C(ps) would show them) - they are
+            written to a Compose file layered last, mode 0600 in a private directory, removed once the job is over
+            (failed or timed out too). The option is C(no_log) - the values are hidden in the echoed arguments
+            and masked wherever they appear in the result (the job's output included) when they are at least 4
+            characters long (a shorter one would garble every word that contains it).
+          - Names are a letter or C(_), then letters, digits, C(_), C(.) or C(-).
         type: dict
         default: {}
       timeout:
@@ -245,7 +252,9 @@ volumes_removed:
   type: list
   elements: str
 job:
-  description: The one-off job - service, command, rc, stdout, stderr, duration, timed_out.
+  description:
+    - The one-off job - service, command, the names of its extra environment variables (environment, never
+      their values), rc, stdout, stderr, duration, timed_out and cmd.
   returned: when run is given
   type: dict
 failures:
@@ -289,7 +298,7 @@ ARGUMENT_SPEC = {
         "options": {
             "service": {"type": "str", "required": True},
             "command": {"type": "raw"},
-            "environment": {"type": "dict", "default": {}},
+            "environment": {"type": "dict", "default": {}, "no_log": True},
             "timeout": {"type": "int"},
         },
     },

@@ -46,7 +46,11 @@ options:
     type: str
     required: true
   backend:
-    description: The backend whose servers change, for example C(be_api).
+    description:
+      - The backend whose servers change, for example C(be_api).
+      - Like the server names of O(weights) and O(states), an HAProxy name - 1 to 128 of the characters
+        C([A-Za-z0-9_.:-]); anything else (a C(;) that would start a second Runtime API command, a newline) is
+        refused before anything is sent.
     type: str
     required: true
   weights:
@@ -111,7 +115,9 @@ options:
     description: A second socket to verify the weights after a fallback reload, for example the master CLI.
     type: str
   verify_prefix:
-    description: Prefix for commands on O(verify_socket), for example C(@1 ) to reach worker 1 through the master CLI.
+    description:
+      - Prefix for commands on O(verify_socket), for example C(@1 ) to reach worker 1 through the master CLI.
+      - Empty, C(@<n> ), C(@!<pid> ) or C(@master ); nothing else is sent.
     type: str
     default: ""
   timeout:

@@ -97,7 +97,10 @@ options:
         choices: [release, rollback, contract]
         required: true
       version:
-        description: V(release) - the version to release.
+        description:
+          - V(release) - the version to release.
+          - A label - a letter or digit, then up to 127 of C(A-Z a-z 0-9 . _ + -); it is written into the colors'
+            C(color.env), so anything else (a newline, C(=)) is refused before the ledger is read.
         type: str
       canary_steps:
         description: V(release) - the percentages of the canary, increasing, ending with 100.
@@ -129,7 +132,9 @@ options:
     choices: [release, rollback, contract]
     default: release
   version:
-    description: With V(begin) - the version the release deploys.
+    description:
+      - With V(begin) - the version the release deploys.
+      - For a V(release), a label as O(plan.version) takes it.
     type: str
   color:
     description:

@@ -15,7 +15,7 @@ description:
     server with weight - a color leaving maint or drain first (waiting until it is UP), weights raised, weights
     lowered, then drain (waiting up to O(drain_timeout) for its sessions) and maint - and persists each change so a
     restart of the LB keeps it. Reads back and fails when the LB shows something else.
-  - Without O(weights) and O(states), only reads - the servers of each route and their shares of new traffic.
+  - Without O(weights), O(states) and O(canary), only reads - the servers of each route and their shares of new traffic.
   - With O(record), writes the result to the release ledger (a step, or the end of the release) with the weights
     the LB shows afterwards. O(record) needs O(lease) - the release lock must be held by this run before anything
     moves; a run that lost its lock changes nothing.
@@ -63,6 +63,14 @@ options:
     description: Seconds to wait for the sessions of a color set to drain to end (0 does not wait).
     type: int
     default: 0
+  canary:
+    description:
+      - The color a request with the canary header C(X-Canary) set to C(1) reaches from now on (a release sets its
+        candidate) - written into the LB's canary map, so a reload or restart keeps it, and applied without a reload
+        (for HAProxy, C(set map) on the Runtime API); read back. Set before the weights and states move.
+      - Only the LB's trusted sources may send the header (the lb role's C(switchyard_canary_trusted_sources)).
+    type: str
+    choices: [blue, green]
   require_idle:
     description:
       - Fail unless this color has weight 0 and no current sessions on every route, afterwards (a contract stops
@@ -149,6 +157,18 @@ reached:
     when only reading).
   returned: always
   type: bool
+canary:
+  description:
+    - With O(canary) - C(changed), C(before) (the color C(X-Canary) C(1) reached, null when it had none),
+      C(after), C(file_before) (what the canary map file said) and the C(commands) sent (would be sent, in check mode).
+  returned: with canary
+  type: dict
+  sample:
+    changed: true
+    before: green
+    after: blue
+    file_before: green
+    commands: ["set map /usr/local/etc/haproxy/canary.map 1 blue"]
 kind:
   description: The LB kind.
   returned: always
@@ -181,6 +201,7 @@ ARGUMENT_SPEC = {
     "states": {"type": "dict", "options": {"blue": COLOR_STATES, "green": COLOR_STATES}},
     "up_timeout": {"type": "int", "default": 30},
     "drain_timeout": {"type": "int", "default": 0},
+    "canary": {"type": "str", "choices": ["blue", "green"]},
     "require_idle": {"type": "str", "choices": ["blue", "green"]},
     "best_effort": {"type": "bool", "default": False},
     "record": {

@@ -53,6 +53,15 @@ def colors(app: ReleasedApp, count: int = 40) -> collections.Counter:
         ({"switchyard_canary_steps": [50, 10]}, "switchyard_canary_steps"),
         ({"switchyard_stop_after_step": 30}, "switchyard_stop_after_step"),
         ({"switchyard_gate_hold_policy": "sometimes"}, "switchyard_gate_hold_policy"),
+        # Rendered into haproxy.cfg's `acl ... src`: a second token would trust everyone.
+        (
+            {"switchyard_canary_trusted_sources": ["10.0.0.0/8 always_true"]},
+            "switchyard_canary_trusted_sources[0]='10.0.0.0/8 always_true' is not a CIDR",
+        ),
+        (
+            {"switchyard_secrets": [{"name": "db_password", "owner": 0, "group": 10001, "mode": "0644"}]},
+            "switchyard_secrets[0].mode='0644' (db_password)",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_changes(app, extra, named) -> None:
@@ -70,7 +79,10 @@ def test_check_mode_of_a_first_release_changes_nothing(app) -> None:
 
 
 def test_first_release_goes_to_blue_at_100_percent(app) -> None:
+    app.state.mkdir(parents=True, exist_ok=True)
+    app.state.chmod(0o755)  # as older versions left it: the release tightens it
     app.play("release.yml", switchyard_version="v1")
+    assert oct(app.state.stat().st_mode & 0o777) == "0o700"
     assert app.answer()["version"] == "v1" and app.answer()["color"] == "blue"
     ledger = app.ledger()
     assert ledger["live"] == "blue" and ledger["previous"] is None
@@ -253,6 +265,10 @@ def test_a_release_stopped_after_a_step_waits_and_resumes(app) -> None:
     paused = app.play("release.yml", switchyard_version="v3", switchyard_stop_after_step=10)
     assert "paused with 10 %" in paused.stdout
     assert app.weights() == {"green": 230, "blue": 26}
+    # Blue is the candidate (v3), green live: the canary header (from the Docker host, trusted) reaches blue.
+    with requests.Session() as session:
+        answers = [session.get(app.url + "/", headers={"X-Canary": "1"}, timeout=5) for _request in range(10)]
+    assert [(a.json()["version"], a.headers.get("X-Switchyard-Server")) for a in answers] == [("v3", "api_blue")] * 10
     assert app.lock() is None
     other = app.play("release.yml", ok=False, switchyard_version="v1")
     assert "is paused after the 10 % step" in other.stdout

@@ -3,14 +3,14 @@ with faults injected into the canary."""
 
 from __future__ import annotations
 
-import http.server
-import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from support.compose import ComposeProject, docker, free_port, unique_name
+from support.compose import ComposeProject, docker, unique_name
 from support.load import Load
 from support.modules import run_module
 from support.stack import DEMO_DIR, Stack
@@ -189,63 +189,77 @@ def test_an_lb_restarted_during_the_window_discards_it_and_the_next_window_judge
     assert again["verdict"] == "promote", again["metrics"]
 
 
-class PrometheusStub(http.server.BaseHTTPRequestHandler):
-    """A Prometheus-format /api/v1/query endpoint: the value comes from the server's `value`."""
-
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
-        body = json.dumps(
-            {
-                "status": "success",
-                "data": {
-                    "resultType": "vector",
-                    "result": (
-                        [{"metric": {}, "value": [time.time(), str(self.server.value)]}]
-                        if self.server.value is not None
-                        else []
-                    ),
-                },
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+# -- names sent to HAProxy, and the read-only socket ----------------------------------------------------
+ATTACK = "be_api; set server be_api/api_green state maint"
+NAME_RULE = "1 to 128 of the characters A-Z a-z 0-9 _ . : -"
 
 
-@pytest.mark.parametrize(
-    ("value", "verdict"),
-    [(0.002, "promote"), (0.2, "rollback"), (None, "hold"), ("NaN", "hold")],  # NaN: 0/0, no traffic
-)
-def test_prometheus_source(value, verdict: str) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), PrometheusStub)
-    server.value = value
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def cli(path: str, line: str) -> str:
+    """One line to a Runtime API socket, as anyone who can open it would send it (socat)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(line.encode() + b"\n")
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("source", ["haproxy_stats", "lb"])
+def test_a_name_carrying_a_second_command_is_refused_before_anything_is_sent(stack: Stack, source: str) -> None:
+    """The attack of issue 14, on the admin socket with green live: before, HAProxy ran the second command
+    (`show stat be_api; set server ...`) and every user got 503."""
+    shift(stack, 0, 256)
+    if source == "haproxy_stats":
+        names = {"sources": {"haproxy_stats": {"socket": stack.socket, "backend": ATTACK}}}
+        parameter = f"sources.haproxy_stats.backend={ATTACK!r}"
+    else:
+        route = "api; set server be_api/api_green state maint"
+        names = {"baseline": "blue", "canary": "green", "sources": {"lb": {**lb_source(stack)["lb"], "route": route}}}
+        parameter = f"sources.lb.route: {route!r}"
+    result = gate(stack, window=0.1, **names)
+    assert result["failed"] and parameter in result["msg"] and NAME_RULE in result["msg"], result["msg"]
+    assert "measurements" not in result
+    green = stack.servers()["api_green"]  # show servers state and show stat, on the admin socket
+    assert (green["state"], green["weight"], green["up"]) == ("ready", 256, True), green
+    assert stack.colors(20) == {"green": 20}
+
+
+def test_the_gate_judges_through_the_read_only_socket_which_refuses_writes(stack: Stack) -> None:
+    """The lb role's status.sock (level user) is all the gate needs; HAProxy itself refuses a change through it."""
+    shift(stack, 128, 128)
+    status = str(stack.lb_dir / "run" / "status.sock")
+    assert cli(status, "show cli level").strip() == "user"
+    result = gate(stack, window=1, sources={"haproxy_stats": {"socket": status, "backend": "be_api"}})
+    assert not result.get("failed"), result.get("msg")
+    counts = result["measurements"][0]["counts"]
+    assert counts["api_green"]["status"].startswith("UP") and counts["api_blue"]["status"].startswith("UP"), counts
+    assert not result["counter_resets"] and not result["unobserved"]
+    before = stack.servers()
+    assert cli(status, "set server be_api/api_green state maint").strip() == "Permission denied"
+    assert cli(status, "set weight be_api/api_green 1").strip() == "Permission denied"
+    after = stack.servers()
+    assert {n: (s["weight"], s["state"]) for n, s in after.items()} == {
+        n: (s["weight"], s["state"]) for n, s in before.items()
+    }
+
+
+def test_the_lb_source_needs_no_admin_socket_and_falls_back_to_the_master_cli(stack: Stack) -> None:
+    """The canary role's source reads through status.sock; with that gone too, through the master CLI."""
+    shift(stack, 128, 128)
+    run = stack.lb_dir / "run"
+    moved = []
     try:
-        result = run_module(
-            "canary_gate",
-            {
-                "baseline": "api_blue",
-                "canary": "api_green",
-                "window": 0.2,
-                "fail_on": "never",
-                "sources": {
-                    "prometheus": {
-                        "url": f"http://127.0.0.1:{server.server_address[1]}",
-                        "queries": [{"name": "error_ratio", "query": "sum(rate(http_errors[1m]))", "max": 0.01}],
-                    }
-                },
-            },
-        )
+        for name in ("admin.sock", "status.sock"):
+            os.rename(run / name, run / f"{name}.away")
+            moved.append(name)
+            result = gate(stack, window=1, baseline="blue", canary="green", sources=lb_source(stack))
+            assert not result.get("failed") and not result["unobserved"], (name, result.get("msg"), result)
+            assert set(result["measurements"][0]["counts"]) == {"blue", "green"}
     finally:
-        server.shutdown()
-    assert result["verdict"] == verdict, result["metrics"]
-    assert result["metrics"][0]["metric"] == "error_ratio"
-    assert result["changed"] is False
+        for name in moved:
+            os.rename(run / f"{name}.away", run / name)
 
 
 def test_check_mode_observes_and_judges_like_a_run(stack: Stack) -> None:

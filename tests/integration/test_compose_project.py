@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import DEMO_DIR
 from support.compose import ComposeProject, docker, free_port
+from support.leaks import command_lines_while, occurrences
 from support.modules import four_way, run_module
 from support.testbed import Testbed
 
@@ -226,10 +230,14 @@ def test_one_off_jobs_report_rc_and_output(testbed: Testbed, schema, make_color)
     base = blue.args(images={"api": testbed.image("demo-app:v2")})
     ok = run_module(
         "compose_project",
-        {**base, "run": {"service": "api", "command": ["python3", "-c", "print('backfilled 3 rows')"]}},
+        {
+            **base,
+            # An argument reaches the job as written: `$HOME` and `~` are not expanded on the Docker host.
+            "run": {"service": "api", "command": ["python3", "-c", "import sys; print(sys.argv[1])", "3 rows $HOME ~"]},
+        },
     )
     assert not ok.get("failed"), ok.get("msg")
-    assert ok["job"]["rc"] == 0 and "backfilled 3 rows" in ok["job"]["stdout"] and ok["job"]["duration"] > 0
+    assert ok["job"]["rc"] == 0 and "3 rows $HOME ~" in ok["job"]["stdout"] and ok["job"]["duration"] > 0
     failing = run_module(
         "compose_project",
         {
@@ -269,6 +277,10 @@ def test_one_off_jobs_report_rc_and_output(testbed: Testbed, schema, make_color)
         ({"project": "Shop Blue"}, "project='Shop Blue' is not a Compose project name"),
         ({"files": ["/nonexistent/compose.yaml"]}, "files/env_files: /nonexistent/compose.yaml does not exist"),
         ({"pull": "sometimes"}, "value of pull must be one of: missing, always, never"),
+        (
+            {"run": {"service": "api", "environment": {"A=B": "x"}}},
+            "run.environment: 'A=B' is not a variable name - a letter or '_', then letters, digits",
+        ),
     ],
 )
 def test_bad_input_names_the_parameter_before_anything_changes(make_color, args: dict, message: str) -> None:
@@ -326,6 +338,53 @@ def test_a_failed_pull_or_an_unreachable_daemon_changes_nothing(testbed: Testbed
     down = run_module("compose_project", blue.args(docker_host="unix:///nonexistent/docker.sock"))
     assert down["failed"] and down["rc"] != 0 and "docker.sock" in down["stderr"]
     assert down["cmd"][:2] == ["docker", "ps"]
+
+
+def test_a_secret_in_the_job_environment_reaches_no_command_line_and_no_result(
+    testbed: Testbed, schema, make_color, tmp_path
+) -> None:
+    """run.environment carries a secret (with $, quotes, a backslash): while the job runs, no process's command
+    line has it; the job sees it exactly; the file that carried it is gone afterwards, also when the job fails;
+    the result (the invocation, the job's cmd and its output, which prints it) holds it 0 times."""
+    blue = make_color("blue")
+    marker = uuid.uuid4().hex  # looked for alone too: a secret mangled on its way ($HOME expanded) still shows
+    secret = f"s3cr3t-{marker}-$HOME-${{X}}-'q\"\\"
+    module_tmp = tmp_path / "module-tmp"  # where Ansible puts the module's temporary files (kept: we look inside)
+    module_tmp.mkdir()
+    script = (
+        "import hashlib, os, sys, time; v = os.environ['JOB_SECRET']; time.sleep(float(sys.argv[1])); "
+        "print(hashlib.sha256(v.encode()).hexdigest()); print('the secret is', v); sys.exit(int(sys.argv[2]))"
+    )
+    args = blue.args(images={"api": testbed.image("demo-app:v2")}, _ansible_tmpdir=str(module_tmp))
+
+    def job(sleep: str, rc: str) -> dict:
+        return {
+            "service": "api",
+            "command": ["python3", "-c", script, sleep, rc],
+            "environment": {"JOB_SECRET": secret, "SHORT": "x"},
+        }
+
+    with ThreadPoolExecutor(1) as pool:  # the color comes up, then the job runs 3 s
+        running = pool.submit(run_module, "compose_project", {**args, "run": job("3", "0")})
+        hits, env_files = command_lines_while(running, marker, collect="job.environment.yml")
+        result = running.result()
+    assert not result.get("failed"), result.get("msg")
+    assert env_files, "the scan never saw the job running"
+    assert hits == 0
+    assert result["job"]["stdout"].splitlines()[0] == hashlib.sha256(secret.encode()).hexdigest()
+    assert "the secret is ********" in result["job"]["stdout"]
+    assert result["job"]["environment"] == ["JOB_SECRET", "SHORT"]
+    assert result["invocation"]["module_args"]["run"]["environment"] == {
+        "JOB_SECRET": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",
+        "SHORT": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",
+    }
+    assert occurrences(result, marker) == 0
+    assert not any(Path(f).exists() for f in env_files) and list(module_tmp.iterdir()) == []
+
+    failed = run_module("compose_project", {**args, "run": job("0", "3")})
+    assert failed["failed"] and failed["msg"] == "job api exited with 3"  # not garbled by the short "x"
+    assert occurrences(failed, marker) == 0 and "the secret is ********" in failed["job"]["stdout"]
+    assert list(module_tmp.iterdir()) == []
 
 
 def test_a_job_that_runs_too_long_is_stopped_and_removed(testbed: Testbed, schema, make_color) -> None:

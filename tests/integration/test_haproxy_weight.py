@@ -194,6 +194,17 @@ def test_a_full_disk_after_the_weights_moved_is_reported_not_a_traceback(lb: Sta
         ({"weights": {"api_blue": 0, "api_green": 0}}, "would have zero total weight"),
         ({"states": {"api_green": "paused"}}, "states.api_green='paused': allowed values are ready, drain, maint"),
         ({"reload": "sometimes"}, "value of reload must be one of: never, fallback, always"),
+        # Names carrying a second Runtime API command (blue is live): refused before anything is sent.
+        (
+            {"backend": "be_api; set server be_api/api_blue state maint"},
+            "backend='be_api; set server be_api/api_blue state maint' is not an HAProxy name: use 1 to 128 of the "
+            "characters A-Z a-z 0-9 _ . : -",
+        ),
+        (
+            {"weights": {"api_green 1;set server be_api/api_blue state maint;set weight be_api/api_green": 1}},
+            "weights: 'api_green 1;set server be_api/api_blue state maint;set weight be_api/api_green' is not an "
+            "HAProxy name",
+        ),
     ],
 )
 def test_refusals_name_the_parameter_and_change_nothing(lb: Stack, args: dict, message: str) -> None:
@@ -242,6 +253,10 @@ def test_shares_measured_through_the_lb_match_the_weights(lb: Stack) -> None:
 
 
 def test_x_canary_reaches_green_at_weight_zero_but_never_in_maint(lb: Stack) -> None:
+    # X-Canary: 1 reaches the candidate a release names (the traffic module's canary).
+    where = {"dir": str(lb.lb_dir), "container": lb.lb_container}
+    named = run_module("traffic", {"app": lb.app, "lb": where, "routes": ["api"], "canary": "green"})
+    assert not named.get("failed"), named.get("msg")
     assert lb.colors(50) == {"blue": 50}
     assert lb.colors(50, headers={"X-Canary": "1"}) == {"green": 50}
     assert lb.colors(20, headers={"X-Canary": "blue"}) == {"blue": 20}
@@ -301,6 +316,22 @@ def test_lb_role_refuses_a_configuration_it_cannot_read_instead_of_resetting_the
         assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 64, "api_green": 192}
     finally:
         open(lb.config, "w").write(good)
+
+
+def test_lb_role_refuses_values_that_would_inject_directives_before_rendering(lb: Stack) -> None:
+    """A path_prefix that closes its ACL and starts a line of its own, a log format that closes its quotes:
+    refused by the role's first task, naming the variable and the characters allowed; haproxy.cfg is untouched."""
+    config = open(lb.config).read()
+    route = {"name": "api", "port": 8000, "health_path": "/health", "path_prefix": "/x }\n    use_backend be_evil"}
+    result = lb.lb_role(check=False, switchyard_lb_routes=[route])
+    assert result.returncode != 0, result.stdout
+    assert "switchyard_lb_routes[0].path_prefix=" in result.stdout, result.stdout
+    assert "is refused: use '/' then up to 255 of A-Z a-z 0-9" in result.stdout, result.stdout
+    log_format = '%b/%s %ST %Tr %Ta"\n    http-request return status 200 content-type text/plain string "owned'
+    result = lb.lb_role(check=False, switchyard_lb_log_format=log_format)
+    assert result.returncode != 0 and "switchyard_lb_log_format=" in result.stdout, result.stdout
+    assert open(lb.config).read() == config
+    assert lb.colors(10) == {"blue": 10}
 
 
 def test_lb_config_change_reloads_without_dropping_the_weights(lb: Stack) -> None:

@@ -114,6 +114,16 @@ def test_check_mode_writes_nothing_not_even_the_directory(state: Path) -> None:
     assert not state.exists()
 
 
+def test_a_state_directory_open_to_others_is_tightened_by_the_first_write(state: Path) -> None:
+    state.mkdir(parents=True)
+    state.chmod(0o755)  # as the data role created it before, or an operator by hand
+    ok(run_module("release_state", rs(state, "get")))
+    assert mode(state) == 0o755, "a read changes nothing"
+    tightened = ok(run_module("release_state", rs(state, "unlock", release_id="r1")))  # nothing else to do
+    assert tightened["changed"] is True and mode(state) == 0o700
+    assert ok(run_module("release_state", rs(state, "unlock", release_id="r1")))["changed"] is False
+
+
 def test_first_and_second_release_four_ways(state: Path) -> None:
     ok(run_module("release_state", rs(state, "lock", release_id="r1")))
     results = assert_four_way(
@@ -284,6 +294,10 @@ def test_get_and_failures_before_anything_is_written(state: Path) -> None:
     assert no_step["failed"] and "name is required" in no_step["msg"]
     unknown = run_module("release_state", rs(state, "promote", release_id="nope"))
     assert unknown["failed"] and "release nope is not in the ledger of shop" in unknown["msg"]
+    # A version goes into color.env: one that would add a line there is refused at the plan.
+    hostile = "v2\nDB_PASSWORD=attacker"
+    bad_version = run_module("release_state", rs(state, "plan", plan={"kind": "release", "version": hostile}))
+    assert bad_version["failed"] and f"plan.version={hostile!r} is not a version label" in bad_version["msg"]
     assert (state / "ledger.json").read_text() == before
 
     # A corrupt ledger fails every action, naming the file, and is left as it is.

@@ -18,6 +18,7 @@ from support.testbed import Testbed
 
 APP = "shop"
 HOSTILE_ROUTE = "api; set server be_api/api_blue state maint"
+NAME_RULE = "is not an HAProxy name: use 1 to 128 of the characters A-Z a-z 0-9 _ . : -"
 
 
 @pytest.fixture(scope="module")
@@ -255,9 +256,9 @@ def test_record_without_a_step_name_is_refused_before_anything_moves(lb: Stack, 
         ({"routes": []}, "routes: give at least one route"),
         ({"routes": ["web"], "weights": {"green": 10}}, "backend='be_web' is not a backend of this HAProxy"),
         ({"routes": ["web"]}, "backend='be_web' is not a backend of this HAProxy"),
-        ({"routes": [HOSTILE_ROUTE], "weights": {"green": 10}}, f"routes: {HOSTILE_ROUTE!r} is not a route name"),
-        ({"routes": [HOSTILE_ROUTE]}, f"routes: {HOSTILE_ROUTE!r} is not a route name"),
-        ({"routes": ["api", HOSTILE_ROUTE], "weights": {"green": 10}}, f"routes: {HOSTILE_ROUTE!r} is not a route"),
+        ({"routes": [HOSTILE_ROUTE], "weights": {"green": 10}}, f"routes: {HOSTILE_ROUTE!r} {NAME_RULE}"),
+        ({"routes": [HOSTILE_ROUTE]}, f"routes: {HOSTILE_ROUTE!r} {NAME_RULE}"),
+        ({"routes": ["api", HOSTILE_ROUTE], "weights": {"green": 10}}, f"routes: {HOSTILE_ROUTE!r} {NAME_RULE}"),
         ({"routes": ["api", "web"], "weights": {"green": 10}}, "backend='be_web' is not a backend"),
         ({"weights": {"blue": 0, "green": 0}}, "would have zero total weight"),
     ],
@@ -352,6 +353,11 @@ def test_rollback_check_then_apply_then_back_again(lb: Stack, state: Path) -> No
 
 def test_rollback_default_reason_names_the_owner(lb: Stack, state: Path) -> None:
     green_live_blue_previous(lb, state)
+    # A route carrying a second Runtime API command: refused before the lock, the ledger or HAProxy is touched.
+    before = files(state)
+    refused = run_module("rollback", rollback(lb, state, routes=[HOSTILE_ROUTE], owner="ops@ctl"))
+    assert refused["failed"] and f"routes: {HOSTILE_ROUTE!r} {NAME_RULE}" in refused["msg"], refused["msg"]
+    assert files(state) == before and shown(lb) == {"blue": (0, "ready"), "green": (256, "ready")}
     result = run_module("rollback", rollback(lb, state, owner="ops@ctl"))
     assert not result.get("failed"), result.get("msg")
     entry = ledger(state)["releases"][-1]

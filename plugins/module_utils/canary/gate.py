@@ -20,10 +20,13 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
+from ansible_collections.switchyard.release.plugins.module_utils.canary.masking import protect
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.common.masking import scrub_url
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LBUnreachable
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_name, check_names
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import RuntimeAPI, RuntimeAPIError
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import delta, snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
@@ -72,6 +75,24 @@ def validate_static(params):
         and not (log or {}).get("backend")
     ):
         raise GateError("sources.haproxy_stats.backend (or sources.haproxy_log.backend) names the backend to judge")
+    validate_names(params, sources)
+
+
+def validate_names(params, sources):
+    """HAProxy names go into Runtime API commands (joined with ';'): only HAProxy's own characters, checked
+    before the first command is sent."""
+    for source in ("haproxy_stats", "haproxy_log"):
+        if (sources.get(source) or {}).get("backend") is not None:
+            check_name(f"sources.{source}.backend", sources[source]["backend"])
+    if sources.get("lb"):
+        check_names(
+            "sources.lb.routes" if sources["lb"].get("routes") is not None else "sources.lb.route",
+            lb_routes(sources["lb"]),
+        )
+    if "haproxy_stats" in sources or "haproxy_log" in sources:
+        # Server names of that backend.
+        check_name("baseline", params["baseline"])
+        check_name("canary", params["canary"])
 
 
 def describe(metric):
@@ -142,7 +163,9 @@ class CanaryGate:
         self.runner = runner or CommandRunner(module)
         self.sleep = sleep
         self.sources = given_sources(self.params)
-        self.result = {}
+        # Credentials (probe headers, URL userinfo) hidden in the echoed arguments and masked in the result.
+        self.invocation = protect(module, self.sources)
+        self.result = {"invocation": self.invocation}
         stats = self.sources.get("haproxy_stats") or {}
         log = self.sources.get("haproxy_log") or {}
         self.backend = stats.get("backend") or log.get("backend")
@@ -168,6 +191,7 @@ class CanaryGate:
         }
 
     def run(self):
+        validate_static(self.params)  # before the lease is renewed or anything is asked of the LB
         # The gate changes nothing, but a window can outlast the lock's ttl: under a lease it renews it
         # while it observes (and stops judging for a run that lost it).
         with Lease(self.params.get("lease"), self.module.check_mode, warn=self.module.warn).kept():
@@ -183,7 +207,7 @@ class CanaryGate:
         measurements = [self.measure(seconds) for _index in range(self.params["count"])]
         limits = (self.params["failure_limit"], self.params["inconclusive_limit"], self.params["on_inconclusive_limit"])
         last = measurements[-1]
-        self.result = {"changed": False}
+        self.result = {"changed": False, "invocation": self.invocation}
         if self.lb:
             verdict, reason, routes = judge.combine_routes(measurements, self.routes, *limits)
             self.result["routes"] = routes
@@ -348,7 +372,7 @@ class CanaryGate:
                     judge.metric(
                         query.get("name") or query["query"],
                         judge.INCONCLUSIVE,
-                        f"Prometheus query failed: {exc}",
+                        f"Prometheus query failed: {scrub_url(exc, source['url'])}",
                         source="prometheus",
                         query=query["query"],
                     )

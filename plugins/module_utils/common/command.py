@@ -34,7 +34,12 @@ class CommandRunner:
     def run(self, args, what, check=True, data=None):
         """Run args; on a non-zero rc with check, raise CommandError saying what failed."""
         rc, out, err = self.module.run_command(
-            list(args), environ_update=self.environ, data=data, binary_data=data is not None
+            list(args),
+            environ_update=self.environ,
+            data=data,
+            binary_data=data is not None,
+            # An argument is passed as given: a `$` or `~` in a job command or a path is not expanded.
+            expand_user_and_vars=False,
         )
         if check and rc != 0:
             raise CommandError(f"{what} failed (rc={rc}): {(err or out).strip()[-2000:]}", list(args), rc, out, err)

@@ -11,9 +11,12 @@ before and after, never from the command that ran.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
+import tempfile
 import time
 import uuid
 
@@ -22,6 +25,10 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.common.files import read_text, write_atomically
+from ansible_collections.switchyard.release.plugins.module_utils.common.masking import (
+    forget_short_masks,
+    hidden_params,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.compose import plan as plans
 from ansible_collections.switchyard.release.plugins.module_utils.compose.cli import ComposeCLI
 from ansible_collections.switchyard.release.plugins.module_utils.compose.health import wait_until_healthy
@@ -38,6 +45,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.compose.registr
 from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# An environment variable name as Compose reads it in a service's environment.
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def override_path(params):
@@ -69,6 +78,12 @@ def validate_static(params):
             raise InvalidParameters(
                 f"run needs the project's networks and dependencies: not with state={params['state']}"
             )
+        bad = sorted(str(k) for k in job.get("environment") or {} if not ENV_NAME_RE.match(str(k)))
+        if bad:
+            raise InvalidParameters(
+                f"run.environment: {', '.join(map(repr, bad))} is not a variable name - a letter or '_', then "
+                "letters, digits, '_', '.' or '-'"
+            )
 
 
 def cli_for(module):
@@ -91,7 +106,15 @@ class ComposeProjectManager:
         self.params = module.params
         self.cli = cli or cli_for(module)
         self.resolver = resolver or RegistryDigestResolver(self.params["docker_host"])
-        self.result = {"changed": False, "project": self.params["project"], "actions": plans.empty_actions()}
+        self.result = {
+            "changed": False,
+            "project": self.params["project"],
+            "actions": plans.empty_actions(),
+            # run.environment is no_log: hidden in the echoed arguments whatever the length of its values,
+            # and masked in the rest of the result when long enough not to garble it (common/masking.py).
+            "invocation": {"module_args": hidden_params(module.argument_spec, module.params)},
+        }
+        forget_short_masks(module)
         self.lease = Lease(self.params.get("lease"), module.check_mode, warn=module.warn)
 
     # -- entry point ---------------------------------------------------------------------------
@@ -299,17 +322,30 @@ class ComposeProjectManager:
         if isinstance(command, str):
             command = shlex.split(command)
         name = f"{self.params['project']}-job-{job['service']}-{uuid.uuid4().hex[:8]}"
-        args = ["run", "--rm", "--no-TTY", "--name", name]
-        for key, value in sorted((job.get("environment") or {}).items()):
-            args += ["--env", f"{key}={value}"]
-        args.append(job["service"])
-        args += [str(c) for c in command or []]
+        environment = job.get("environment") or {}
+        args = ["run", "--rm", "--no-TTY", "--name", name, job["service"]] + [str(c) for c in command or []]
         extra = [override_path(self.params)] if os.path.exists(override_path(self.params)) else []
-        cmd = self.cli.compose(*args, extra_files=extra)
         self.result["changed"] = True
         if self.module.check_mode:
-            self.result["job"] = {"service": job["service"], "command": command, "skipped": True, "cmd": cmd}
+            self.result["job"] = {
+                "service": job["service"],
+                "command": command,
+                "environment": sorted(environment),
+                "skipped": True,
+                "cmd": self.cli.compose(*args, extra_files=extra),
+            }
             return
+        if not environment:
+            self.execute_job(job, command, name, self.cli.compose(*args, extra_files=extra))
+            return
+        private = tempfile.mkdtemp(prefix="switchyard-job-", dir=self.module.tmpdir)  # 0700
+        try:
+            extra.append(write_job_environment(private, job["service"], environment))
+            self.execute_job(job, command, name, self.cli.compose(*args, extra_files=extra))
+        finally:  # a failed or timed-out job too
+            shutil.rmtree(private, ignore_errors=True)
+
+    def execute_job(self, job, command, name, cmd):
         timeout = job.get("timeout")
         if timeout:
             cmd = ["timeout", "--signal=TERM", "--kill-after=10", str(timeout)] + cmd
@@ -323,6 +359,7 @@ class ComposeProjectManager:
         self.result["job"] = {
             "service": job["service"],
             "command": command,
+            "environment": sorted(job.get("environment") or {}),
             "rc": rc,
             "stdout": out,
             "stderr": err,
@@ -330,6 +367,19 @@ class ComposeProjectManager:
             "timed_out": timed_out,
             "cmd": cmd,
         }
+
+
+def write_job_environment(directory, service, environment):
+    """The job's environment as a Compose file layered last, written 0600 in a private directory: the
+    values never reach a command line (`ps` shows every process's arguments), and they override the
+    service's own environment as `run --env` would, without changing the project's interpolation.
+    `$` is doubled, or Compose would interpolate it; JSON is YAML, and quotes everything else."""
+    path = os.path.join(directory, "job.environment.yml")
+    doc = {"services": {service: {"environment": {str(k): str(v).replace("$", "$$") for k, v in environment.items()}}}}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle)
+    return path
 
 
 def desired_state(desired_hashes, pinned):

@@ -54,6 +54,7 @@ class PreflightManager:
         if not options:
             return None, None
         lb = load_balancer(options, self.runner)
+        lb.check_routes(self.params["routes"] or [])  # a name the LB cannot take is bad input, not "no answer"
         if not lb.exists():
             return check("lb", SKIP, None, None, "no LB yet (first release)"), None
         try:

@@ -52,6 +52,11 @@ class LoadBalancer:
         """Refuse a route name the LB cannot take (before anything is sent)."""
         raise NotImplementedError
 
+    def check_routes(self, routes):
+        """check_route() on each: the modules call it first, before any lock, ledger or LB is touched."""
+        for route in routes:
+            self.check_route(route)
+
     def shift_routes(
         self, routes, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, best_effort=False, guard=None
     ):
@@ -59,8 +64,7 @@ class LoadBalancer:
         refusals raised) before the first command is sent - or, best_effort (the emergency paths:
         restore, rollback), each route is moved as far as it goes and the failures are raised together
         at the end. A failure carries the routes done so far in its details."""
-        for route in routes:
-            self.check_route(route)
+        self.check_routes(routes)
         if check_mode:
             return [self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True) for route in routes]
         if not best_effort:
@@ -88,6 +92,11 @@ class LoadBalancer:
             return {"after": self.servers(route)}
         except SwitchyardError:
             return {}
+
+    def set_canary(self, color, check_mode=False, guard=None):
+        """Make the canary header (`X-Canary: 1`) reach color on every route, so that a restart of the LB keeps
+        it; read back. Returns {changed, before, after, ...}; check mode changes nothing."""
+        raise NotImplementedError
 
     def counters(self, route, colors):
         """A snapshot of the per-color request and error counters (for the canary gate's deltas)."""

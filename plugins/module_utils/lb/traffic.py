@@ -67,6 +67,7 @@ class Traffic:
                 raise InvalidParameters(f"weights.{color}={weight}: a weight is from 0 to {MAX_WEIGHT}")
         if not self.params["routes"]:
             raise InvalidParameters("routes: give at least one route")
+        self.lb.check_routes(self.params["routes"])
         record = self.params["record"]
         if record:
             if not self.lease:
@@ -77,10 +78,19 @@ class Traffic:
         with self.lease.kept():  # refuses before anything moves when this run lost the lock
             if record and not self.module.check_mode:
                 self.require_release(record)
+            canary = self.set_canary(self.params.get("canary"))
             self.move(weights, states)
+            self.result["changed"] = self.result["changed"] or canary
             if record:
                 self.record(record)
         return self.result
+
+    def set_canary(self, color):
+        """Point the canary header at color (first: a reload by the move below must keep it); whether it changed."""
+        if not color:
+            return False
+        self.result["canary"] = self.lb.set_canary(color, check_mode=self.module.check_mode, guard=self.lease.guard())
+        return self.result["canary"]["changed"]
 
     def move(self, weights, states):
         if weights or states:

@@ -17,6 +17,10 @@ VERDICTS = ("promote", "hold", "rollback")
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+# A version is a label: it is written into the colors' color.env (KEY=value lines), the ledger and the reports,
+# so nothing that ends a line or a value, at a length that stays readable.
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+VERSION_RULE = "a letter or digit, then up to 127 of A-Z a-z 0-9 . _ + - (such as v2, 1.4.0 or 2.0.0-rc.1+build.7)"
 # Actions that need the token of the run holding the lock.
 TOKEN_ACTIONS = ("renew", "step")
 
@@ -91,6 +95,13 @@ def normalize_step(step):
     return normalized
 
 
+def check_version(name, version):
+    """A version label (switchyard_version), or LedgerError naming name and the characters allowed."""
+    if not isinstance(version, str) or VERSION_PATTERN.fullmatch(version) is None:
+        raise LedgerError(f"{name}={version!r} is not a version label: use {VERSION_RULE}")
+    return version
+
+
 def validate_params(params):
     """Check what argument_spec cannot; returns the parameters with weights, images and step normalized."""
     params = dict(params)
@@ -110,6 +121,13 @@ def validate_params(params):
         raise LedgerError(f"lock_ttl: {params['lock_ttl']} is not a positive number of seconds")
     if params.get("history_limit", 1) < 1:
         raise LedgerError(f"history_limit: {params['history_limit']} must be at least 1")
+    # A new version is checked where it enters: the plan and the beginning of a release (not a rollback's
+    # version, which comes from the ledger).
+    plan = params.get("plan") or {}
+    if params["action"] == "plan" and plan.get("kind") == "release" and plan.get("version"):
+        check_version("plan.version", plan["version"])
+    if params["action"] == "begin" and params.get("kind") in (None, "release") and params.get("version"):
+        check_version("version", params["version"])
     params["weights"] = normalize_weights(params.get("weights"), "weights")
     params["images"] = normalize_images(params.get("images"))
     if params["action"] == "step":

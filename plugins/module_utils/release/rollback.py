@@ -39,6 +39,7 @@ class RollbackManager:
         }
 
     def run(self):
+        self.lb.check_routes(self.params["routes"])  # a name the LB cannot take: refused before the lock
         ledger, _lock = store.read_state(self.params)
         rid = self.params.get("release_id") or new_release_id(store.utc_now(), "rollback")
         plan = plan_rollback(ledger, rid, force=self.params["force_rollback"])

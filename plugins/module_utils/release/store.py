@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import socket
+import stat
 import time
 from contextlib import contextmanager, nullcontext
 
@@ -124,14 +125,18 @@ def state_mutex(directory, exclusive=True, timeout=30.0, poll=0.02):
 
 
 def make_state_directory(directory):
-    """Create directory 0700 (its parents 0755) when missing."""
+    """Create directory 0700 (its parents 0755) when missing, and tighten it to 0700 when its group or others
+    may enter it (created 0755 by an older data role, or by hand): it holds the ledger, the lock, the secrets
+    and the LB's sockets. Whether it created or tightened it."""
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, mode=0o755, exist_ok=True)
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
-        return
+        if not stat.S_IMODE(os.stat(directory).st_mode) & 0o077:
+            return False
     os.chmod(directory, 0o700)
+    return True
 
 
 def run_action(params, check_mode=False, clock=utc_now, host=None, pid=None):
@@ -164,6 +169,7 @@ def run_action(params, check_mode=False, clock=utc_now, host=None, pid=None):
     read_only = check_mode or params["action"] in ("get", "plan")
     try:
         exists = os.path.isdir(directory)
+        tightened = exists and not read_only and make_state_directory(directory)
         if read_only or not exists:
             with state_mutex(directory, exclusive=False) if exists else nullcontext():
                 result = decide()
@@ -176,6 +182,8 @@ def run_action(params, check_mode=False, clock=utc_now, host=None, pid=None):
                 save_ledger(ledger_path, result["ledger"])
             if result["lock"] != result["before"]["lock"]:
                 write_lock(lock_path, result["lock"])
+        if tightened:
+            result["changed"] = True
         return result
     except OSError as exc:
         raise LedgerError(f"cannot use the state directory {directory} of {params['app']}: {exc}") from exc

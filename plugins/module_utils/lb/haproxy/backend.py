@@ -13,16 +13,16 @@ verified reload (weights in the configuration, states in the server-state file).
 from __future__ import annotations
 
 import os
-import re
 
-from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
     COLORS,
     LBError,
     LBUnreachable,
     LoadBalancer,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.canary import MAP_FILE, map_path, set_canary
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_names
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import (
     RuntimeAPI,
     RuntimeAPIError,
@@ -31,8 +31,6 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runt
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import WeightChange
 
-# HAProxy's own rule for proxy and server names.
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 CONFIG_IN_CONTAINER = "/usr/local/etc/haproxy"
 
 
@@ -62,8 +60,8 @@ class HAProxy(LoadBalancer):
 
     # -- names ---------------------------------------------------------------------------------
     def check_route(self, route):
-        if not isinstance(route, str) or not NAME_RE.match(route):
-            raise InvalidParameters(f"routes: {route!r} is not a route name HAProxy accepts ([A-Za-z0-9_.:-])")
+        # be_<route> and <route>_<color> go into Runtime API commands and the configuration.
+        check_names("routes", [route])
 
     def change(self, route, weights=None, states=None, up_timeout=30, drain_timeout=0, check_mode=False, guard=None):
         """The WeightChange of one route (weights and states by color)."""
@@ -134,6 +132,15 @@ class HAProxy(LoadBalancer):
         if "timings" in result:
             out["timings"] = result["timings"]
         return out
+
+    def set_canary(self, color, check_mode=False, guard=None):
+        # etc/canary.map, and HAProxy's copy through the admin socket (or the master CLI relaying to the worker).
+        apis = [
+            RuntimeAPI(self.socket, timeout=self.timeout),
+            RuntimeAPI(self.master_socket, timeout=self.timeout, prefix="@1 "),
+        ]
+        map_id = f"{CONFIG_IN_CONTAINER}/{MAP_FILE}"
+        return set_canary(map_path(self.dir), map_id, color, apis, check_mode=check_mode, guard=guard)
 
     def counters(self, route, colors):
         self.check_route(route)

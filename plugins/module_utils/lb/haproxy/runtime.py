@@ -5,7 +5,8 @@
 """A client for HAProxy's Runtime API (the stats socket), over a unix socket or TCP.
 
 Several commands go in one session, separated by ';' on one line: HAProxy runs them in order and
-answers each with its output followed by an empty line.
+answers each with its output followed by an empty line. So no command (nor the master CLI prefix)
+may hold a ';' or a newline: names are checked before (names.py), and the client refuses what is left.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_command, check_prefix
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.parsers import (
     parse_info,
     parse_servers_state,
@@ -64,7 +66,7 @@ class RuntimeAPI:
         self.address = address
         self.family, self.target = parse_address(address)
         self.timeout = timeout
-        self.prefix = prefix  # "@1 " to reach worker 1 through the master CLI
+        self.prefix = check_prefix("prefix", prefix)  # "@1 " to reach worker 1 through the master CLI
         self.sent = []
 
     def _exchange(self, line):
@@ -89,7 +91,7 @@ class RuntimeAPI:
         return b"".join(chunks).decode(errors="replace")
 
     def _line(self, commands):
-        line = ";".join(self.prefix + c for c in commands)
+        line = ";".join(self.prefix + check_command(c) for c in commands)
         # The master CLI keeps the connection open after answering: ask it to close.
         return line + ";quit" if self.prefix else line
 

@@ -25,6 +25,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.conf
     servers_in_config,
     set_servers,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import (
+    check_name,
+    check_names,
+    check_prefix,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.parsers import (
     ADMIN_CMAINT,
     ADMIN_RMAINT,
@@ -48,6 +53,11 @@ class WeightError(SwitchyardError):
 
 
 def validate_static(params):
+    # Names go into Runtime API commands and the configuration: HAProxy's own names only.
+    check_name("backend", params["backend"])
+    check_names("weights", params["weights"])
+    check_names("states", params["states"])
+    check_prefix("verify_prefix", params.get("verify_prefix") or "")
     for server, weight in (params["weights"] or {}).items():
         if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= MAX_WEIGHT:
             raise WeightError(f"weights.{server}={weight!r}: a weight is an integer from 0 to {MAX_WEIGHT}")
