@@ -54,12 +54,19 @@ def test_data_and_stack_roles_at_vvv_diff_show_no_value_they_write(testbed: Test
     }
     try:
         played = run_playbook(tmp_path / "play.yml", local_inventory(tmp_path), extra, "--diff", "-vvv")
+        # A value that would add a line of its own to color.env (another variable) is refused, the file unchanged.
+        written = (state / "blue" / "color.env").read_bytes()
+        hostile = {**extra, "switchyard_compose_env": {"REGISTRY_TOKEN": f"{secrets['compose_env']}\nEVIL=1"}}
+        refused = run_playbook(tmp_path / "play.yml", local_inventory(tmp_path), hostile, "-vvv", check=False)
     finally:
         for project in ("data", "blue"):
             ComposeProject(f"{app}-{project}", []).down()
         for network in ("public", "edge", "data"):
             remove_network(f"{app}_{network}")
     output = played.stdout + played.stderr
+    assert refused.returncode != 0 and "switchyard_compose_env.REGISTRY_TOKEN holds a newline" in refused.stdout
+    assert secrets["compose_env"] not in refused.stdout + refused.stderr
+    assert (state / "blue" / "color.env").read_bytes() == written
     assert {name: output.count(secret) for name, secret in secrets.items()} == dict.fromkeys(secrets, 0)
     # Written all the same, and each task still says which file it wrote.
     assert f"DATA_PASSWORD={secrets['data_env']}" in (state / "data" / "data.env").read_text()

@@ -1,0 +1,45 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""env_file: the content of a Compose env file (color.env, data.env), one KEY=value per line.
+
+A newline in a value would start a line of its own, a variable nobody set (`v2\nDATABASE_URL=...`); a key that is
+not a shell-style name is not a variable at all. Both are refused naming the variable and the key, never the value
+(it may be a secret). Values are written as they are given (Compose interpolates `${...}` in them, as before).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FORBIDDEN_IN_VALUE = re.compile(r"[\n\r\x00]")
+
+
+def env_file(variables, variable="the environment"):
+    """'KEY=value\\n' lines of variables (a dict); AnsibleFilterError naming variable and the key otherwise."""
+    if not isinstance(variables, dict):
+        raise AnsibleFilterError(f"{variable} must be a dict of NAME: value")
+    lines = []
+    for key, value in variables.items():
+        if not isinstance(key, str) or not KEY_RE.match(key):
+            raise AnsibleFilterError(
+                f"{variable}: {key!r} is not a variable name - use letters, digits and _, not starting with a digit"
+            )
+        if value is None or isinstance(value, (dict, list)):
+            raise AnsibleFilterError(f"{variable}.{key} must be a string, a number or a boolean")
+        text = str(value)
+        if FORBIDDEN_IN_VALUE.search(text):
+            raise AnsibleFilterError(
+                f"{variable}.{key} holds a newline, carriage return or NUL: an env file has one variable per line "
+                "(the value is not shown)"
+            )
+        lines.append(f"{key}={text}\n")
+    return "".join(lines)
+
+
+class FilterModule:
+    def filters(self):
+        return {"env_file": env_file}
