@@ -41,6 +41,14 @@ TIME_RULE = "a number with an optional unit us, ms, s, m, h or d (such as 500ms,
 
 DIGITS_RE = re.compile(r"[0-9]{1,10}")
 
+# Rendered into compose.yaml and the validation's `docker run` arguments.
+IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
+IMAGE_RULE = "an image reference (registry/repository:tag or @sha256:digest: letters, digits and . _ / : @ -)"
+DIR_RE = re.compile(r"/[A-Za-z0-9._/-]{0,254}")
+DIR_RULE = "an absolute path of letters, digits and . _ / - (no '..' component)"
+PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+PROJECT_RULE = "a Compose project name: lowercase letters, digits, _ and -, starting with a letter or digit"
+
 TIMES = (
     "switchyard_lb_timeout_connect",
     "switchyard_lb_timeout_client",
@@ -126,6 +134,14 @@ def check_settings(settings):
             ipaddress.ip_address(address if isinstance(address, str) else "")
         except ValueError:
             refuse("switchyard_lb_bind_address", address, "an IPv4 or IPv6 address, such as 0.0.0.0 or 127.0.0.1")
+    if "switchyard_lb_image" in settings:
+        matching("switchyard_lb_image", settings["switchyard_lb_image"], IMAGE_RE, IMAGE_RULE)
+    if "switchyard_lb_dir" in settings:
+        lb_dir = matching("switchyard_lb_dir", settings["switchyard_lb_dir"], DIR_RE, DIR_RULE)
+        if ".." in lb_dir.split("/"):
+            refuse("switchyard_lb_dir", lb_dir, DIR_RULE)
+    if "switchyard_lb_project" in settings:
+        matching("switchyard_lb_project", settings["switchyard_lb_project"], PROJECT_RE, PROJECT_RULE)
     if "switchyard_lb_public_port" in settings:
         integer("switchyard_lb_public_port", settings["switchyard_lb_public_port"], 1, 65535)
 

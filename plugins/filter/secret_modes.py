@@ -19,6 +19,7 @@ VARIABLE = "switchyard_secrets"
 DEFAULT_MODE = "0400"
 ALLOWED_BITS = 0o640
 OCTAL_RE = re.compile(r"^(0o|0)?([0-7]{3})$")
+NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def mode_bits(value):
@@ -38,8 +39,12 @@ def secret_modes(secrets):
     modes = {}
     for index, entry in enumerate(secrets):
         name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not name:
-            raise AnsibleFilterError(f"{VARIABLE}[{index}] needs a name (the file name under <state dir>/secrets)")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
+            # The name is a path under <state dir>/secrets, written as root: a '/' or '..' would write elsewhere.
+            raise AnsibleFilterError(
+                f"{VARIABLE}[{index}].name={name!r}: a secret needs a file name under <state dir>/secrets - "
+                "1 to 128 of letters, digits, '.', '_' and '-', not '.' or '..'"
+            )
         value = entry.get("mode", DEFAULT_MODE)
         bits = mode_bits(value)
         if bits is None or bits < 0 or bits & ~ALLOWED_BITS:

@@ -25,9 +25,15 @@ def network(value, name):
     if not isinstance(value, str):
         raise AnsibleFilterError(f"{name}={value!r} is not a CIDR: use {ALLOWED}")
     try:
-        return ipaddress.ip_network(value, strict=False)
+        # strict: 172.22.0.1/16 (host bits set) is a typo for an address or a network, not silently the network.
+        net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
-        raise AnsibleFilterError(f"{name}={value!r} is not a CIDR: use {ALLOWED}") from exc
+        raise AnsibleFilterError(
+            f"{name}={value!r} is not a CIDR: use {ALLOWED} (no host bits after the prefix)"
+        ) from exc
+    if net.prefixlen == 0:
+        raise AnsibleFilterError(f"{name}={value!r} trusts every client: list the networks the probes come from")
+    return net
 
 
 def trusted_sources(sources, docker_host=None, require_docker_host=False):

@@ -187,3 +187,30 @@ def test_trusted_sources_that_are_not_cidrs_are_refused_before_anything_is_rende
     assert "switchyard_canary_trusted_sources[1]='0.0.0.0/0 always_true' is not a CIDR" in refused.stdout
     assert "changed=0" in refused.stdout.replace(" ", ""), refused.stdout
     assert Path(lb.config).read_text() == config
+
+
+def test_a_sticky_cookie_cannot_pin_a_client_to_a_color_without_a_share(lb: Stack) -> None:
+    """Sticky sessions on: a client that sends the cookie value of the candidate at weight 0, or of the old color
+    in drain, is balanced like anyone else; the cookie pins it only to a color that takes new traffic."""
+    lb.lb_role(switchyard_lb_sticky_cookie="SWY")
+    try:
+
+        def colors(cookie: str, count: int = 10) -> set[str]:
+            with requests.Session() as session:
+                return {
+                    session.get(lb.url + "/", cookies={"SWY": cookie}, timeout=5).json()["color"] for _ in range(count)
+                }
+
+        run_module("haproxy_weight", lb.weights(weights={"api_blue": 256, "api_green": 0}))
+        assert colors("green") == {"blue"}, "the candidate at weight 0 is reached with its cookie"
+        run_module(
+            "haproxy_weight", lb.weights(weights={"api_blue": 0, "api_green": 256}, states={"api_blue": "drain"})
+        )
+        assert colors("blue") == {"green"}, "the drained old color is reached with its cookie"
+        run_module(
+            "haproxy_weight", lb.weights(weights={"api_blue": 128, "api_green": 128}, states={"api_blue": "ready"})
+        )
+        assert colors("blue") == {"blue"} and colors("green") == {"green"}, "persistence itself is kept"
+    finally:
+        lb.lb_role()
+        run_module("haproxy_weight", lb.weights(weights={"api_blue": 256, "api_green": 0}))

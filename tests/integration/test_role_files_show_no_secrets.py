@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from support.compose import ComposeProject, remove_network, unique_name
+from support.compose import ComposeProject, docker, remove_network, unique_name
 from support.playbooks import local_inventory, run_playbook
 from support.testbed import Testbed
 
@@ -47,13 +47,16 @@ def test_data_and_stack_roles_at_vvv_diff_show_no_value_they_write(testbed: Test
         "switchyard_compose_files": [str(tmp_path / "color.yaml")],
         "switchyard_images": {"api": image},
         "switchyard_compose_env": {"REGISTRY_TOKEN": secrets["compose_env"]},
-        "switchyard_stack_env": {"DATABASE_URL": f"postgres://app:{secrets['stack_env']}@db/app"},
+        # A `$` in a password: the container gets it as written (Compose does not interpolate it away).
+        "switchyard_stack_env": {"DATABASE_URL": f"postgres://app:pa$word{secrets['stack_env']}@db/app"},
         "switchyard_secrets": [{"name": "api_token", "content": secrets["file"]}],
         "switchyard_health_timeout": 30,
         "switchyard_data_wait_timeout": 30,
     }
     try:
         played = run_playbook(tmp_path / "play.yml", local_inventory(tmp_path), extra, "--diff", "-vvv")
+        api = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={app}-blue").stdout.split()
+        environment = docker("inspect", "--format", "{{json .Config.Env}}", *api).stdout
         # A value that would add a line of its own to color.env (another variable) is refused, the file unchanged.
         written = (state / "blue" / "color.env").read_bytes()
         hostile = {**extra, "switchyard_compose_env": {"REGISTRY_TOKEN": f"{secrets['compose_env']}\nEVIL=1"}}
@@ -64,14 +67,17 @@ def test_data_and_stack_roles_at_vvv_diff_show_no_value_they_write(testbed: Test
         for network in ("public", "edge", "data"):
             remove_network(f"{app}_{network}")
     output = played.stdout + played.stderr
-    assert refused.returncode != 0 and "switchyard_compose_env.REGISTRY_TOKEN holds a newline" in refused.stdout
+    assert (
+        refused.returncode != 0
+        and "switchyard_compose_env.REGISTRY_TOKEN holds a single quote, newline" in refused.stdout
+    )
     assert secrets["compose_env"] not in refused.stdout + refused.stderr
     assert (state / "blue" / "color.env").read_bytes() == written
     assert {name: output.count(secret) for name, secret in secrets.items()} == dict.fromkeys(secrets, 0)
     # Written all the same, and each task still says which file it wrote.
-    assert f"DATA_PASSWORD={secrets['data_env']}" in (state / "data" / "data.env").read_text()
-    assert f"REGISTRY_TOKEN={secrets['compose_env']}" in (state / "blue" / "color.env").read_text()
-    assert secrets["stack_env"] in (state / "blue" / "color.override.yaml").read_text()
+    assert f"DATA_PASSWORD='{secrets['data_env']}'" in (state / "data" / "data.env").read_text()
+    assert f"REGISTRY_TOKEN='{secrets['compose_env']}'" in (state / "blue" / "color.env").read_text()
+    assert f"DATABASE_URL=postgres://app:pa$word{secrets['stack_env']}@db/app" in environment
     # The secret file holds the value and one newline, as a database image's *_FILE variable reads it.
     assert (state / "secrets" / "api_token").read_bytes() == secrets["file"].encode() + b"\n"
     for task in (

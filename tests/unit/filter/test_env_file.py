@@ -6,21 +6,22 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.switchyard.release.plugins.filter.env_file import env_file
+from ansible_collections.switchyard.release.plugins.filter.env_file import compose_environment, env_file
 
 
 def test_lines_in_order_values_as_given() -> None:
-    content = env_file({"SWITCHYARD_VERSION": "v2", "URL": "postgres://a:b@db/x?c=d", "N": 3, "ON": True, "E": ""})
-    assert content == "SWITCHYARD_VERSION=v2\nURL=postgres://a:b@db/x?c=d\nN=3\nON=True\nE=\n"
+    values = {"SWITCHYARD_VERSION": "v2", "URL": "postgres://a:b@db/x?c=d#f", "P": '$HOME "q"', "N": 3, "E": ""}
+    content = env_file(values)
+    assert content == "SWITCHYARD_VERSION='v2'\nURL='postgres://a:b@db/x?c=d#f'\nP='$HOME \"q\"'\nN='3'\nE=''\n"
 
 
-@pytest.mark.parametrize("value", ["v2\nDATABASE_URL=postgres://evil", "a\rb", "a\x00b"])
+@pytest.mark.parametrize("value", ["v2\nDATABASE_URL=postgres://evil", "a\rb", "a\x00b", "'x' EVIL=/", "it's"])
 def test_a_value_that_would_add_a_line_is_refused_without_showing_it(value: str) -> None:
     with pytest.raises(AnsibleFilterError) as refused:
         env_file({"SWITCHYARD_VERSION": value}, "switchyard_compose_env")
     message = str(refused.value)
-    assert "switchyard_compose_env.SWITCHYARD_VERSION" in message and "newline" in message
-    assert "evil" not in message and "a\rb" not in message
+    assert "switchyard_compose_env.SWITCHYARD_VERSION holds a single quote, newline" in message
+    assert value not in message and "evil" not in message.lower()
 
 
 @pytest.mark.parametrize("key", ["1ABC", "A-B", "A=B", "A B", "", "A\nB"])
@@ -33,3 +34,13 @@ def test_a_key_that_is_not_a_variable_name_is_refused(key: str) -> None:
 def test_a_value_that_is_not_a_scalar_is_refused(value) -> None:
     with pytest.raises(AnsibleFilterError, match=r"switchyard_data_env\.K must be a string"):
         env_file({"K": value}, "switchyard_data_env")
+
+
+def test_a_container_environment_is_taken_literally_by_compose() -> None:
+    """A `$` in a password would be interpolated by Compose (`pa$word` -> `pa`): it is doubled."""
+    assert compose_environment({"DATABASE_URL": "postgres://app:pa$word@db/app", "N": 3}) == {
+        "DATABASE_URL": "postgres://app:pa$$word@db/app",
+        "N": "3",
+    }
+    with pytest.raises(AnsibleFilterError, match="switchyard_stack_env: 'A-B' is not a variable name"):
+        compose_environment({"A-B": "x"}, "switchyard_stack_env")

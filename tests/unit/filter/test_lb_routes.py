@@ -90,6 +90,12 @@ def test_a_hostile_route_field_is_refused_naming_it(route: dict, field: str, rul
         ("switchyard_lb_initial_weights", {"blue": 256}, "a dict of blue and green"),
         ("switchyard_lb_bind_address", '0.0.0.0:80:80"\n    privileged: true', "an IPv4 or IPv6 address"),
         ("switchyard_lb_public_port", 70000, "an integer from 1 to 65535"),
+        ("switchyard_lb_image", "haproxy@sha256:" + "0" * 64 + "\n    privileged: true", "an image reference"),
+        ("switchyard_lb_image", "haproxy:2.6 --privileged", "an image reference"),
+        ("switchyard_lb_dir", "/var/lib/x:/host-root", "an absolute path"),
+        ("switchyard_lb_dir", "/var/lib/../../etc", "no '..' component"),
+        ("switchyard_lb_dir", "relative/lb", "an absolute path"),
+        ("switchyard_lb_project", "shop-lb\n    privileged: true", "a Compose project name"),
     ],
 )
 def test_a_hostile_setting_is_refused_naming_its_variable(name: str, value, rule: str) -> None:

@@ -43,5 +43,12 @@ def test_a_mode_that_lets_others_in_is_refused_naming_the_entry(mode, shown) -> 
 
 
 def test_an_entry_without_a_name_is_refused() -> None:
-    with pytest.raises(AnsibleFilterError, match=r"switchyard_secrets\[0\] needs a name"):
+    with pytest.raises(AnsibleFilterError, match=r"switchyard_secrets\[0\]\.name=None: a secret needs a file name"):
         secret_modes([{"content": "s3cr3t-value"}])
+
+
+@pytest.mark.parametrize("name", ["../lb/etc/haproxy.cfg", "..", ".", "a/b", "", "db password", None, "x\n"])
+def test_a_name_that_is_not_a_file_name_under_secrets_is_refused(name) -> None:
+    """The name is a path written as root under <state dir>/secrets: nothing may lead out of it."""
+    with pytest.raises(AnsibleFilterError, match=r"switchyard_secrets\[0\]\.name=.*a file name under"):
+        secret_modes([{"name": name, "content": "never shown"}])

@@ -10,7 +10,7 @@ from ansible_collections.switchyard.release.plugins.filter.trusted_sources impor
 
 
 def test_cidrs_and_the_docker_host_in_order_without_duplicates() -> None:
-    sources = ["127.0.0.0/8", "::1/128", "10.1.2.3", "10.0.0.9/8", "192.168.0.0/255.255.0.0", "127.0.0.0/8"]
+    sources = ["127.0.0.0/8", "::1/128", "10.1.2.3", "10.0.0.0/8", "192.168.0.0/255.255.0.0", "127.0.0.0/8"]
     assert trusted_sources(sources, ["172.22.0.1", ""]) == [
         "127.0.0.0/8",
         "::1/128",
@@ -54,3 +54,16 @@ def test_the_docker_host_to_be_trusted_must_have_an_address() -> None:
     with pytest.raises(AnsibleFilterError, match="switchyard_canary_trust_docker_host is true, but"):
         trusted_sources(["127.0.0.0/8"], [], True)
     assert trusted_sources(["127.0.0.0/8"], ["172.22.0.1"], True) == ["127.0.0.0/8", "172.22.0.1/32"]
+
+
+@pytest.mark.parametrize("value", ["172.22.0.1/16", "10.0.0.9/8"])
+def test_host_bits_after_the_prefix_are_a_typo_not_a_network(value: str) -> None:
+    """172.22.0.1/16 is not silently widened to the whole 172.22.0.0/16."""
+    with pytest.raises(AnsibleFilterError, match="no host bits after the prefix"):
+        trusted_sources([value])
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "::/0"])
+def test_every_client_is_never_trusted(value: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"switchyard_canary_trusted_sources\[0\]=.* trusts every client"):
+        trusted_sources([value])
