@@ -1,12 +1,18 @@
 # Copyright: Switchyard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""extra_vars_guard: refuse variables whose value is a command run as root (or an ssh option run on the
-controller) when they arrive as extra vars, unless the inventory allows it.
+"""extra_vars_guard: refuse Ansible's own variables (``ansible_*``) and Switchyard's command-valued ones
+when they arrive as extra vars, unless the inventory allows it.
 
 Whoever may launch a job with extra vars (``-e``, an AWX template that prompts for variables) would
-otherwise run any argv as root on every Docker host. Extra vars are the highest precedence, so the
-task cannot tell them apart from task_vars: it reads what ansible-playbook was given
+otherwise run any argv as root on every Docker host. Every ``ansible_*`` variable is refused, not a list
+of the dangerous ones: too many of them run something or decide where the job goes - the interpreters
+and their fallback list, ``ansible_remote_tmp`` (put into a shell command by the sh plugin's mkdtemp),
+the become and ssh settings (a ProxyCommand runs on the controller), ``ansible_paramiko_proxy_command``,
+``ansible_host`` (the job's secrets sent to another machine) - and Ansible adds more with each release.
+
+Extra vars are the highest precedence, so the task cannot tell them apart from task_vars: it reads what
+ansible-playbook was given
 (``load_extra_vars``: ``-e k=v``, ``-e '{json}'``, ``-e @file`` as AWX and ansible-runner pass them).
 It runs on the controller and never connects to the host, so an ``ansible_python_interpreter`` given
 as an extra var is refused before anything runs with it."""
@@ -22,15 +28,12 @@ from ansible.utils.vars import load_extra_vars
 
 SWITCH = "switchyard_allow_commands_from_extra_vars"
 
-# Variables whose value is (part of) a command: Switchyard's, and Ansible's own that decide what runs
-# on the host as root (interpreters, shell, become) or what ssh runs on the controller (ProxyCommand).
+# Switchyard's variables whose value is a command, and every variable of Ansible's own: they decide what
+# runs as root on the host and how (interpreters, shell, temporary directory, become), what runs on the
+# controller (ssh options, proxy commands) and which host the job - with its secrets - goes to.
 COMMAND_VARIABLES = (
     "switchyard_signature_command",
-    "ansible_*_interpreter",
-    "ansible_*_executable",
-    "ansible_*_exe",
-    "ansible_*_flags",
-    "ansible_*_args",
+    "ansible_*",
 )
 
 ARGUMENT_SPEC = {
@@ -70,8 +73,10 @@ def refused(extra_var_names, names, switch, allowed):
         one = len(given) == 1
         problems.append(
             f"{', '.join(given)} {'was given as an extra var' if one else 'were given as extra vars'}: "
-            f"{'it holds a command' if one else 'they hold commands'} run as root on the hosts (or by ssh on the "
-            "controller), so whoever launches the job could run anything. Set "
+            f"{'it decides' if one else 'they decide'} what runs as root on the hosts and how (a command, an "
+            "interpreter, the shell or its temporary directory, become), what runs on the controller (ssh options, "
+            "proxy commands) or which host the job and its secrets go to, so whoever launches the job could run "
+            "anything. Set "
             f"{'it' if one else 'them'} in the inventory, or set {switch}: true in the inventory to accept "
             f"{'it as an extra var' if one else 'them as extra vars'}"
         )

@@ -10,7 +10,10 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   dsn:
-    description: A libpq connection string. Prefer O(password_file) over a password inside it.
+    description:
+      - A libpq connection string. Prefer O(password_file) over a password inside it.
+      - A password inside it (a URI's userinfo or C(password=) parameter, a key/value C(password=)) is masked on its
+        own in the result and in connection errors, not only the whole string.
     type: str
   host:
     description: Database host.

@@ -118,6 +118,8 @@ options:
               - The Prometheus base URL. Credentials in it (C(https://user:password@host)) are sent as basic
                 authentication and never shown - the URL is echoed as C(https://user:****@host) and the password
                 is masked in the result and in error messages.
+              - C(no_log) - so that Ansible hides it also in the arguments it echoes when they are refused (a
+                O(window) that is not a number) before the module could mask the credentials itself.
             type: str
             required: true
           timeout:
@@ -186,17 +188,20 @@ options:
         type: dict
         suboptions:
           url:
-            description: The URL probed; credentials in it are never shown, as for O(sources.prometheus.url).
+            description:
+              - The URL probed; credentials in it are never shown, as for O(sources.prometheus.url).
+              - C(no_log), as O(sources.prometheus.url).
             type: str
             required: true
           headers:
             description:
               - Request headers.
               - C(no_log) - the values are hidden in the echoed arguments. The values of headers named like
-                credentials (C(Authorization), C(Proxy-Authorization), C(Cookie), and any name containing
-                C(auth), C(token), C(secret), C(passw), C(key), C(session), C(credential) or C(signature)) are also
-                masked wherever they appear in the result when at least 4 characters long; the values of the
-                others (C(X-Canary) set to V(green)) are not, or every V(green) of the verdict would read C(********).
+                credentials - any name containing, in any case, C(authorization), C(cookie), C(token), C(secret),
+                C(password), C(passwd), C(key), C(auth), C(session), C(signature) or C(credential) (C(X-Api-Key),
+                C(Ocp-Apim-Subscription-Key)) - are also masked wherever they appear in the result when at least 4
+                characters long; the values of the others (C(X-Canary) set to V(green)) are not, or every V(green)
+                of the verdict would read C(********).
             type: dict
             default: {}
           count:
@@ -391,7 +396,7 @@ SOURCES_SPEC = {
     "prometheus": {
         "type": "dict",
         "options": {
-            "url": {"type": "str", "required": True},
+            "url": {"type": "str", "required": True, "no_log": True},
             "timeout": {"type": "float", "default": 10},
             "queries": {
                 "type": "list",
@@ -419,7 +424,7 @@ SOURCES_SPEC = {
     "http_probe": {
         "type": "dict",
         "options": {
-            "url": {"type": "str", "required": True},
+            "url": {"type": "str", "required": True, "no_log": True},
             "headers": {"type": "dict", "default": {}, "no_log": True},
             "count": {"type": "int", "default": 10},
             "timeout": {"type": "float", "default": 5},

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: extra_vars_guard
-short_description: Refuse command-valued variables given as extra vars, unless the inventory allows them
+short_description: Refuse ansible_* and command-valued variables given as extra vars, unless the inventory allows them
 version_added: 0.1.0
 description:
-  - Fails when a variable whose value is a command arrives as an extra var (C(-e), an AWX survey, variables
-    prompted on launch, a workflow's artifacts), since whoever may launch the job could otherwise run any command
-    as root on every host. The message names each such variable and the switch.
-  - C(switchyard_signature_command) and Ansible's own command-valued variables are refused by default (the
-    interpreters, C(ansible_shell_executable), the become executable and flags, the ssh, scp and sftp arguments,
-    which can hold a C(ProxyCommand) run on the controller).
+  - Fails when a variable whose value is a command, or one of Ansible's own, arrives as an extra var (C(-e), an AWX
+    survey, variables prompted on launch, a workflow's artifacts), since whoever may launch the job could otherwise
+    run any command as root on every host. The message names each such variable and the switch.
+  - C(switchyard_signature_command) and every variable named C(ansible_*) are refused by default - not a list of the
+    dangerous ones, since so many run something or send the job elsewhere - the interpreters and
+    C(ansible_interpreter_python_fallback), C(ansible_shell_executable), C(ansible_remote_tmp) (put into a shell
+    command by the C(sh) plugin), the become settings, the ssh, scp and sftp arguments and
+    C(ansible_paramiko_proxy_command) (a C(ProxyCommand) run on the controller), C(ansible_host) (the job and its
+    secrets sent to another machine).
   - They are accepted as extra vars when the variable named by O(switch) is true in the inventory. The switch itself
     is always refused as an extra var.
   - Reads what ansible-playbook was given as extra vars (C(-e k=v), C(-e '{json}'), C(-e @file) as AWX and
@@ -46,11 +49,7 @@ options:
     elements: str
     default:
       - switchyard_signature_command
-      - ansible_*_interpreter
-      - ansible_*_executable
-      - ansible_*_exe
-      - ansible_*_flags
-      - ansible_*_args
+      - ansible_*
   switch:
     description:
       - The variable that, true in the inventory (group_vars or host_vars), accepts O(names) as extra vars. Only
@@ -64,10 +63,11 @@ EXAMPLES = r"""
   switchyard.release.extra_vars_guard:
 
 # ansible-playbook release.yml -e '{"switchyard_signature_command": ["sh", "-c", "id > /tmp/pwned"]}'
-# fails with:
-#   Refused before anything changed: switchyard_signature_command was given as extra vars; it is a
-#   command run as root on the hosts ... set switchyard_allow_commands_from_extra_vars: true in the
-#   inventory to accept them as extra vars.
+# ansible-playbook release.yml -e ansible_remote_tmp='/tmp/$(id > /tmp/pwned)'
+# fail with:
+#   Refused before anything changed: switchyard_signature_command was given as an extra var: it decides
+#   what runs as root on the hosts ... set switchyard_allow_commands_from_extra_vars: true in the
+#   inventory to accept it as an extra var.
 """
 
 RETURN = r"""

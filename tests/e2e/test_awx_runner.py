@@ -44,8 +44,9 @@ def run_as_awx(directory: Path, playbook: str, extravars: dict, inventory=INVENT
 
 
 def test_a_command_given_as_an_extra_var_is_refused_before_anything_changes(testbed, tmp_path) -> None:
-    """The launcher sets the signature command (and the switch that would allow it, and an interpreter)
-    as extra vars: refused on the controller, nothing run, nothing created on the host."""
+    """The launcher sets the signature command (and the switch that would allow it, an interpreter, and a
+    remote temporary directory that the sh plugin's mkdtemp would run as a shell command) as extra vars:
+    refused on the controller, nothing run, nothing created on the host."""
     app = ReleasedApp(tmp_path, kind="awx")
     pwned = tmp_path / "pwned"
     runner = run_as_awx(
@@ -57,6 +58,7 @@ def test_a_command_given_as_an_extra_var_is_refused_before_anything_changes(test
             "switchyard_signature_command": ["sh", "-c", f"touch {pwned}"],
             "switchyard_allow_commands_from_extra_vars": True,
             "ansible_python_interpreter": f"touch {pwned}-interpreter; {sys.executable}",
+            "ansible_remote_tmp": f"{tmp_path}/remote-tmp/$(touch {pwned}-remote-tmp)",
         },
     )
     output = runner.stdout.read()
@@ -65,8 +67,24 @@ def test_a_command_given_as_an_extra_var_is_refused_before_anything_changes(test
     assert len(failed) == 1 and failed[0]["event_data"]["task_action"] == "switchyard.release.extra_vars_guard"
     message = failed[0]["event_data"]["res"]["msg"]
     assert "switchyard_allow_commands_from_extra_vars was given as an extra var" in message
-    assert "ansible_python_interpreter, switchyard_signature_command were given as extra vars" in message
+    assert (
+        "ansible_python_interpreter, ansible_remote_tmp, switchyard_signature_command were given as extra vars"
+        in message
+    )
     assert not pwned.exists() and not Path(f"{pwned}-interpreter").exists()
+    assert not Path(f"{pwned}-remote-tmp").exists() and not (tmp_path / "remote-tmp").exists()
+
+    # ansible_remote_tmp alone (not named like a command): the first module would run its $(...) as root.
+    alone = run_as_awx(
+        tmp_path / "runner-remote-tmp",
+        "release.yml",
+        {**app.extra, "switchyard_version": "v1", "ansible_remote_tmp": f"{tmp_path}/remote-tmp/$(touch {pwned})"},
+    )
+    assert alone.status == "failed", alone.stdout.read()[-4000:]
+    failed = [e for e in alone.events if e.get("event") == "runner_on_failed"]
+    assert len(failed) == 1 and failed[0]["event_data"]["task_action"] == "switchyard.release.extra_vars_guard"
+    assert "ansible_remote_tmp was given as an extra var" in failed[0]["event_data"]["res"]["msg"]
+    assert not pwned.exists() and not (tmp_path / "remote-tmp").exists()
     assert not app.state.exists(), "nothing may be created on the host"
     assert not app.containers_all("lb") and not app.containers_all("data")
 

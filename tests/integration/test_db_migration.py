@@ -738,3 +738,27 @@ def test_a_one_character_password_does_not_garble_the_output(
     assert done["phase"] == "expand" and [a["name"] for a in done["applied"]] == ["create_items", "display_name"]
     assert "****" not in json.dumps(done) + json.dumps(refused)
     assert "password_file: the secret is shorter than 4 characters" in json.dumps(done["warnings"])
+
+
+def test_a_password_in_the_dsn_never_shows_in_a_connection_error(pg: Postgres, db: str, migrations: Path) -> None:
+    """dsn is no_log, which masks only the DSN as a whole: libpq quotes the password alone when it cannot parse it
+    (a bad percent-encoding). It is masked too - in URI and key/value DSNs, as written and decoded - also when
+    PostgreSQL refuses a wrong one; nothing has run."""
+    token = uuid.uuid4().hex
+    bad_encoding, wrong, decoded = f"S3cr%zz{token}", f"Wr%2Fng{token}", f"Wr/ng{token}"
+    where = f"127.0.0.1:{pg.port}/{db}"
+    cases = {
+        f"postgresql://switchyard:{bad_encoding}@{where}": ("invalid percent-encoded token", bad_encoding),
+        f"postgresql://switchyard:{wrong}@{where}?sslmode=disable": ("password authentication failed", decoded),
+        f"host=127.0.0.1 port={pg.port} dbname={db} user=switchyard password='{wrong} x'": (
+            "password authentication failed",
+            wrong,
+        ),
+    }
+    for dsn, (error, password) in cases.items():
+        result = run_module("db_migration", {"dsn": dsn, "path": str(migrations), "phase": "expand"})
+        assert result["failed"] and result["msg"].startswith("cannot connect to PostgreSQL: "), result
+        assert error in result["msg"], result["msg"]
+        assert json.dumps(result).count(token) == 0, result
+        assert json.dumps(result).count(password) == 0
+    assert pg.query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]

@@ -198,7 +198,8 @@ def test_a_sticky_cookie_cannot_pin_a_client_to_a_color_without_a_share(lb: Stac
         def colors(cookie: str, count: int = 10) -> set[str]:
             with requests.Session() as session:
                 return {
-                    session.get(lb.url + "/", cookies={"SWY": cookie}, timeout=5).json()["color"] for _ in range(count)
+                    session.get(lb.url + "/", cookies={"SWY": cookie}, timeout=5).json()["color"]
+                    for _request in range(count)
                 }
 
         run_module("haproxy_weight", lb.weights(weights={"api_blue": 256, "api_green": 0}))

@@ -6,7 +6,10 @@
 `sources.http_probe.headers` is no_log, but only the values of headers named like credentials
 (Authorization, Cookie, X-Api-Key...) stay on the mask list: masking `X-Canary: green` would turn every
 `green` of the verdict into `********`. The URLs (Prometheus, the probe) are echoed with their userinfo
-masked (`https://user:****@host`), and their credentials are masked in the rest of the result.
+masked (`https://user:****@host`), and their credentials are masked in the rest of the result. The URL
+options are no_log as well, so that Ansible hides them in the arguments it echoes when it refuses them (a
+`window` that is not a number) before this module runs; once the module runs, a URL without credentials
+leaves the mask list (it is no secret, and the evidence may name it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.masking 
     is_secret_header,
     mask_url,
     mask_url_credentials,
+    url_credentials,
 )
 
 URL_OPTIONS = (("prometheus", "url"), ("http_probe", "url"))
@@ -34,6 +38,8 @@ def protect(module, sources):
     for source, option in URL_OPTIONS:
         url = (sources.get(source) or {}).get(option)
         if url:
+            if not url_credentials(url):
+                module.no_log_values.discard(url)
             mask_url_credentials(module, url, f"sources.{source}.{option}")
             shown["sources"][source] = {**shown["sources"][source], option: mask_url(url)}
     return {"module_args": shown}

@@ -21,8 +21,23 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.secrets 
 HIDDEN = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"  # what Ansible itself shows for a no_log option
 MASK = "****"
 
-# Request headers that carry credentials: Authorization, Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token...
-SECRET_HEADER_RE = re.compile(r"auth|cookie|token|secret|passw|api[-_]?key|credential|session|signature", re.I)
+# Request headers that carry credentials: a name (any case) containing one of these words - Authorization,
+# Proxy-Authorization, Cookie, X-Api-Key, Ocp-Apim-Subscription-Key, X-Functions-Key, X-Auth-Token... Broad on
+# purpose: masking a header that is no secret costs little, showing one that is costs the secret.
+SECRET_HEADER_WORDS = (
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "key",
+    "auth",
+    "session",
+    "signature",
+    "credential",
+)
+SECRET_HEADER_RE = re.compile("|".join(SECRET_HEADER_WORDS), re.I)
 
 
 def is_secret_header(name):
@@ -59,14 +74,19 @@ def mask_url(url):
     return USERINFO_RE.sub(masked_userinfo, str(url), count=1)
 
 
-def scrub_url(text, url):
-    """text (an error message) with the userinfo of every URL in it masked, and the credentials of url
-    wherever they appear (when long enough to be masked without garbling the text)."""
+def scrub(text, secrets):
+    """text (an error message) with the userinfo of every URL in it masked, and each of secrets wherever
+    it appears (when long enough to be masked without garbling the text)."""
     text = USERINFO_RE.sub(masked_userinfo, str(text))
-    for secret in url_credentials(url):
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first: a decoded one may be inside
         if len(secret) >= MIN_MASKED_LENGTH:
             text = text.replace(secret, MASK)
     return text
+
+
+def scrub_url(text, url):
+    """text with the userinfo of every URL in it and the credentials of url masked (see scrub)."""
+    return scrub(text, url_credentials(url))
 
 
 def mask_url_credentials(module, url, option):

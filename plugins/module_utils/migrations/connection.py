@@ -7,7 +7,9 @@ runner's own sessions are recognisable in pg_stat_activity."""
 
 from __future__ import annotations
 
+import re
 import traceback
+from urllib.parse import unquote
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.common.secrets import read_secret_file
@@ -39,6 +41,36 @@ def connection_argument_spec():
 
 class ConnectionSettingsError(SwitchyardError):
     """The connection options cannot make a connection."""
+
+
+# password=VALUE of a key/value DSN: a single-quoted value (with \\ and \' escapes) or a word.
+KEYWORD_PASSWORD_RE = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def dsn_passwords(dsn):
+    """The passwords in a DSN - as written and as decoded - so they can be masked: the userinfo password
+    and a password= parameter of a URI (postgresql://app:PW@host/db?password=PW), or the password= of a
+    key/value DSN. Read by hand, not by libpq: a DSN libpq cannot parse (a bad percent-encoding) is the
+    one whose error message quotes the password."""
+    dsn = str(dsn or "")
+    found = []
+    if re.match(r"postgres(?:ql)?://", dsn):
+        rest = dsn.split("://", 1)[1]
+        authority = re.split(r"[/?]", rest, maxsplit=1)[0]
+        if "@" in authority:
+            _user, sep, password = authority.rsplit("@", 1)[0].partition(":")
+            if sep:
+                found.append(password)
+        query = rest.split("?", 1)[1] if "?" in rest else ""
+        found += [raw.split("=", 1)[1] for raw in query.split("&") if raw.startswith("password=")]
+        found += [unquote(value) for value in found]  # a URI's values are percent-encoded
+    else:
+        for value in KEYWORD_PASSWORD_RE.findall(dsn):
+            found.append(value)
+            if value.startswith("'") and value.endswith("'") and len(value) >= 2:
+                found.append(value[1:-1])
+                found.append(re.sub(r"\\(.)", r"\1", value[1:-1]))
+    return [value for value in dict.fromkeys(found) if value]
 
 
 def read_password(path):

@@ -11,6 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.switchyard.release.plugins.module_utils.common.masking import scrub
 from ansible_collections.switchyard.release.plugins.module_utils.common.secrets import mask
 from ansible_collections.switchyard.release.plugins.module_utils.migrations import catalog, order
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.backfill import Backfill
@@ -19,6 +20,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.migrations.conn
     PSYCOPG2_IMPORT_ERROR,
     ConnectionSettingsError,
     connect,
+    dsn_passwords,
     read_password,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.history import History
@@ -124,13 +126,18 @@ class MigrationManager:
         if self.params["password_file"]:
             # before connecting: an empty file is refused here, and a short password is not masked
             mask(self.module, read_password(self.params["password_file"]), "password_file")
+        # dsn is no_log, but Ansible masks only the whole DSN: libpq quotes the password alone when it cannot
+        # parse it (`invalid percent-encoded token: "S3cr%zzet"`), so it is masked, and scrubbed from the error.
+        passwords = dsn_passwords(self.params.get("dsn"))
+        for password in passwords:
+            mask(self.module, password, "dsn")
         if self.conn is None:
             try:
                 self.conn = connect(self.params)
             except ConnectionSettingsError:
                 raise
             except Exception as exc:  # psycopg2.OperationalError and friends: say where it failed
-                raise MigrationError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+                raise MigrationError(f"cannot connect to PostgreSQL: {scrub(str(exc).strip(), passwords)}") from exc
         self.yaml_load = self.yaml_load or yaml.safe_load
         # Under a release's lease: checked and renewed before anything runs, and while the phase runs
         # (a backfill can outlast the lock's ttl); a run that lost its lock changes no schema.

@@ -38,6 +38,18 @@ NAMES = list(COMMAND_VARIABLES)
         "ansible_ssh_extra_args",
         "ansible_scp_extra_args",
         "ansible_sftp_extra_args",
+        # Not named like commands, yet they run one or send the job elsewhere: every ansible_* is refused.
+        "ansible_remote_tmp",  # put into the sh plugin's mkdtemp command: $(...) runs on the host
+        "ansible_interpreter_python_fallback",
+        "ansible_paramiko_proxy_command",
+        "ansible_ssh_private_key_file",
+        "ansible_host",  # the job, with its secrets, sent to another machine
+        "ansible_user",
+        "ansible_port",
+        "ansible_connection",
+        "ansible_become",
+        "ansible_become_user",
+        "ansible_future_variable_of_ansible",
     ],
 )
 def test_each_command_valued_variable_is_refused_naming_it_and_the_switch(name) -> None:
@@ -52,12 +64,22 @@ def test_each_command_valued_variable_is_refused_naming_it_and_the_switch(name) 
     "extra",
     [
         {"switchyard_version", "switchyard_images", "switchyard_stop_after_step", "switchyard_canary_window"},
-        {"ansible_host", "ansible_user", "ansible_port", "ansible_connection", "ansible_become"},
+        {"my_ansible_setting", "Ansible_host", "awx_job_id"},  # only names that start with ansible_
         set(),
     ],
 )
 def test_other_variables_pass(extra) -> None:
     assert refused(extra, NAMES, SWITCH, allowed=False) is None
+
+
+def test_several_are_named_together_with_the_switch() -> None:
+    extra = {"ansible_remote_tmp", "ansible_host", "switchyard_signature_command", "switchyard_version"}
+    message = refused(extra, NAMES, SWITCH, allowed=False)
+    assert "ansible_host, ansible_remote_tmp, switchyard_signature_command were given as extra vars" in message
+    assert message.endswith(
+        f"Variables refused as extra vars unless {SWITCH} is true in the inventory: "
+        "switchyard_signature_command, ansible_*."
+    )
 
 
 def test_the_inventory_switch_accepts_them() -> None:

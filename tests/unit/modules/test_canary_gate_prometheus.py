@@ -103,8 +103,10 @@ class PrometheusAndProbeBehindCredentials(http.server.BaseHTTPRequestHandler):
 def test_probe_credentials_and_url_userinfo_are_never_shown() -> None:
     """An Authorization header of the probe and the password in the Prometheus URL are sent (the server answers
     only to them) and appear 0 times in the result - echoed arguments, metrics, error message - also when the
-    gate fails on unreachable sources (whose URLs carry credentials too). A header that is no credential
-    (X-Canary: green) is not masked elsewhere: `green` stays readable."""
+    gate fails on unreachable sources (whose URLs carry credentials too), and when Ansible refuses the arguments
+    (a `window` that is not a number) before the module runs: the URLs are no_log, so the invocation Ansible
+    echoes then hides them whole. A header that is no credential (X-Canary: green) is not masked elsewhere:
+    `green` stays readable."""
     token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), PrometheusAndProbeBehindCredentials)
     server.token, server.password = token, password
@@ -140,5 +142,14 @@ def test_probe_credentials_and_url_userinfo_are_never_shown() -> None:
     failed = run_module("canary_gate", {**args, "sources": sources(closed)})
     assert failed["failed"] and failed["msg"].startswith("canary gate: rollback - http_probe: 0/3 probes answered")
     assert "Prometheus query failed: <urlopen error" in failed["metrics"][0]["reason"]
+    refused = run_module("canary_gate", {**args, "window": "notanumber", "sources": sources(port)})
+    assert refused["failed"] and "argument 'window' is of type str" in refused["msg"]
+    refused_sources = refused["invocation"]["module_args"]["sources"]
+    assert (
+        refused_sources["prometheus"]["url"]
+        == refused_sources["http_probe"]["url"]
+        == ("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER")
+    )
     for secret in (token, password):
         assert occurrences(passed, secret) == 0 and occurrences(failed, secret) == 0
+        assert occurrences(refused, secret) == 0

@@ -45,10 +45,36 @@ def test_an_error_message_loses_the_credentials_of_every_url_in_it() -> None:
 
 
 def test_header_names_that_carry_credentials() -> None:
-    for name in ("Authorization", "proxy-authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Session-Id"):
+    """Any name containing a credential word, in any case (docs/canary_gate.md lists the words)."""
+    for name in (
+        "Authorization",
+        "proxy-authorization",
+        "Cookie",
+        "X-Api-Key",
+        "X-Auth-Token",
+        "X-Session-Id",
+        "Ocp-Apim-Subscription-Key",
+        "X-Functions-Key",
+        "x-amz-security-token",
+        "X-Hub-Signature-256",
+        "X-Client-Secret",
+        "X-Password",
+        "X-Passwd",
+        "X-Credential",
+    ):
         assert is_secret_header(name), name
-    for name in ("X-Canary", "Accept", "Host", "User-Agent"):
+    for name in ("X-Canary", "Accept", "Host", "User-Agent", "Content-Type"):
         assert not is_secret_header(name), name
+
+
+def test_the_gate_masks_a_subscription_key_header() -> None:
+    """A key header not named like X-Api-Key (Azure's Ocp-Apim-Subscription-Key) stays on the mask list."""
+    headers = {"Ocp-Apim-Subscription-Key": "sub-key-0123456789", "X-Functions-Key": "fn-key-9876543210"}
+    sources = {"http_probe": {"url": "http://lb/", "headers": {**headers, "X-Canary": "green"}}}
+    params = {"baseline": "blue", "canary": "green", "sources": sources}
+    mod = module(GATE_SPEC, params, {*headers.values(), "green", "http://lb/"})
+    protect(mod, sources)
+    assert mod.no_log_values == set(headers.values())
 
 
 def test_no_log_options_are_hidden_in_the_invocation_whatever_their_length() -> None:
