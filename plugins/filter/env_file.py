@@ -21,11 +21,11 @@ KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FORBIDDEN_IN_VALUE = re.compile(r"['\n\r\x00]")
 
 
-def env_file(variables, variable="the environment"):
-    """'KEY=value\\n' lines of variables (a dict); AnsibleFilterError naming variable and the key otherwise."""
+def variables_as_text(variables, variable):
+    """(name, value as text) of variables (a dict), each name a variable name and each value a scalar;
+    AnsibleFilterError naming variable and the key otherwise (never the value)."""
     if not isinstance(variables, dict):
         raise AnsibleFilterError(f"{variable} must be a dict of NAME: value")
-    lines = []
     for key, value in variables.items():
         if not isinstance(key, str) or not KEY_RE.match(key):
             raise AnsibleFilterError(
@@ -33,7 +33,13 @@ def env_file(variables, variable="the environment"):
             )
         if value is None or isinstance(value, (dict, list)):
             raise AnsibleFilterError(f"{variable}.{key} must be a string, a number or a boolean")
-        text = str(value)
+        yield key, str(value)
+
+
+def env_file(variables, variable="the environment"):
+    """'KEY='value'\n' lines of variables (a dict); AnsibleFilterError naming variable and the key otherwise."""
+    lines = []
+    for key, text in variables_as_text(variables, variable):
         if FORBIDDEN_IN_VALUE.search(text):
             raise AnsibleFilterError(
                 f"{variable}.{key} holds a single quote, newline, carriage return or NUL: an env file has one "
@@ -46,18 +52,7 @@ def env_file(variables, variable="the environment"):
 def compose_environment(variables, variable="the environment"):
     """variables as a Compose `environment:` mapping that Compose takes literally: each `$` doubled (Compose would
     interpolate `$word` in a password to an empty string), keys checked as in env_file, values as strings."""
-    if not isinstance(variables, dict):
-        raise AnsibleFilterError(f"{variable} must be a dict of NAME: value")
-    literal = {}
-    for key, value in variables.items():
-        if not isinstance(key, str) or not KEY_RE.match(key):
-            raise AnsibleFilterError(
-                f"{variable}: {key!r} is not a variable name - use letters, digits and _, not starting with a digit"
-            )
-        if value is None or isinstance(value, (dict, list)):
-            raise AnsibleFilterError(f"{variable}.{key} must be a string, a number or a boolean")
-        literal[key] = str(value).replace("$", "$$")
-    return literal
+    return {key: text.replace("$", "$$") for key, text in variables_as_text(variables, variable)}
 
 
 class FilterModule:
