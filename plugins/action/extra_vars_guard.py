@@ -27,6 +27,9 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
 SWITCH = "switchyard_allow_commands_from_extra_vars"
+# Names the inventory accepts as extra vars one by one (an AWX template's own ansible_python_interpreter),
+# without opening the switch to every other one.
+ALLOWLIST = "switchyard_extra_vars_allowed"
 
 # Switchyard's variables whose value is a command, and every variable of Ansible's own: they decide what
 # runs as root on the host and how (interpreters, shell, temporary directory, become), what runs on the
@@ -39,6 +42,7 @@ COMMAND_VARIABLES = (
 ARGUMENT_SPEC = {
     "names": {"type": "list", "elements": "str", "default": list(COMMAND_VARIABLES)},
     "switch": {"type": "str", "default": SWITCH},
+    "allowlist": {"type": "str", "default": ALLOWLIST},
 }
 
 
@@ -59,17 +63,19 @@ def commands_given(extra_var_names, names):
     return sorted(n for n in extra_var_names if any(fnmatch.fnmatchcase(n, p) for p in names))
 
 
-def refused(extra_var_names, names, switch, allowed):
-    """The refusal message for these extra vars, or None. The switch itself is always refused as an
-    extra var: a launcher who could set it could allow their own commands."""
-    given = commands_given(extra_var_names, names)
+def refused(extra_var_names, names, switch, allowed, allowlist=ALLOWLIST, accepted=()):
+    """The refusal message for these extra vars, or None. accepted: the names the inventory's allowlist takes as
+    extra vars. The switch and the allowlist themselves are always refused as extra vars: a launcher who could
+    set them could allow their own commands."""
+    given = [name for name in commands_given(extra_var_names, names) if name not in set(accepted)]
     problems = []
-    if switch in extra_var_names:
-        problems.append(
-            f"{switch} was given as an extra var: it is only read from the inventory (group_vars or host_vars), "
-            "never from -e, an AWX survey or prompted variables"
-        )
-    if given and (not allowed or switch in extra_var_names):
+    for own in (switch, allowlist):
+        if own in extra_var_names:
+            problems.append(
+                f"{own} was given as an extra var: it is only read from the inventory (group_vars or host_vars), "
+                "never from -e, an AWX survey or prompted variables"
+            )
+    if given and (not allowed or switch in extra_var_names or allowlist in extra_var_names):
         one = len(given) == 1
         problems.append(
             f"{', '.join(given)} {'was given as an extra var' if one else 'were given as extra vars'}: "
@@ -77,8 +83,8 @@ def refused(extra_var_names, names, switch, allowed):
             "interpreter, the shell or its temporary directory, become), what runs on the controller (ssh options, "
             "proxy commands) or which host the job and its secrets go to, so whoever launches the job could run "
             "anything. Set "
-            f"{'it' if one else 'them'} in the inventory, or set {switch}: true in the inventory to accept "
-            f"{'it as an extra var' if one else 'them as extra vars'}"
+            f"{'it' if one else 'them'} in the inventory, list {'it' if one else 'them'} in {allowlist} in the "
+            f"inventory, or set {switch}: true in the inventory to accept every one as an extra var"
         )
     if not problems:
         return None
@@ -103,7 +109,12 @@ class ActionModule(ActionBase):
         allowed = False
         if switch in task_vars and switch not in extra_vars:
             allowed = switch_value(switch, self._templar.template(task_vars[switch]))
-        message = refused(set(extra_vars), args["names"], switch, allowed)
+        accepted = []
+        if args["allowlist"] in task_vars and args["allowlist"] not in extra_vars:
+            accepted = self._templar.template(task_vars[args["allowlist"]])
+            if not isinstance(accepted, list) or not all(isinstance(name, str) for name in accepted):
+                raise AnsibleActionFail(f"{args['allowlist']} must be a list of variable names (got {accepted!r})")
+        message = refused(set(extra_vars), args["names"], switch, allowed, args["allowlist"], accepted)
         if message:
             raise AnsibleActionFail(message)
 
@@ -111,7 +122,7 @@ class ActionModule(ActionBase):
         result.update(
             changed=False,
             accepted=given,
-            msg=f"{', '.join(given)} accepted as extra vars ({switch} is true in the inventory)"
+            msg=f"{', '.join(given)} accepted as extra vars ({switch} or {args['allowlist']} in the inventory)"
             if given
             else "No command-valued variable among the extra vars.",
         )

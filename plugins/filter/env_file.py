@@ -18,6 +18,7 @@ import re
 from ansible.errors import AnsibleFilterError
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENVIRONMENT_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 FORBIDDEN_IN_VALUE = re.compile(r"['\n\r\x00]")
 
 
@@ -40,10 +41,11 @@ def env_file(variables, variable="the environment"):
     """'KEY='value'\n' lines of variables (a dict); AnsibleFilterError naming variable and the key otherwise."""
     lines = []
     for key, text in variables_as_text(variables, variable):
-        if FORBIDDEN_IN_VALUE.search(text):
+        # A value ending in a backslash would escape its closing quote: Compose would read on into the next line.
+        if FORBIDDEN_IN_VALUE.search(text) or text.endswith("\\"):
             raise AnsibleFilterError(
-                f"{variable}.{key} holds a single quote, newline, carriage return or NUL: an env file has one "
-                "variable per line, each value in single quotes (the value is not shown)"
+                f"{variable}.{key} holds a single quote, newline, carriage return or NUL, or ends with a backslash: "
+                "an env file has one variable per line, each value in single quotes (the value is not shown)"
             )
         lines.append(f"{key}='{text}'\n")
     return "".join(lines)
@@ -51,8 +53,26 @@ def env_file(variables, variable="the environment"):
 
 def compose_environment(variables, variable="the environment"):
     """variables as a Compose `environment:` mapping that Compose takes literally: each `$` doubled (Compose would
-    interpolate `$word` in a password to an empty string), keys checked as in env_file, values as strings."""
-    return {key: text.replace("$", "$$") for key, text in variables_as_text(variables, variable)}
+    interpolate `$word` in a password to an empty string), booleans as YAML writes them, null (the host's value)
+    kept; a key may hold '.' and '-' as Compose allows there, never '=' or a space."""
+    if not isinstance(variables, dict):
+        raise AnsibleFilterError(f"{variable} must be a dict of NAME: value")
+    literal = {}
+    for key, value in variables.items():
+        if not isinstance(key, str) or not ENVIRONMENT_KEY_RE.match(key):
+            raise AnsibleFilterError(
+                f"{variable}: {key!r} is not a variable name - use letters, digits, _, . and -, not starting with a "
+                "digit"
+            )
+        if isinstance(value, (dict, list)):
+            raise AnsibleFilterError(f"{variable}.{key} must be a string, a number, a boolean or null")
+        if value is None:
+            literal[key] = None
+        elif isinstance(value, bool):
+            literal[key] = "true" if value else "false"
+        else:
+            literal[key] = str(value).replace("$", "$$")
+    return literal
 
 
 class FilterModule:

@@ -45,7 +45,11 @@ DIGITS_RE = re.compile(r"[0-9]{1,10}")
 IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 IMAGE_RULE = "an image reference (registry/repository:tag or @sha256:digest: letters, digits and . _ / : @ -)"
 DIR_RE = re.compile(r"/[A-Za-z0-9._/-]{0,254}")
-DIR_RULE = "an absolute path of letters, digits and . _ / - (no '..' component)"
+DIR_RULE = (
+    "an absolute path of letters, digits and . _ / -, at least two levels deep, no '..' component and not a system "
+    "directory (such as /var/lib/switchyard/shop/lb)"
+)
+SYSTEM_DIRS = {"/usr/local", "/usr/lib", "/usr/share", "/var/lib", "/var/run", "/var/log", "/var/cache", "/home/root"}
 PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 PROJECT_RULE = "a Compose project name: lowercase letters, digits, _ and -, starting with a letter or digit"
 
@@ -138,7 +142,9 @@ def check_settings(settings):
         matching("switchyard_lb_image", settings["switchyard_lb_image"], IMAGE_RE, IMAGE_RULE)
     if "switchyard_lb_dir" in settings:
         lb_dir = matching("switchyard_lb_dir", settings["switchyard_lb_dir"], DIR_RE, DIR_RULE)
-        if ".." in lb_dir.split("/"):
+        parts = [part for part in lb_dir.split("/") if part]
+        # The role hands the directory's run/ and etc/ to the LB's uid: never a system directory of the host.
+        if ".." in parts or len(parts) < 2 or lb_dir.rstrip("/") in SYSTEM_DIRS:
             refuse("switchyard_lb_dir", lb_dir, DIR_RULE)
     if "switchyard_lb_project" in settings:
         matching("switchyard_lb_project", settings["switchyard_lb_project"], PROJECT_RE, PROJECT_RULE)

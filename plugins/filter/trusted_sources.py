@@ -17,6 +17,7 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 VARIABLE = "switchyard_canary_trusted_sources"
+MIN_PREFIX = {4: 8, 6: 16}
 ALLOWED = "an IPv4 or IPv6 address with an optional /prefix, such as 127.0.0.0/8, 10.1.2.3 or ::1/128"
 
 
@@ -31,8 +32,13 @@ def network(value, name):
         raise AnsibleFilterError(
             f"{name}={value!r} is not a CIDR: use {ALLOWED} (no host bits after the prefix)"
         ) from exc
-    if net.prefixlen == 0:
-        raise AnsibleFilterError(f"{name}={value!r} trusts every client: list the networks the probes come from")
+    # Wider than a /8 (IPv4) or a /16 (IPv6), or every IPv4 client through its mapped IPv6 address, is the public.
+    mapped = net.version == 6 and net.subnet_of(ipaddress.ip_network("::ffff:0:0/96"))
+    if net.prefixlen < MIN_PREFIX[net.version] or mapped:
+        raise AnsibleFilterError(
+            f"{name}={value!r} trusts too many clients (at most a /8 of IPv4 or a /16 of IPv6, no IPv4-mapped "
+            "network): list the networks the probes come from"
+        )
     return net
 
 

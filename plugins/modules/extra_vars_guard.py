@@ -19,8 +19,8 @@ description:
     command by the C(sh) plugin), the become settings, the ssh, scp and sftp arguments and
     C(ansible_paramiko_proxy_command) (a C(ProxyCommand) run on the controller), C(ansible_host) (the job and its
     secrets sent to another machine).
-  - They are accepted as extra vars when the variable named by O(switch) is true in the inventory. The switch itself
-    is always refused as an extra var.
+  - They are accepted as extra vars when the variable named by O(switch) is true in the inventory, or one by one when
+    the inventory lists them in the variable named by O(allowlist). Both are always refused as extra vars.
   - Reads what ansible-playbook was given as extra vars (C(-e k=v), C(-e '{json}'), C(-e @file) as AWX and
     ansible-runner pass them), on the controller; it never connects to the host, so a refused interpreter is never
     used.
@@ -56,6 +56,13 @@ options:
         C(true) or C(false) (and their usual spellings); anything else is an error.
     type: str
     default: switchyard_allow_commands_from_extra_vars
+  allowlist:
+    description:
+      - The variable that, in the inventory, lists the names accepted as extra vars one by one (such as an AWX job
+        template's own C(ansible_python_interpreter)), without opening O(switch) to every other one. Always refused
+        as an extra var itself.
+    type: str
+    default: switchyard_extra_vars_allowed
 """
 
 EXAMPLES = r"""

@@ -74,16 +74,26 @@ def test_a_command_given_as_an_extra_var_is_refused_before_anything_changes(test
     assert not pwned.exists() and not Path(f"{pwned}-interpreter").exists()
     assert not Path(f"{pwned}-remote-tmp").exists() and not (tmp_path / "remote-tmp").exists()
 
-    # ansible_remote_tmp alone (not named like a command): the first module would run its $(...) as root.
+    # ansible_remote_tmp alone (not named like a command): the first module would run its $(...) as root. The
+    # inventory accepts the template's own interpreter by name: that one passes, the temporary directory does not.
+    allowlist = tmp_path / "allowlist.yml"
+    allowlist.write_text("docker_hosts:\n  vars:\n    switchyard_extra_vars_allowed: [ansible_python_interpreter]\n")
     alone = run_as_awx(
         tmp_path / "runner-remote-tmp",
         "release.yml",
-        {**app.extra, "switchyard_version": "v1", "ansible_remote_tmp": f"{tmp_path}/remote-tmp/$(touch {pwned})"},
+        {
+            **app.extra,
+            "switchyard_version": "v1",
+            "ansible_python_interpreter": sys.executable,
+            "ansible_remote_tmp": f"{tmp_path}/remote-tmp/$(touch {pwned})",
+        },
+        inventory=[str(INVENTORY), str(allowlist)],
     )
     assert alone.status == "failed", alone.stdout.read()[-4000:]
     failed = [e for e in alone.events if e.get("event") == "runner_on_failed"]
     assert len(failed) == 1 and failed[0]["event_data"]["task_action"] == "switchyard.release.extra_vars_guard"
-    assert "ansible_remote_tmp was given as an extra var" in failed[0]["event_data"]["res"]["msg"]
+    message = failed[0]["event_data"]["res"]["msg"]
+    assert "ansible_remote_tmp was given as an extra var" in message and "ansible_python_interpreter" not in message
     assert not pwned.exists() and not (tmp_path / "remote-tmp").exists()
     assert not app.state.exists(), "nothing may be created on the host"
     assert not app.containers_all("lb") and not app.containers_all("data")

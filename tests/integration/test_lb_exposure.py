@@ -204,6 +204,7 @@ def test_a_sticky_cookie_cannot_pin_a_client_to_a_color_without_a_share(lb: Stac
 
         run_module("haproxy_weight", lb.weights(weights={"api_blue": 256, "api_green": 0}))
         assert colors("green") == {"blue"}, "the candidate at weight 0 is reached with its cookie"
+        assert colors("green|x") == {"blue"}, "HAProxy reads the server up to '|': the same value, another spelling"
         run_module(
             "haproxy_weight", lb.weights(weights={"api_blue": 0, "api_green": 256}, states={"api_blue": "drain"})
         )

@@ -133,3 +133,20 @@ def test_the_documented_options_match_the_argument_spec() -> None:
     assert set(options) == set(ARGUMENT_SPEC)
     for name, spec in ARGUMENT_SPEC.items():
         assert options[name]["type"] == spec["type"] and options[name]["default"] == spec["default"]
+
+
+def test_the_inventory_allowlist_accepts_those_names_only() -> None:
+    """An AWX template's own ansible_python_interpreter, without opening the switch to every other variable."""
+    extra = {"ansible_python_interpreter", "ansible_remote_tmp", "switchyard_version"}
+    message = refused(extra, NAMES, SWITCH, allowed=False, accepted=["ansible_python_interpreter"])
+    assert message and "ansible_remote_tmp was given as an extra var" in message
+    assert "ansible_python_interpreter" not in message.split("unless", maxsplit=1)[0]
+    assert (
+        refused({"ansible_python_interpreter"}, NAMES, SWITCH, allowed=False, accepted=["ansible_python_interpreter"])
+        is None
+    )
+
+
+def test_the_allowlist_is_refused_as_an_extra_var() -> None:
+    message = refused({"switchyard_extra_vars_allowed", "ansible_host"}, NAMES, SWITCH, allowed=False)
+    assert "switchyard_extra_vars_allowed was given as an extra var: it is only read from the inventory" in message

@@ -15,12 +15,13 @@ def test_lines_in_order_values_as_given() -> None:
     assert content == "SWITCHYARD_VERSION='v2'\nURL='postgres://a:b@db/x?c=d#f'\nP='$HOME \"q\"'\nN='3'\nE=''\n"
 
 
-@pytest.mark.parametrize("value", ["v2\nDATABASE_URL=postgres://evil", "a\rb", "a\x00b", "'x' EVIL=/", "it's"])
+@pytest.mark.parametrize("value", ["v2\nDATABASE_URL=postgres://evil", "a\rb", "a\x00b", "'x' EVIL=/", "it's", "pw\\"])
 def test_a_value_that_would_add_a_line_is_refused_without_showing_it(value: str) -> None:
     with pytest.raises(AnsibleFilterError) as refused:
         env_file({"SWITCHYARD_VERSION": value}, "switchyard_compose_env")
     message = str(refused.value)
     assert "switchyard_compose_env.SWITCHYARD_VERSION holds a single quote, newline" in message
+    assert "ends with a backslash" in message
     assert value not in message and "evil" not in message.lower()
 
 
@@ -38,9 +39,13 @@ def test_a_value_that_is_not_a_scalar_is_refused(value) -> None:
 
 def test_a_container_environment_is_taken_literally_by_compose() -> None:
     """A `$` in a password would be interpolated by Compose (`pa$word` -> `pa`): it is doubled."""
-    assert compose_environment({"DATABASE_URL": "postgres://app:pa$word@db/app", "N": 3}) == {
+    values = {"DATABASE_URL": "postgres://app:pa$word@db/app", "N": 3, "ON": True, "HOST_VALUE": None, "a.b-c": "x"}
+    assert compose_environment(values) == {
         "DATABASE_URL": "postgres://app:pa$$word@db/app",
         "N": "3",
+        "ON": "true",
+        "HOST_VALUE": None,
+        "a.b-c": "x",
     }
-    with pytest.raises(AnsibleFilterError, match="switchyard_stack_env: 'A-B' is not a variable name"):
-        compose_environment({"A-B": "x"}, "switchyard_stack_env")
+    with pytest.raises(AnsibleFilterError, match="switchyard_stack_env: 'A=B' is not a variable name"):
+        compose_environment({"A=B": "x"}, "switchyard_stack_env")

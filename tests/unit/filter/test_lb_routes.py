@@ -95,6 +95,9 @@ def test_a_hostile_route_field_is_refused_naming_it(route: dict, field: str, rul
         ("switchyard_lb_dir", "/var/lib/x:/host-root", "an absolute path"),
         ("switchyard_lb_dir", "/var/lib/../../etc", "no '..' component"),
         ("switchyard_lb_dir", "relative/lb", "an absolute path"),
+        ("switchyard_lb_dir", "/", "at least two levels deep"),
+        ("switchyard_lb_dir", "/etc", "at least two levels deep"),
+        ("switchyard_lb_dir", "/var/lib", "not a system directory"),
         ("switchyard_lb_project", "shop-lb\n    privileged: true", "a Compose project name"),
     ],
 )

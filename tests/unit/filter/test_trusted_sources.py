@@ -63,7 +63,7 @@ def test_host_bits_after_the_prefix_are_a_typo_not_a_network(value: str) -> None
         trusted_sources([value])
 
 
-@pytest.mark.parametrize("value", ["0.0.0.0/0", "::/0"])
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "::/0", "0.0.0.0/1", "128.0.0.0/1", "::/1", "::ffff:0:0/96"])
 def test_every_client_is_never_trusted(value: str) -> None:
-    with pytest.raises(AnsibleFilterError, match=r"switchyard_canary_trusted_sources\[0\]=.* trusts every client"):
+    with pytest.raises(AnsibleFilterError, match=r"switchyard_canary_trusted_sources\[0\]=.* trusts too many clients"):
         trusted_sources([value])
