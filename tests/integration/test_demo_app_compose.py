@@ -111,7 +111,12 @@ def test_each_image_answers_health_and_root_when_its_schema_is_there(
     demo_data.psql_file(MIGRATIONS / "0001_create_items" / "expand.sql")
     green = colors["green"]
     green.project.env["DEMO_APP_IMAGE"] = green.testbed.pinned("demo-app:v2")
-    result = green.project.run("up", "--detach", "--wait", "--wait-timeout", "8", check=False)
+    # No start period: the failed checks count at once and the container turns `unhealthy`, which
+    # fails `--wait` by itself. (Compose 2.26 may exit 0 when --wait-timeout elapses while the
+    # container is still `starting`, so the timeout must not be what fails it.)
+    green.project.env["DEMO_HEALTH_START_PERIOD"] = "0s"
+    result = green.project.run("up", "--detach", "--wait", "--wait-timeout", "60", check=False)
     assert result.returncode != 0, "v2 became healthy without the display_name column"
+    assert "unhealthy" in result.stdout + result.stderr, result.stdout + result.stderr
     health = requests.get(green.url + "/health", timeout=5)
     assert health.status_code == 503 and "display_name" in health.text
