@@ -82,7 +82,11 @@ options:
     choices: [present, stopped, started, absent, restarted]
     default: present
   images:
-    description: Service name to image reference (tag or digest). Services not listed keep the image of the files.
+    description:
+      - Service name to image reference (tag or digest). Services not listed keep the image of the files.
+      - With O(state=started), the digests the existing containers must run (a rollback passes the ones the ledger
+        recorded). A service without a container, or a container of another digest, is refused before anything
+        starts. A service given by tag is not compared.
     type: dict
     default: {}
   resolve_digests:

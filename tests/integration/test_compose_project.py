@@ -143,9 +143,20 @@ def test_stopped_and_absent_four_ways_keep_named_volumes(testbed: Testbed, schem
     assert results[1]["actions"]["stopped"] == ["api"]
     assert [c["state"] for c in results[1]["services"]] == ["exited"]
 
-    # started: the same containers again, healthy, without files (a rollback to a stopped color).
+    # started: the same containers again, healthy, without files (a rollback to a stopped color) - and only
+    # when they run the digests given (what the ledger recorded): other ones are refused, nothing started.
     stopped_ids = blue.container_ids()
-    results = four_way("compose_project", {"project": blue.project, "state": "started", "wait_timeout": 60})
+    other = run_module(
+        "compose_project",
+        {"project": blue.project, "state": "started", "images": {"api": testbed.pinned("demo-app:v2")}},
+    )
+    assert other["failed"] and "does not run the images given" in other["msg"], other["msg"]
+    assert f"not {testbed.pinned('demo-app:v2')}" in other["msg"]
+    assert docker("inspect", "-f", "{{.State.Status}}", stopped_ids[0]).stdout.strip() == "exited"
+    recorded = {"api": testbed.pinned("demo-app:v1")}
+    results = four_way(
+        "compose_project", {"project": blue.project, "state": "started", "wait_timeout": 60, "images": recorded}
+    )
     assert_four_way(results, expect_change=True)
     assert results[1]["actions"]["started"] == ["api"] and blue.container_ids() == stopped_ids
     assert [(c["state"], c["health"]) for c in results[1]["services"]] == [("running", "healthy")]

@@ -147,3 +147,25 @@ def test_registry_rejects_unknown_tags(testbed: Testbed) -> None:
     assert testbed.registry_digest(f"{testbed.registry}/switchyard/demo-app:no-such-tag") is None
     resp = requests.get(f"http://{testbed.registry}/v2/_catalog", timeout=5)
     assert "switchyard/demo-app" in resp.json()["repositories"]
+
+
+def test_the_signing_variants_are_images_of_their_own_and_the_keys_are_kept_private(testbed: Testbed) -> None:
+    variants = ("v2-unsigned", "v2-otherkey", "v2-nosbom")
+    digests = {testbed.pinned(f"demo-app:{v}") for v in ("v2", *variants)}
+    assert len(digests) == 4, "signatures attach to digests: each variant needs its own"
+    for variant in variants:
+        label = docker(
+            "image",
+            "inspect",
+            "--format",
+            '{{index .Config.Labels "org.switchyard.testbed.variant"}}',
+            testbed.pinned(f"demo-app:{variant}"),
+        ).stdout.strip()
+        assert label == variant
+    cosign = testbed.summary["cosign"]
+    for public in (testbed.cosign_public_key, testbed.cosign_other_public_key):
+        assert public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+        assert public.with_suffix(".key").stat().st_mode & 0o077 == 0
+    signed = cosign["signed"]
+    assert signed[testbed.image("demo-app:v2-unsigned")] == {"public_key": None, "sbom": []}
+    assert signed[testbed.image("demo-app:v2-otherkey")]["public_key"] == str(testbed.cosign_other_public_key)

@@ -7,3 +7,4 @@ from pathlib import Path
 FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
 HAPROXY = FIXTURES / "haproxy-2.6.12"
 DOCKER = FIXTURES / "docker-26.1.5-compose-2.26.1"
+COSIGN = FIXTURES / "cosign-2.5.0"

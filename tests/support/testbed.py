@@ -52,6 +52,16 @@ class Testbed:
         """The digest-pinned reference of a testbed image, e.g. pinned("demo-app:v1")."""
         return self.images[self.image(name)]
 
+    @property
+    def cosign_public_key(self) -> Path:
+        """The public half of the key that signs and attests demo-app v1, v2, v3 and v2-nosbom."""
+        return Path(self.summary["cosign"]["public_key"])
+
+    @property
+    def cosign_other_public_key(self) -> Path:
+        """The public half of another key: it signs and attests demo-app:v2-otherkey only."""
+        return Path(self.summary["cosign"]["other_public_key"])
+
     def registry_digest(self, reference: str) -> str | None:
         """The digest the registry serves for `host/repo:tag`, None when it has no such tag."""
         host, _sep, rest = reference.partition("/")

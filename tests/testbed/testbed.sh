@@ -42,6 +42,25 @@ IMAGES=(
   "$REGISTRY/switchyard/demo-app:v3|examples/app|APP_VERSION=v3"
 )
 
+# Signed images (cosign, offline: no transparency log). Signatures attach to digests, so the variants
+# of demo-app:v2 that are signed differently are images of their own: demo-app:v2 plus a label.
+# Entry: name (under $REGISTRY/switchyard/), the key that signs it (none: unsigned), the SBOM types
+# attested with that key (comma-separated cosign predicate types; none: no attestation).
+COSIGN_DIR=$TESTBED_DIR/cosign
+# The private keys' password: a fixed test value, given to cosign through its environment only.
+COSIGN_TEST_PASSWORD=${TESTBED_COSIGN_PASSWORD:-switchyard-testbed}
+DISTRO2SBOM=${TESTBED_DISTRO2SBOM:-$ROOT/.venv/bin/distro2sbom}
+VARIANTS_OF=demo-app:v2
+VARIANTS=(v2-unsigned v2-otherkey v2-nosbom)
+SIGNED=(
+  "demo-app:v1|cosign|spdxjson"
+  "demo-app:v2|cosign|spdxjson"
+  "demo-app:v3|cosign|spdxjson,cyclonedx"
+  "demo-app:v2-unsigned||"
+  "demo-app:v2-otherkey|other|spdxjson"
+  "demo-app:v2-nosbom|cosign|"
+)
+
 DOCKERD_PID=$TESTBED_DIR/dockerd.pid
 DOCKERD_LOG=$TESTBED_DIR/dockerd.log
 REGISTRY_PID=$TESTBED_DIR/registry.pid
@@ -300,6 +319,103 @@ ensure_images() {
   done
 }
 
+ensure_cosign() {
+  # strace: a test watches which addresses cosign connects to (only the registry).
+  command -v strace >/dev/null || { log "installing strace"; apt_install strace; }
+  command -v cosign >/dev/null && return 0
+  add_docker_suite
+  log "installing cosign from Debian $DOCKER_SUITE"
+  apt-get update -qq
+  apt_updated=1
+  apt-get install -y -qq --no-install-recommends -t "$DOCKER_SUITE" cosign >/dev/null
+}
+
+# Two key pairs: "cosign" signs the demo images, "other" signs what must be refused as signed by
+# another key. A pair is made once and kept: what it signed stays verifiable across runs.
+ensure_cosign_keys() {
+  local name
+  mkdir -p "$COSIGN_DIR"
+  chmod 0700 "$COSIGN_DIR"
+  for name in cosign other; do
+    [[ -s $COSIGN_DIR/$name.key && -s $COSIGN_DIR/$name.pub ]] && continue
+    log "generating the test key pair $COSIGN_DIR/$name.{key,pub}"
+    rm -f "$COSIGN_DIR/$name.key" "$COSIGN_DIR/$name.pub"
+    (cd "$COSIGN_DIR" && COSIGN_PASSWORD=$COSIGN_TEST_PASSWORD cosign generate-key-pair --output-key-prefix "$name" >/dev/null 2>&1) ||
+      die "cosign generate-key-pair failed for $name"
+    chmod 0600 "$COSIGN_DIR/$name.key"
+  done
+}
+
+# The variants of $VARIANTS_OF: the same image plus a label naming the variant, so a digest of its own.
+ensure_variants() {
+  local base variant ref out buildkit=1
+  docker buildx version >/dev/null 2>&1 || buildkit=0
+  base=$(registry_digest "$REGISTRY/switchyard/$VARIANTS_OF")
+  [[ -n $base ]] || die "the registry serves no digest for $REGISTRY/switchyard/$VARIANTS_OF"
+  for variant in "${VARIANTS[@]}"; do
+    ref=$REGISTRY/switchyard/${VARIANTS_OF%:*}:$variant
+    if ! out=$(printf 'FROM %s\nLABEL org.switchyard.testbed.variant="%s"\n' "$REGISTRY/switchyard/${VARIANTS_OF%:*}@$base" "$variant" |
+      DOCKER_BUILDKIT=$buildkit docker build --quiet -t "$ref" - 2>&1); then
+      printf '%s\n' "$out" >&2
+      die "building $ref failed"
+    fi
+    push_if_needed "$ref"
+  done
+}
+
+# A real SBOM of the image: the Debian package list of its root filesystem, turned into SPDX or
+# CycloneDX JSON by distro2sbom (PyPI, pinned in requirements/).
+make_sbom() {
+  local pinned=$1 name=$2 type=$3 out=$4 os_id os_version work
+  [[ -x $DISTRO2SBOM ]] || die "$DISTRO2SBOM is missing: run 'make venv' (requirements/controller.txt pins distro2sbom)"
+  work=$(mktemp -d "$COSIGN_DIR/sbom.XXXXXX")
+  docker run --rm --network none --entrypoint dpkg -e COLUMNS=200 "$pinned" -l >"$work/dpkg.txt"
+  # shellcheck disable=SC2016 # expanded inside the image
+  read -r os_id os_version < <(docker run --rm --network none --entrypoint sh "$pinned" -c '. /etc/os-release && echo "$ID $VERSION_ID"')
+  local -a format=(--sbom spdx --format json)
+  [[ $type == cyclonedx ]] && format=(--sbom cyclonedx --format json)
+  "$DISTRO2SBOM" --distro deb -i "$work/dpkg.txt" -n "$os_id" -r "$os_version" --distro-namespace "$os_id" \
+    --product-type container --product-name "$REGISTRY/switchyard/$name" --product-version "${pinned#*@}" \
+    "${format[@]}" -o "$out" >"$work/distro2sbom.log" 2>&1 || {
+    cat "$work/distro2sbom.log" >&2
+    rm -rf "$work"
+    die "distro2sbom failed for $pinned"
+  }
+  rm -rf "$work"
+  [[ -s $out ]] || die "distro2sbom wrote no SBOM for $pinned"
+}
+
+# Sign and attest by digest, offline (no transparency log); what already verifies is left alone.
+ensure_signatures() {
+  local entry name key types type digest pinned sbom
+  ensure_cosign
+  ensure_cosign_keys
+  ensure_variants
+  for entry in "${SIGNED[@]}"; do
+    IFS='|' read -r name key types <<<"$entry"
+    [[ -n $key ]] || continue
+    digest=$(registry_digest "$REGISTRY/switchyard/$name")
+    [[ -n $digest ]] || die "the registry serves no digest for $REGISTRY/switchyard/$name"
+    pinned=$REGISTRY/switchyard/${name%:*}@$digest
+    if ! cosign verify --key "$COSIGN_DIR/$key.pub" --insecure-ignore-tlog=true "$pinned" >/dev/null 2>&1; then
+      log "signing $pinned ($name) with $COSIGN_DIR/$key.key"
+      COSIGN_PASSWORD=$COSIGN_TEST_PASSWORD cosign sign --key "$COSIGN_DIR/$key.key" --tlog-upload=false --yes "$pinned" \
+        >/dev/null 2>"$COSIGN_DIR/cosign.log" || { cat "$COSIGN_DIR/cosign.log" >&2; die "cosign sign failed for $pinned"; }
+    fi
+    IFS=',' read -r -a types <<<"$types"
+    for type in "${types[@]}"; do
+      cosign verify-attestation --key "$COSIGN_DIR/$key.pub" --type "$type" --insecure-ignore-tlog=true "$pinned" \
+        >/dev/null 2>&1 && continue
+      log "attesting a $type SBOM for $pinned ($name) with $COSIGN_DIR/$key.key"
+      sbom=$COSIGN_DIR/sbom-${name//[:\/]/-}.$type.json
+      make_sbom "$pinned" "$name" "$type" "$sbom"
+      COSIGN_PASSWORD=$COSIGN_TEST_PASSWORD cosign attest --key "$COSIGN_DIR/$key.key" --type "$type" --predicate "$sbom" \
+        --tlog-upload=false --yes "$pinned" >/dev/null 2>"$COSIGN_DIR/cosign.log" ||
+        { cat "$COSIGN_DIR/cosign.log" >&2; die "cosign attest failed for $pinned"; }
+    done
+  done
+}
+
 # Projects, volumes and networks of earlier test runs (named sytest-*) are removed, so a run that
 # was killed half-way does not break the next one.
 clear_test_leftovers() {
@@ -330,6 +446,20 @@ summary() {
     [[ -n $digest ]] || die "the registry serves no digest for $ref"
     images_json+="${images_json:+,}\"$ref\": \"${ref%:*}@$digest\""
   done
+  local variant signed_json="" name key types
+  for variant in "${VARIANTS[@]}"; do
+    ref=$REGISTRY/switchyard/${VARIANTS_OF%:*}:$variant
+    digest=$(registry_digest "$ref")
+    [[ -n $digest ]] || die "the registry serves no digest for $ref"
+    images_json+=",\"$ref\": \"${ref%:*}@$digest\""
+  done
+  for entry in "${SIGNED[@]}"; do
+    IFS='|' read -r name key types <<<"$entry"
+    # What signs it (its public key), and the SBOM types attested: {"public_key": null, "sbom": []} when unsigned.
+    types=${types:+\"${types//,/\", \"}\"}
+    key=${key:+\"$COSIGN_DIR/$key.pub\"}
+    signed_json+="${signed_json:+,}\"$REGISTRY/switchyard/$name\": {\"public_key\": ${key:-null}, \"sbom\": [$types]}"
+  done
   local docker_version compose_version haproxy_version postgres_version
   docker_version=$(docker version --format '{{.Server.Version}}')
   compose_version=$(docker compose version --short)
@@ -344,7 +474,13 @@ summary() {
   "postgresql": "$postgres_version",
   "registry": "$REGISTRY",
   "base_image": "$BASE_IMAGE",
-  "images": {$images_json}
+  "images": {$images_json},
+  "cosign": {
+    "version": "$(dpkg-query -W -f='${Version}' cosign 2>/dev/null || echo missing)",
+    "public_key": "$COSIGN_DIR/cosign.pub",
+    "other_public_key": "$COSIGN_DIR/other.pub",
+    "signed": {$signed_json}
+  }
 }
 EOF
   python3 -m json.tool "$SUMMARY_JSON.partial" >"$SUMMARY_JSON"
@@ -352,7 +488,7 @@ EOF
   printf 'Docker Engine %s, Compose %s, HAProxy %s, PostgreSQL %s\n' \
     "$docker_version" "$compose_version" "$haproxy_version" "$postgres_version"
   printf 'registry http://%s, images:\n' "$REGISTRY"
-  python3 -c 'import json,sys; [print("  %-45s %s" % (k, v.split("@")[1])) for k, v in json.load(open(sys.argv[1]))["images"].items()]' "$SUMMARY_JSON"
+  python3 -c 'import json,sys; [print("  %-48s %s" % (k, v.split("@")[1])) for k, v in json.load(open(sys.argv[1]))["images"].items()]' "$SUMMARY_JSON"
 }
 
 # The SSH end-to-end test starts its own sshd on 127.0.0.1 (tests/e2e): only the binaries are
@@ -382,6 +518,7 @@ up() {
   [[ ${TESTBED_CLEAR_TEST_LEFTOVERS:-1} == 1 ]] && clear_test_leftovers
   ensure_base_image
   ensure_images
+  ensure_signatures
   ensure_sshd
   summary
 }

@@ -230,6 +230,12 @@ class ComposeProjectManager:
                 f"state=started: project {self.params['project']} has no containers (it was removed, or never "
                 "deployed on this host); there is nothing to start - deploy it with state=present"
             )
+        wrong = plans.images_not_matching(before, self.params["images"])
+        if wrong:
+            raise SwitchyardError(
+                f"state=started: project {self.params['project']} does not run the images given (the digests "
+                f"recorded for it): {'; '.join(wrong)}; nothing was started - deploy those images with state=present"
+            )
         if self.settled(before, plans.plan_started(before)):
             return
         self.lease.check()  # still this run's lock, right before the change

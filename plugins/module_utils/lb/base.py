@@ -52,6 +52,17 @@ class LoadBalancer:
         """Refuse a route name the LB cannot take (before anything is sent)."""
         raise NotImplementedError
 
+    def control_level(self):
+        """The rights of the control endpoint a release changes the LB through (preflight's lb_admin):
+        {"endpoint", "level" (as the LB names it), "admin": bool}. Raises LBUnreachable when nothing answers."""
+        raise NotImplementedError
+
+    def validate_config(self):
+        """The configuration the LB runs with, checked by the LB's own validator where the LB runs
+        (preflight's lb_config): {"file", "valid": bool, "output"}. Raises LBError when it cannot be
+        checked (no container given, the container not running)."""
+        raise NotImplementedError
+
     def check_routes(self, routes):
         """check_route() on each: the modules call it first, before any lock, ledger or LB is touched."""
         for route in routes:

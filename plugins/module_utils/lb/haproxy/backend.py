@@ -99,6 +99,27 @@ class HAProxy(LoadBalancer):
     def exists(self):
         return os.path.exists(self.socket)
 
+    def control_level(self):
+        # `show cli level` answers the level of the socket it is asked on: admin, operator or user.
+        try:
+            level = RuntimeAPI(self.socket, timeout=self.timeout).cli_level()
+        except RuntimeAPIError as exc:
+            raise LBUnreachable(exc.msg) from exc
+        return {"endpoint": self.socket, "level": level, "admin": level == "admin"}
+
+    def validate_config(self):
+        # The file the running HAProxy reads, checked by that HAProxy's binary, as a change validates it.
+        if not self.container:
+            raise LBError("lb.container is needed to check the configuration (haproxy -c in the LB container)")
+        args = ["docker", "exec", self.container, "haproxy", "-c", "-f", f"{CONFIG_IN_CONTAINER}/haproxy.cfg"]
+        rc, out, err = self.runner.run(args, f"checking the configuration in {self.container}", check=False)
+        output = "\n".join(part.strip() for part in (err, out) if part.strip())
+        if rc != 0 and ("Error response from daemon" in output or "No such container" in output):
+            raise LBUnreachable(f"cannot run haproxy -c in {self.container}: {output[-500:]}")
+        # HAProxy says what is wrong in its [ALERT] lines (a NOTICE and WARNINGs come first).
+        alerts = [line for line in output.splitlines() if "[ALERT]" in line]
+        return {"file": self.config, "valid": rc == 0, "rc": rc, "output": ("\n".join(alerts) or output)[-1500:]}
+
     def servers(self, route):
         change = self.change(route)
         try:
