@@ -31,11 +31,17 @@ SWITCH = "switchyard_allow_commands_from_extra_vars"
 # without opening the switch to every other one.
 ALLOWLIST = "switchyard_extra_vars_allowed"
 
-# Switchyard's variables whose value is a command, and every variable of Ansible's own: they decide what
-# runs as root on the host and how (interpreters, shell, temporary directory, become), what runs on the
-# controller (ssh options, proxy commands) and which host the job - with its secrets - goes to.
+# Switchyard's variables whose value is a command or the policy that keeps unverified images off the hosts,
+# and every variable of Ansible's own: they decide what runs as root on the host and how (interpreters,
+# shell, temporary directory, become), what runs on the controller (ssh options, proxy commands), which host
+# the job - with its secrets - goes to, and whether the images it deploys are verified.
 COMMAND_VARIABLES = (
     "switchyard_signature_command",
+    "switchyard_cosign_cli",
+    "switchyard_verify_signatures",
+    "switchyard_require_sbom",
+    "switchyard_cosign_public_key",
+    "switchyard_preflight_skip",
     "ansible_*",
 )
 
@@ -81,8 +87,8 @@ def refused(extra_var_names, names, switch, allowed, allowlist=ALLOWLIST, accept
             f"{', '.join(given)} {'was given as an extra var' if one else 'were given as extra vars'}: "
             f"{'it decides' if one else 'they decide'} what runs as root on the hosts and how (a command, an "
             "interpreter, the shell or its temporary directory, become), what runs on the controller (ssh options, "
-            "proxy commands) or which host the job and its secrets go to, so whoever launches the job could run "
-            "anything. Set "
+            "proxy commands), which host the job and its secrets go to, or whether the images deployed are verified "
+            "and the host checked, so whoever launches the job could run anything. Set "
             f"{'it' if one else 'them'} in the inventory, list {'it' if one else 'them'} in {allowlist} in the "
             f"inventory, or set {switch}: true in the inventory to accept every one as an extra var"
         )

@@ -14,20 +14,26 @@ def _step(release, name):
     return next((s for s in release.get("steps") or [] if s.get("name") == name), {})
 
 
-def _images(color, verify):
+def _images(color, verify, known):
+    """Per service: the image the color runs, and what was verified of that very digest."""
     verified = verify.get("verified") or {}
     images = {}
     for service, pinned in sorted((color.get("images") or {}).items()):
         record = verified.get(service) or {}
         signature = record.get("signature") or {}
         sbom = record.get("sbom") or {}
-        images[service] = {
-            "image": pinned,
-            "signature": f"verified (key sha256:{signature['key_sha256']})"
-            if signature.get("verified")
-            else "not verified",
-            "sbom": f"{sbom.get('type')} sha256:{sbom.get('sha256')}" if sbom.get("sha256") else "none",
-        }
+        if not known:
+            said = {"signature": "unknown (the release left the ledger's history)", "sbom": "unknown"}
+        elif record and record.get("pinned") != pinned:
+            other = record.get("pinned") or "another image"
+            said = {"signature": f"not verified (the release verified {other})", "sbom": "none"}
+        else:
+            verified_with = f"verified (key sha256:{signature.get('key_sha256')})"
+            said = {
+                "signature": verified_with if signature.get("verified") else "not verified",
+                "sbom": f"{sbom.get('type')} sha256:{sbom.get('sha256')}" if sbom.get("sha256") else "none",
+            }
+        images[service] = {"image": pinned, **said}
     return images
 
 
@@ -46,8 +52,8 @@ def release_evidence(ledger):
             "version": color.get("version"),
             "state": color.get("state"),
             "release_id": color.get("release_id"),
-            "images": _images(color, verify),
-            "lb_config_sha256": (_step(release, "deploy").get("lb_config") or {}).get("sha256") or None,
+            "images": _images(color, verify, known=bool(release)),
+            "lb_config_sha256_at_deploy": (_step(release, "deploy").get("lb_config") or {}).get("sha256") or None,
             "preflight_skipped": [
                 c.get("name") for c in preflight if isinstance(c, dict) and c.get("status") == "skip"
             ],

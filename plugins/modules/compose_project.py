@@ -85,8 +85,8 @@ options:
     description:
       - Service name to image reference (tag or digest). Services not listed keep the image of the files.
       - With O(state=started), the digests the existing containers must run (a rollback passes the ones the ledger
-        recorded). A service without a container, or a container of another digest, is refused before anything
-        starts. A service given by tag is not compared.
+        recorded). A container of another digest is refused before anything starts. A service given by tag, or
+        without a container (scaled to 0), is not compared.
     type: dict
     default: {}
   resolve_digests:
@@ -97,6 +97,12 @@ options:
     description: Refuse any service whose image is not pinned by digest after resolution, naming the service.
     type: bool
     default: true
+  images_only:
+    description:
+      - With O(state=present), refuse (before anything changes) a service of the project that O(images) does not list,
+        naming it - so that every image that runs is one the caller chose (and verified), never the one a file names.
+    type: bool
+    default: false
   pull:
     description:
       - V(missing) pulls the pinned images that are not on the host, V(always) pulls them all,
@@ -290,6 +296,7 @@ ARGUMENT_SPEC = {
     "images": {"type": "dict", "default": {}},
     "resolve_digests": {"type": "bool", "default": True},
     "require_digest": {"type": "bool", "default": True},
+    "images_only": {"type": "bool", "default": False},
     "pull": {"type": "str", "choices": ["missing", "always", "never"], "default": "missing"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 120},

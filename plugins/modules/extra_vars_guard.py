@@ -13,6 +13,9 @@ description:
   - Fails when a variable whose value is a command, or one of Ansible's own, arrives as an extra var (C(-e), an AWX
     survey, variables prompted on launch, a workflow's artifacts), since whoever may launch the job could otherwise
     run any command as root on every host. The message names each such variable and the switch.
+  - The policy that keeps unverified images off the hosts is refused too - C(switchyard_verify_signatures),
+    C(switchyard_require_sbom), C(switchyard_cosign_public_key), C(switchyard_cosign_cli) and
+    C(switchyard_preflight_skip) - so a launcher cannot turn verification or a host check off.
   - C(switchyard_signature_command) and every variable named C(ansible_*) are refused by default - not a list of the
     dangerous ones, since so many run something or send the job elsewhere - the interpreters and
     C(ansible_interpreter_python_fallback), C(ansible_shell_executable), C(ansible_remote_tmp) (put into a shell
@@ -49,6 +52,11 @@ options:
     elements: str
     default:
       - switchyard_signature_command
+      - switchyard_cosign_cli
+      - switchyard_verify_signatures
+      - switchyard_require_sbom
+      - switchyard_cosign_public_key
+      - switchyard_preflight_skip
       - ansible_*
   switch:
     description:

@@ -20,7 +20,13 @@ description:
     it is not in recovery and that no transaction older than O(max_transaction_age) holds or waits for a lock on a
     table the pending migrations touch - the files of O(migration_phases) in O(migrations) the history table does
     not have, their tables found by PostgreSQL's parser (pglast) as db_migration finds them. The tables and the
-    sessions are named in the output (a session's statement by its first keywords only).
+    sessions are named in the output (a session's statement by its first keywords only). An autovacuum worker
+    on those tables does not count unless it runs to prevent wraparound (the others cancel themselves for DDL).
+  - The transaction age of another role's session is visible only to a member of that role or of
+    C(pg_read_all_stats). Sessions of other roles that hold or wait for a lock on those tables and whose age is
+    not visible do not fail the check (app sessions hold short locks all the time); the check passes saying how
+    many there are, on which tables, their pids and roles, and to grant C(pg_read_all_stats) - in its message and
+    in C(warnings) of its value.
   - Each check has a name (C(docker), C(compose), C(free_space), C(memory), C(clock), C(lb), C(lb_admin),
     C(lb_config), C(database)), a status (pass, fail, skip), the value measured and the limit. The task fails,
     naming every failed check, what it saw and the limit, before a release changes anything.
@@ -31,8 +37,8 @@ description:
 author:
   - Switchyard developers (@switchyard)
 requirements:
-  - psycopg2 on the host that runs the module when a database is given; pglast (8.x) and PyYAML too when
-    O(migrations) is given.
+  - psycopg2 on the host that runs the module when a database is given; pglast (8.x) too when O(migrations) is
+    given, and PyYAML when one of them is a C(backfill.yml).
 extends_documentation_fragment:
   - switchyard.release.attributes
   - switchyard.release.lb
@@ -49,7 +55,7 @@ notes:
     with the passwords of O(dsn) scrubbed.
 options:
   docker_cli:
-    description: The docker client.
+    description: The docker client (also for the LB's configuration check, C(docker exec) in the LB container).
     type: path
     default: docker
   min_docker_version:
@@ -154,7 +160,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 checks:
-  description: Every check in order - name, status (pass, fail, skip), value, limit, message.
+  description:
+    - Every check in order - name, status (pass, fail, skip), value, limit, message.
+    - The database check's value - database, in_recovery, tables, long_transactions, unseen_sessions (pid, user,
+      application_name, tables, granted of the other roles' sessions whose transaction age is not visible) and
+      warnings (what the message says about them; the check still passes).
   returned: always
   type: list
   elements: dict
@@ -164,7 +174,8 @@ checks:
     - {name: database, status: fail, limit: 1.0,
        value: {database: shop, in_recovery: false, tables: [items],
                long_transactions: [{pid: 4242, application_name: psql, state: idle in transaction,
-                                    transaction_age_s: 3.2, tables: [items], granted: true, statement: LOCK}]},
+                                    transaction_age_s: 3.2, tables: [items], granted: true, statement: LOCK}],
+               unseen_sessions: [], warnings: []},
        message: "database shop: 1 transaction(s) older than max_transaction_age=1 s on the tables the pending
          migrations touch: pid 4242 (application psql, idle in transaction, transaction open 3.2 s, holds a lock
          on items, LOCK)"}

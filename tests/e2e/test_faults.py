@@ -229,10 +229,18 @@ def test_postgresql_unreachable_at_expand_changes_nothing(app) -> None:
     rule = ["OUTPUT", "-d", address, "-p", "tcp", "--dport", "5432", "-j", "REJECT", "--reject-with", "tcp-reset"]
     load = traffic(app, 120)
     before = app.weights()
+    ledger = (app.state / "ledger.json").read_bytes()
     subprocess.run(["iptables", "-I", *rule], check=True)
     try:
+        # The preflight's database check sees it first: refused before the lock, the ledger untouched.
+        refused = app.play("release.yml", ok=False, switchyard_version="v1")
+        assert "database:" in refused.stdout and "cannot connect" in refused.stdout, refused.stdout[-3000:]
+        assert (app.state / "ledger.json").read_bytes() == ledger
+        # The database lost between the preflight and the expand: the check turned off (in the inventory).
+        app.inventory_vars["switchyard_preflight_skip"] = ["database"]
         result = app.play("release.yml", ok=False, switchyard_version="v1")
     finally:
+        app.inventory_vars.pop("switchyard_preflight_skip", None)
         subprocess.run(["iptables", "-D", *rule], check=True)
     load.stop()
     assert "cannot connect to PostgreSQL" in result.stdout, result.stdout[-3000:]

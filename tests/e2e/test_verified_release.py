@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import DEMO_DIR
 from support.compose import docker
+from support.modules import run_module
 from support.release import ReleasedApp
 
 pytestmark = pytest.mark.timeout(900)
@@ -26,13 +28,14 @@ MISSING_DIGEST = "sha256:" + "0" * 64
 @pytest.fixture(scope="module")
 def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
     released = ReleasedApp(tmp_path_factory.mktemp("verified"), kind="ver")
-    released.extra.update(
+    # The verification policy lives in the inventory: given as extra vars it is refused (docs/security.md).
+    released.inventory_vars.update(
         switchyard_verify_signatures=True,
         switchyard_require_sbom=True,
         switchyard_cosign_public_key=str(testbed.cosign_public_key),
-        # Blue/green in one step: the verification is what is tested here, not the canary.
-        switchyard_canary_steps=[100],
     )
+    # Blue/green in one step: the verification is what is tested here, not the canary.
+    released.extra.update(switchyard_canary_steps=[100])
     try:
         yield released
     finally:
@@ -60,6 +63,12 @@ def snapshot(app: ReleasedApp) -> dict:
         ),
         "weights": app.weights(),
     }
+
+
+def retag(pinned: str, tag: str) -> None:
+    """Point a tag of the testbed's registry at the image of a digest."""
+    docker("tag", pinned, tag)
+    docker("push", "--quiet", tag)
 
 
 def step(release: dict, name: str) -> dict:
@@ -136,6 +145,29 @@ def test_an_image_that_does_not_verify_is_refused_before_anything_changes(app, t
     assert app.answer()["version"] == "v1"
 
 
+def test_a_launcher_cannot_turn_verification_off_with_an_extra_var(app, testbed) -> None:
+    before = snapshot(app)
+    unsigned = {"api": testbed.image("demo-app:v2-unsigned")}
+    for policy in (
+        {"switchyard_verify_signatures": False},
+        {"switchyard_cosign_public_key": str(testbed.cosign_other_public_key)},
+        {"switchyard_preflight_skip": ["clock"]},
+    ):
+        result = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_images=unsigned, **policy)
+        assert f"{next(iter(policy))} was given as an extra var" in result.stdout, result.stdout[-3000:]
+    assert snapshot(app) == before
+
+
+def test_a_service_whose_image_would_not_be_verified_is_refused_before_anything_changes(app, tmp_path) -> None:
+    before = snapshot(app)
+    sidecar = tmp_path / "compose.sidecar.yaml"
+    sidecar.write_text("services:\n  sidecar:\n    image: 127.0.0.1:5000/switchyard/demo-app:v2-unsigned\n")
+    files = [str(DEMO_DIR / "compose.base.yaml"), str(sidecar)]
+    result = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_compose_files=files)
+    assert "does not name the service(s) sidecar" in result.stdout, result.stdout[-4000:]
+    assert snapshot(app) == before
+
+
 def test_a_long_transaction_on_a_table_the_migrations_touch_refuses_the_release(app, testbed) -> None:
     """v1 runs on level 1: v2's pending 0002 alters items, so a transaction held on items is named."""
     before = snapshot(app)
@@ -177,7 +209,7 @@ def test_a_long_transaction_on_a_table_the_migrations_touch_refuses_the_release(
     assert snapshot(app) == before
 
 
-def test_a_host_check_that_fails_refuses_and_one_turned_off_is_recorded_as_skipped(app) -> None:
+def test_a_host_check_that_fails_refuses_and_one_turned_off_is_recorded_as_skipped(app, testbed) -> None:
     before = snapshot(app)
     refused = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_preflight_min_free_percent=100)
     assert "free_space" in refused.stdout and "min_free_percent=100 needed" in refused.stdout, refused.stdout[-4000:]
@@ -187,13 +219,27 @@ def test_a_host_check_that_fails_refuses_and_one_turned_off_is_recorded_as_skipp
     assert "max_clock_skew=1e-06 allowed" in refused.stdout, refused.stdout[-4000:]
     assert snapshot(app) == before
 
-    app.play(
-        "release.yml",
-        switchyard_version="v2",
-        switchyard_preflight_min_free_percent=100,
-        switchyard_preflight_skip=["free_space"],
-    )
-    assert app.answer()["version"] == "v2"
+    # Released through a tag that moves while the release waits for approval at 50 %: the resumed run
+    # verifies and keeps the digest the candidate runs, never what the tag says now.
+    moving = f"{testbed.registry}/switchyard/demo-app:moving"
+    retag(testbed.pinned("demo-app:v2"), moving)
+    settings = {
+        "switchyard_version": "v2",
+        "switchyard_images": {"api": moving},
+        "switchyard_preflight_min_free_percent": 100,
+        "switchyard_canary_steps": [50, 100],
+        "switchyard_gate_enabled": False,  # no traffic here: the gate is not what this tests
+    }
+    app.inventory_vars["switchyard_preflight_skip"] = ["free_space"]
+    app.play("release.yml", switchyard_stop_after_step=50, **settings)
+    assert app.weights() == {"blue": 128, "green": 128}
+    retag(testbed.pinned("demo-app:v3"), moving)
+    app.play("release.yml", **settings)
+    del app.inventory_vars["switchyard_preflight_skip"]
+    assert app.answer()["version"] == "v2" and app.answer()["color"] == "green"
+    container_image = docker("inspect", "-f", "{{.Config.Image}}", f"{app.app}-green-api-1").stdout.strip()
+    assert container_image == testbed.pinned("demo-app:v2")
+    assert app.last_release()["images"] == {"api": testbed.pinned("demo-app:v2")}
     release = app.last_release()
     checks = {c["name"]: c["status"] for c in step(release, "verify")["preflight"]}
     assert checks["free_space"] == "skip" and checks["docker"] == "pass"
@@ -201,8 +247,35 @@ def test_a_host_check_that_fails_refuses_and_one_turned_off_is_recorded_as_skipp
     assert re.search(r'"preflight_skipped": \[\s*"free_space"\s*\]', status), status[-3000:]
 
 
-def test_rollback_returns_to_the_digests_the_ledger_recorded(app, testbed) -> None:
+def redeploy_blue(app: ReleasedApp, pinned: str) -> None:
+    """What a hand-made change on the host would do: blue's containers replaced by another image."""
+    blue = app.state / "blue"
+    result = run_module(
+        "compose_project",
+        {
+            "project": f"{app.app}-blue",
+            "files": [str(blue / "compose.base.yaml"), str(blue / "color.override.yaml")],
+            "env_files": [str(blue / "color.env")],
+            "images": {"api": pinned},
+            "labels": {"io.switchyard.app": app.app, "io.switchyard.color": "blue"},
+            "wait_timeout": 60,
+        },
+    )
+    assert not result.get("failed"), result.get("msg")
+
+
+def test_rollback_refuses_a_color_whose_containers_were_replaced_and_returns_to_the_recorded_digests(
+    app, testbed
+) -> None:
     recorded = app.ledger()["colors"]["blue"]["images"]
+    # v2 on blue (v3 would not even get healthy before the contract): not what the ledger says blue runs.
+    redeploy_blue(app, testbed.pinned("demo-app:v2"))
+    refused = app.play("rollback.yml", ok=False)
+    assert "does not run the images given" in refused.stdout and testbed.pinned("demo-app:v2") in refused.stdout
+    assert app.answer()["version"] == "v2" and app.answer()["color"] == "green"  # traffic stayed on green
+    assert app.lock() is None
+
+    redeploy_blue(app, recorded["api"])
     app.play("rollback.yml")
     assert app.answer()["version"] == "v1" and app.answer()["color"] == "blue"
     container_image = docker("inspect", "-f", "{{.Config.Image}}", f"{app.app}-blue-api-1").stdout.strip()

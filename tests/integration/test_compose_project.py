@@ -285,6 +285,8 @@ def test_one_off_jobs_report_rc_and_output(testbed: Testbed, schema, make_color)
         ({"state": "running"}, "value of state must be one of: present, stopped, started, absent, restarted"),
         ({"images": {"nope": "x@sha256:" + "a" * 64}}, "images: unknown service(s) nope; the project has: api"),
         ({"wait_timeout": 0}, "wait_timeout must be a positive number"),
+        # The caller verified the images it names: a service it does not name would run its file's image.
+        ({"images": {}, "images_only": True}, "images_only: service(s) api of the project are not in images"),
         ({"project": "Shop Blue"}, "project='Shop Blue' is not a Compose project name"),
         ({"files": ["/nonexistent/compose.yaml"]}, "files/env_files: /nonexistent/compose.yaml does not exist"),
         ({"pull": "sometimes"}, "value of pull must be one of: missing, always, never"),

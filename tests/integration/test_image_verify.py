@@ -5,15 +5,26 @@ and a digest the registry lacks are refused, each named with what failed; check 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
+from support.cosign import PEM, V1
 from support.modules import run_module
 from support.testbed import MANIFEST_TYPES as MANIFESTS_ACCEPTED
 from support.testbed import Testbed
+
+from ansible_collections.switchyard.release.plugins.module_utils.images.cosign import (
+    TIMED_OUT,
+    CosignBackend,
+    VerificationFailed,
+)
 
 pytestmark = pytest.mark.testbed
 
@@ -135,6 +146,19 @@ def test_a_digest_missing_from_the_registry_is_refused_and_every_failure_is_list
     assert result["msg"].startswith("image verification failed for 2 of 3 service(s): gone (")
     assert f"the registry has no {missing}" in result["msg"] and "manifest unknown" in result["msg"]
     assert result["images"]["gone"]["digest"] is None and result["images"]["ok"]["signature"]["verified"] is True
+    # The preflight record fails on the registry alone, and is returned with the failure.
+    record = result["record"]
+    assert (record["name"], record["status"], record["limit"]) == (
+        "images",
+        "fail",
+        "pinned and present in its registry",
+    )
+    assert record["value"] == {
+        "gone": None,
+        "ok": testbed.registry_digest(images["ok"]),
+        "unsigned": testbed.registry_digest(images["unsigned"]),
+    }
+    assert record["reason"].startswith(f"gone ({missing}): not in registry") and "unsigned" not in record["reason"]
     again = verify(testbed, images, check=True, signatures=True)
     assert again["msg"] == result["msg"]
 
@@ -167,3 +191,65 @@ def test_cosign_connects_to_nothing_but_the_registry(testbed: Testbed, tmp_path)
     for log in logs:
         peers |= set(re.findall(r"connect\(\d+, \{sa_family=(AF_INET6?), ([^}]*)\}", log.read_text()))
     assert peers == {("AF_INET", f'sin_port=htons({port}), sin_addr=inet_addr("{host}")')}, peers
+
+
+def test_without_registry_check_the_registry_is_not_asked_and_the_check_is_skipped(testbed: Testbed) -> None:
+    repo = testbed.image("demo-app:v1").rsplit(":", 1)[0]
+    missing = f"{repo}@{MISSING_DIGEST}"
+    images = {"gone": missing, "api": testbed.image("demo-app:v1")}
+    result = run_module("image_verify", {"images": images, "registry_check": False})
+    # A digest the registry lacks passes unchecked: nothing was asked; the tag is left for the deploy.
+    assert not result.get("failed"), result.get("msg")
+    assert result["pinned"] == images
+    assert result["record"]["status"] == "skip" and result["record"]["value"] == {"gone": MISSING_DIGEST, "api": None}
+    assert result["record"]["reason"].startswith("registry_check=false")
+    refused = run_module(
+        "image_verify",
+        {
+            "images": images,
+            "registry_check": False,
+            "signatures": True,
+            "public_key": key_text(testbed.cosign_public_key),
+        },
+    )
+    assert refused["failed"] and refused["msg"].startswith("registry_check=false cannot go with signatures=true")
+    assert "record" not in refused
+
+
+def test_a_private_key_given_as_public_key_appears_nowhere(testbed: Testbed) -> None:
+    private = testbed.cosign_public_key.with_name("cosign.key").read_text()
+    assert "PRIVATE KEY" in private
+    images = {"api": testbed.image("demo-app:v1")}
+    result = run_module("image_verify", {"images": images, "signatures": True, "public_key": private})
+    assert result["failed"] and result["msg"].startswith("public_key holds a private key")
+    assert result["invocation"]["module_args"]["public_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    said = json.dumps(result, ensure_ascii=False)
+    lines = [line for line in private.splitlines() if line.strip()]
+    assert len(lines) > 2 and not [line for line in lines if line in said]
+
+
+class Subprocess:
+    """The collection's CommandRunner interface over subprocess: cosign runs for real."""
+
+    def run(self, args, what, check=True, data=None):
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_a_registry_that_never_answers_fails_at_the_timeout(tmp_path) -> None:
+    """A registry that accepts connections and stays silent: cosign gives up at --timeout, and says so."""
+    key = tmp_path / "cosign.pub"
+    key.write_text(PEM)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        image = f"127.0.0.1:{silent.getsockname()[1]}/switchyard/demo-app@{V1.split('@')[1]}"
+        cosign = CosignBackend(Subprocess(), shutil.which("cosign"), str(key), timeout=2)
+        started = time.monotonic()
+        with pytest.raises(VerificationFailed) as failed:
+            cosign.verify_signature(image, V1.split("@")[1])
+        took = time.monotonic() - started
+    assert 2 <= took < 10, took
+    assert (failed.value.check, failed.value.reason) == ("signature", TIMED_OUT)
+    assert failed.value.detail == "cosign gave up after 2 s (timeout): the registry did not answer in time"
+    assert "--timeout=2s" in failed.value.cmd and "context deadline exceeded" in failed.value.failure()["stderr"]

@@ -4,11 +4,13 @@ lb role and the testbed's PostgreSQL."""
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 from support.compose import free_port, unique_name
 from support.modules import run_module
@@ -221,6 +223,60 @@ def test_an_old_transaction_on_a_table_a_pending_migration_touches_fails_naming_
     assert not patient.get("failed"), patient.get("msg")
 
 
+def login_role(pg: Postgres, database: str, tmp_path: Path, name: str, *grants: str) -> tuple[str, Path]:
+    """A non-superuser that can log in (CREATE ROLE ... LOGIN), its password in a file, with grants in database."""
+    role = unique_name(name).replace("-", "_")
+    password = secrets.token_urlsafe(12)
+    pg.query("postgres", f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
+    for grant in grants:
+        pg.query(database, grant.format(role=role))
+    password_file = tmp_path / f"{role}.pw"
+    password_file.write_text(password + "\n")
+    return role, password_file
+
+
+def test_sessions_of_other_roles_whose_age_is_hidden_pass_with_a_warning_naming_them(
+    pg: Postgres, items_db: str, tmp_path: Path
+) -> None:
+    """Without pg_read_all_stats, another role's xact_start is NULL: its lock on items is reported, not dropped."""
+    app, app_password = login_role(pg, items_db, tmp_path, "app", "GRANT SELECT ON items TO {role}")
+    checker, checker_password = login_role(
+        pg, items_db, tmp_path, "checker", "GRANT SELECT ON switchyard_schema_history TO {role}"
+    )
+    holder = psycopg2.connect(
+        host="127.0.0.1", port=pg.port, dbname=items_db, user=app, password=app_password.read_text().strip()
+    )
+    args = {
+        **pg.module_args(items_db, migrations=migration_files(), max_transaction_age=0),
+        "user": checker,
+        "password_file": str(checker_password),
+        "skip": HOST_CHECKS,
+    }
+    try:
+        with holder.cursor() as cur:  # a transaction left open: 0002 ALTERs items
+            cur.execute("LOCK TABLE items IN ACCESS SHARE MODE; SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        result = run_module("preflight", args, check=True)
+        pg.query("postgres", f"GRANT pg_read_all_stats TO {checker}")
+        seen = run_module("preflight", args, check=True)
+    finally:
+        holder.close()
+    assert not result.get("failed"), result.get("msg")
+    database = by_name(result)["database"]
+    warning = (
+        f"1 session(s) of other roles hold or wait for locks on items (pid {pid} of role {app}); "
+        f"their transaction age is not visible to {checker}: grant pg_read_all_stats"
+    )
+    assert database["status"] == "pass" and database["value"]["warnings"] == [warning], database
+    assert database["message"].endswith("; warning: " + warning) and "no transaction it can see" in database["message"]
+    assert database["value"]["unseen_sessions"] == [
+        {"pid": pid, "user": app, "application_name": "", "tables": ["items"], "granted": True}
+    ]
+    # Granted pg_read_all_stats, the checker sees the transaction's age: older than 0 s, it fails.
+    assert seen["failed"] and f"pid {pid} (application -, idle in transaction" in seen["msg"], seen["msg"]
+    assert by_name(seen)["database"]["value"]["warnings"] == []
+
+
 def test_a_database_that_does_not_answer_fails_the_database_check(pg: Postgres, tmp_path: Path) -> None:
     args = {**pg.module_args("postgres"), "port": free_port(), "connect_timeout": 3, "skip": HOST_CHECKS}
     result = run_module("preflight", args)
@@ -230,6 +286,14 @@ def test_a_database_that_does_not_answer_fails_the_database_check(pg: Postgres, 
 
 
 # -- the role -------------------------------------------------------------------------------------------------
+def inventory_allowing_skip(directory: Path) -> Path:
+    """The local inventory, allowing switchyard_preflight_skip as an extra var (the guard refuses it otherwise)."""
+    inventory = local_inventory(directory)
+    with inventory.open("a") as handle:
+        handle.write("  vars:\n    switchyard_extra_vars_allowed: [switchyard_preflight_skip]\n")
+    return inventory
+
+
 def test_the_role_on_a_first_release_skips_what_does_not_exist_yet(testbed: Testbed, tmp_path: Path) -> None:
     """No LB and no <app>-data yet: the LB and database checks say so; a check turned off says who did it."""
     written = tmp_path / "record.json"
@@ -248,7 +312,7 @@ def test_the_role_on_a_first_release_skips_what_does_not_exist_yet(testbed: Test
         "switchyard_preflight_skip": ["clock"],
         "preflight_record_file": str(written),
     }
-    inventory = local_inventory(tmp_path)
+    inventory = inventory_allowing_skip(tmp_path)
     run_playbook(PLAYBOOKS / "preflight.yml", inventory, extra, "--check")
     record = {r["name"]: r for r in json.loads(written.read_text())}
     assert record["clock"]["reason"] == TURNED_OFF
@@ -280,6 +344,37 @@ def test_the_role_reads_the_migrations_on_the_controller_and_checks_their_tables
         "switchyard_preflight_skip": HOST_CHECKS,
         "preflight_record_file": str(written),
     }
-    run_playbook(PLAYBOOKS / "preflight.yml", local_inventory(tmp_path), extra, "--check")
+    run_playbook(PLAYBOOKS / "preflight.yml", inventory_allowing_skip(tmp_path), extra, "--check")
     database = {r["name"]: r for r in json.loads(written.read_text())}["database"]
     assert database["status"] == "pass" and database["value"]["tables"] == ["items"], database
+
+
+def test_the_role_without_migrations_skips_the_database_and_takes_images_in_skip(
+    pg: Postgres, items_db: str, tmp_path: Path
+) -> None:
+    """A release without migrations does not connect (no psycopg2 needed); images is image_verify's to skip."""
+    written = tmp_path / "record.json"
+    extra = {
+        "switchyard_app": unique_name("pre"),
+        "switchyard_state_dir": str(tmp_path / "state"),
+        "switchyard_db": {
+            "host": "127.0.0.1",
+            "port": pg.port,
+            "database": items_db,
+            "user": "switchyard",
+            "password_file": str(pg.password_file),
+        },
+        "switchyard_migrations_dir": "",
+        "switchyard_preflight_skip": [*HOST_CHECKS, "images"],
+        "preflight_record_file": str(written),
+    }
+    run_playbook(PLAYBOOKS / "preflight.yml", inventory_allowing_skip(tmp_path), extra, "--check")
+    record = {r["name"]: r for r in json.loads(written.read_text())}
+    assert record["database"] == {
+        "name": "database",
+        "status": "skip",
+        "value": None,
+        "limit": 60.0,
+        "reason": "no migrations in this release",
+    }
+    assert "images" not in record and record["clock"]["reason"] == TURNED_OFF

@@ -38,6 +38,10 @@ class ReleasedApp:
         self.port = free_port()
         self.state = workdir / "state"
         self.inventory = INVENTORY
+        self.workdir = workdir
+        # Variables set in the inventory rather than as extra vars (the verification policy is refused as an
+        # extra var): written to a second inventory source next to the state directory.
+        self.inventory_vars: dict = {}
         # Flags added to every playbook run (-vvv --diff for the leak test), environment added to
         # ansible-playbook's, and what every run printed (stdout, stderr).
         self.flags: list[str] = []
@@ -63,11 +67,18 @@ class ReleasedApp:
         return str(Path(lb_dir) / "run" / "admin.sock")
 
     # -- running playbooks ----------------------------------------------------------------------
+    def inventories(self) -> list[str]:
+        sources = ["-i", str(self.inventory)]
+        if self.inventory_vars:
+            path = self.workdir / "inventory-vars.yml"
+            path.write_text(json.dumps({"docker_hosts": {"vars": self.inventory_vars}}))
+            sources += ["-i", str(path)]
+        return sources
+
     def command(self, playbook: str, extra: dict, *flags: str) -> list[str]:
         return [
             ANSIBLE_PLAYBOOK,
-            "-i",
-            str(self.inventory),
+            *self.inventories(),
             str(PLAYBOOK_DIR / playbook),
             "-e",
             json.dumps({**self.extra, **extra}),

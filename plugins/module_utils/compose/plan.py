@@ -45,16 +45,13 @@ def plan_started(containers):
 
 def images_not_matching(containers, images):
     """What keeps state=started from starting exactly the images given (service -> reference pinned by
-    digest): a service without a container, or a container of another digest. A tag says nothing about
-    the content, so a service given by tag is not compared."""
+    digest): a container of another digest. A tag says nothing about the content, so a service given by
+    tag is not compared; a service without a container (scaled to 0) has nothing to start."""
     wrong = []
     for service, expected in sorted((images or {}).items()):
         if "@" not in expected:
             continue
-        found = [c for c in containers if c["service"] == service]
-        if not found:
-            wrong.append(f"{service} has no container")
-        for container in found:
+        for container in (c for c in containers if c["service"] == service):
             image = container["image"] or ""
             if "@" not in image or image.split("@", 1)[1] != expected.split("@", 1)[1]:
                 wrong.append(f"{service} ({container['name']}) runs {image or 'an unknown image'}, not {expected}")

@@ -151,6 +151,13 @@ class ComposeProjectManager:
             raise InvalidParameters(
                 f"images: unknown service(s) {', '.join(unknown)}; the project has: {', '.join(services)}"
             )
+        unlisted = sorted(set(services) - set(params["images"]))
+        if params["images_only"] and unlisted:
+            # The images given are the ones verified: a service would otherwise run what its file says, unverified.
+            raise InvalidParameters(
+                f"images_only: service(s) {', '.join(unlisted)} of the project are not in images (which has "
+                f"{', '.join(sorted(params['images'])) or 'none'}); list every service's image, nothing was changed"
+            )
         pinned = pin_references(
             desired_references(config, params["images"]),
             self.resolver,
@@ -234,7 +241,8 @@ class ComposeProjectManager:
         if wrong:
             raise SwitchyardError(
                 f"state=started: project {self.params['project']} does not run the images given (the digests "
-                f"recorded for it): {'; '.join(wrong)}; nothing was started - deploy those images with state=present"
+                f"recorded for it): {'; '.join(wrong)}; nothing was started - the containers were replaced since; "
+                "release the version wanted (state=present) rather than start what nobody verified"
             )
         if self.settled(before, plans.plan_started(before)):
             return

@@ -182,17 +182,35 @@ def describe_sessions(sessions):
     ) + (f"; and {len(sessions) - 5} more" if len(sessions) > 5 else "")
 
 
+def unseen_warning(sessions, user):
+    """Sessions whose transaction age the connecting user cannot see: not a failure (app sessions hold short
+    locks all the time) but said, with what would let the check see them."""
+    tables = sorted({t for s in sessions for t in s["tables"]})
+    shown = ", ".join(f"pid {s['pid']} of role {s['user'] or '-'}" for s in sessions[:5])
+    more = f", and {len(sessions) - 5} more" if len(sessions) > 5 else ""
+    return (
+        f"{len(sessions)} session(s) of other roles hold or wait for locks on {', '.join(tables)} ({shown}{more}); "
+        f"their transaction age is not visible to {user}: grant pg_read_all_stats"
+    )
+
+
 def database_check(facts, max_age):
     """The database's check from what was read: reachable (facts["error"] otherwise), not in recovery, and
-    no transaction older than max_age (s) holding or waiting for a lock on a table a pending migration touches."""
+    no transaction older than max_age (s) holding or waiting for a lock on a table a pending migration touches.
+    Sessions whose age the user cannot see do not fail it: they are a warning, in the message and the value."""
     if facts.get("error"):
         return check("database", FAIL, None, max_age, facts["error"])
+    unseen = facts.get("unseen_sessions") or []
+    warnings = [unseen_warning(unseen, facts.get("user"))] if unseen else []
     value = {
         "database": facts["database"],
         "in_recovery": facts["in_recovery"],
         "tables": facts["tables"],
         "long_transactions": facts["long_transactions"],
+        "unseen_sessions": unseen,
+        "warnings": warnings,
     }
+    warned = "".join(f"; warning: {w}" for w in warnings)
     problems = []
     if facts["in_recovery"]:
         problems.append("the database is in recovery (a standby, or a restore in progress): migrations cannot write")
@@ -202,13 +220,14 @@ def database_check(facts, max_age):
             f"the tables the pending migrations touch: {describe_sessions(facts['long_transactions'])}"
         )
     if problems:
-        return check("database", FAIL, value, max_age, f"database {facts['database']}: " + "; ".join(problems))
+        return check("database", FAIL, value, max_age, f"database {facts['database']}: " + "; ".join(problems) + warned)
     tables = ", ".join(facts["tables"]) if facts["tables"] else "none (no pending migration touches an existing table)"
     return check(
         "database",
         PASS,
         value,
         max_age,
-        f"database {facts['database']} answers, not in recovery, no transaction older than {max_age:g} s "
-        f"on the tables of the pending migrations: {tables}",
+        f"database {facts['database']} answers, not in recovery, no transaction"
+        + (" it can see" if unseen else "")
+        + f" older than {max_age:g} s on the tables of the pending migrations: {tables}{warned}",
     )

@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The preflight's database check: what it reads. The migrations a release would run next (the files of
 the given phases the history does not have) and the tables they touch - found by the db_migration code
-(catalog, history, pglast) - then the sessions whose transaction is older than the limit and holds or
-waits for a lock on one of those tables, and pg_is_in_recovery(). Reads only."""
+(catalog, history, pglast) - then the sessions that hold or wait for a lock on one of those tables: those
+whose transaction is older than the limit, and those whose transaction's age the connecting user cannot see
+(other roles' sessions without pg_read_all_stats) - and pg_is_in_recovery(). Reads only."""
 
 from __future__ import annotations
 
@@ -22,16 +23,34 @@ FILE_KEY_RE = re.compile(
     r"^(\d+_[A-Za-z0-9_.-]+)/(" + "|".join(re.escape(f) for f in catalog.PHASE_FILES.values()) + r")$"
 )
 
-LONG_TRANSACTIONS_SQL = """
-SELECT a.pid, a.application_name, a.state, extract(epoch FROM now() - a.xact_start)::float8 AS age,
+# Every session that holds or waits for a lock on the tables. Its transaction's age is NULL when the
+# connecting user may not see it (a session of another role, without pg_read_all_stats): such a session is
+# kept, not filtered out, and reported as one whose age is unknown.
+LOCKING_SESSIONS_SQL = """
+SELECT a.pid, a.usename, a.application_name, a.state, a.backend_type,
+       extract(epoch FROM now() - a.xact_start)::float8 AS age,
        array_agg(DISTINCT l.relation::regclass::text) AS tables, bool_and(l.granted) AS granted,
        left(a.query, 2000) AS query
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE a.pid <> pg_backend_pid() AND l.relation = ANY(%s::regclass[])
-  AND a.xact_start < now() - make_interval(secs => %s)
-GROUP BY a.pid, a.application_name, a.state, a.xact_start, a.query
-ORDER BY age DESC
+GROUP BY a.pid, a.usename, a.application_name, a.state, a.backend_type, a.xact_start, a.query
+ORDER BY age DESC NULLS LAST, a.pid
 """
+LOCKING_SESSIONS_COLUMNS = (
+    "pid",
+    "user",
+    "application_name",
+    "state",
+    "backend_type",
+    "age",
+    "tables",
+    "granted",
+    "query",
+)
+
+AUTOVACUUM = "autovacuum worker"
+# An autovacuum run to prevent wraparound does not cancel itself for a waiting lock (the others do).
+WRAPAROUND = "to prevent wraparound"
 
 
 def check_migration_keys(files):
@@ -87,31 +106,68 @@ def pending_tables(cur, path, phases, target, history_table, yaml_load):
     return existing
 
 
-def long_transactions(cur, tables, max_age):
-    """Sessions whose transaction is older than max_age (s) and hold or wait for a lock on tables. The
-    statement is described by its first keywords only: another session's text may carry secrets."""
+def yields_to_ddl(session):
+    """An autovacuum worker cancels itself when DDL waits for its lock, unless it runs to prevent wraparound -
+    told by its statement, so only when the connecting user can see it (age not NULL)."""
+    return (
+        session["backend_type"] == AUTOVACUUM
+        and session["age"] is not None
+        and WRAPAROUND not in (session["query"] or "")
+    )
+
+
+def split_sessions(sessions, max_age):
+    """The sessions of LOCKING_SESSIONS_SQL (dicts) -> (long, unseen): those whose transaction is older than
+    max_age (s), and those whose transaction age the connecting user cannot see. An autovacuum that yields to
+    DDL is neither. The statement is described by its first keywords only: another session's text may carry
+    secrets."""
+    long, unseen = [], []
+    for session in sessions:
+        if yields_to_ddl(session):
+            continue
+        if session["age"] is None:
+            unseen.append(
+                {
+                    "pid": session["pid"],
+                    "user": session["user"],
+                    "application_name": session["application_name"],
+                    "tables": sorted(session["tables"]),
+                    "granted": session["granted"],
+                }
+            )
+        elif session["age"] > max_age:
+            long.append(
+                {
+                    "pid": session["pid"],
+                    "application_name": session["application_name"],
+                    "state": session["state"],
+                    "transaction_age_s": round(session["age"], 1),
+                    "tables": sorted(session["tables"]),
+                    "granted": session["granted"],
+                    "statement": (
+                        "autovacuum to prevent wraparound"  # does not yield to DDL: wait for it, or cancel it
+                        if session["backend_type"] == AUTOVACUUM
+                        else leading_keywords(session["query"])
+                    ),
+                }
+            )
+    return long, unseen
+
+
+def locking_sessions(cur, tables, max_age):
+    """split_sessions() of the sessions that hold or wait for a lock on tables."""
     if not tables:
-        return []
-    cur.execute(LONG_TRANSACTIONS_SQL, (list(tables), float(max_age)))
-    return [
-        {
-            "pid": pid,
-            "application_name": application,
-            "state": state,
-            "transaction_age_s": round(age, 1),
-            "tables": sorted(held),
-            "granted": granted,
-            "statement": leading_keywords(query),
-        }
-        for pid, application, state, age, held, granted, query in cur.fetchall()
-    ]
+        return [], []
+    cur.execute(LOCKING_SESSIONS_SQL, (list(tables),))
+    return split_sessions([dict(zip(LOCKING_SESSIONS_COLUMNS, row)) for row in cur.fetchall()], float(max_age))
 
 
 def database_facts(conn, params, yaml_load, migrations_dir=None):
-    """What the database check judges: database, in_recovery, tables, long_transactions."""
+    """What the database check judges: database, user, in_recovery, tables, long_transactions and
+    unseen_sessions (their transaction age not visible to user)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT current_database(), pg_is_in_recovery()")
-        database, in_recovery = cur.fetchone()
+        cur.execute("SELECT current_database(), current_user, pg_is_in_recovery()")
+        database, user, in_recovery = cur.fetchone()
         tables = []
         if migrations_dir:
             tables = pending_tables(
@@ -122,9 +178,12 @@ def database_facts(conn, params, yaml_load, migrations_dir=None):
                 params["history_table"],
                 yaml_load,
             )
+        long, unseen = locking_sessions(cur, tables, params["max_transaction_age"])
         return {
             "database": database,
+            "user": user,
             "in_recovery": bool(in_recovery),
             "tables": tables,
-            "long_transactions": long_transactions(cur, tables, params["max_transaction_age"]),
+            "long_transactions": long,
+            "unseen_sessions": unseen,
         }

@@ -136,7 +136,7 @@ class PreflightManager:
         names = ("lb", "lb_admin", "lb_config")
         if not options:
             return [turned_off(n) if n in self.skip else check(n, SKIP, None, None, "no LB given") for n in names], {}
-        lb = load_balancer(options, self.runner)
+        lb = load_balancer({**options, "docker_cli": self.params["docker_cli"]}, self.runner)
         routes = self.params["routes"] or []
         lb.check_routes(routes)  # a name the LB cannot take is bad input, not "no answer"
         if not lb.exists():
@@ -230,10 +230,14 @@ class PreflightManager:
         return database_check(facts, limit)
 
     def missing_libraries(self):
-        """psycopg2 where the module runs - and pglast and PyYAML to read the pending migrations."""
+        """psycopg2 where the module runs - and pglast to read the pending migrations, PyYAML only when one
+        of them is a backfill.yml."""
+        migrations = self.params["migrations"] or {}
         needed = [(HAS_PSYCOPG2, "psycopg2")]
-        if self.params["migrations"]:
-            needed += [(HAS_PGLAST, "pglast"), (HAS_YAML, "PyYAML")]
+        if migrations:
+            needed.append((HAS_PGLAST, "pglast"))
+        if any(key.endswith("/backfill.yml") for key in migrations):
+            needed.append((HAS_YAML, "PyYAML"))
         missing = [name for present, name in needed if not present]
         return missing_required_lib(" and ".join(missing)) if missing else None
 

@@ -24,11 +24,16 @@ SBOM_PREDICATE_TYPES = {
 SBOM_TYPES = tuple(SBOM_PREDICATE_TYPES)
 # Flags every verification takes: the key alone decides, nothing goes to a transparency log.
 OFFLINE = ("--offline=true", "--insecure-ignore-tlog=true")
+# With allow_insecure_registry: TLS not verified, and plain HTTP accepted (cosign 2.5's names for both).
+INSECURE_REGISTRY = ("--allow-insecure-registry=true", "--allow-http-registry=true")
+# What cosign (Go's context) says when its --timeout ran out, whatever it was waiting for.
+DEADLINE = "context deadline exceeded"
 
 # What failed, as the failure's reason says it (the registry's reasons are the manager's).
 NO_SIGNATURE = "no signature"
 WRONG_KEY = "wrong key"
 NO_SBOM = "no SBOM"
+TIMED_OUT = "timeout"
 COSIGN_ERROR = "cosign error"
 
 
@@ -69,7 +74,14 @@ def stderr_tail(stderr, lines=3, limit=600):
     return "\n".join(kept[-lines:])[-limit:]
 
 
-def signature_failure(args, rc, err):
+def timed_out(check, args, rc, err, timeout):
+    detail = f"cosign gave up after {timeout} s (timeout): the registry did not answer in time"
+    return VerificationFailed(check, TIMED_OUT, detail, args, rc, err)
+
+
+def signature_failure(args, rc, err, timeout):
+    if DEADLINE in err:
+        return timed_out("signature", args, rc, err, timeout)
     if "no signatures found" in err:
         return VerificationFailed("signature", NO_SIGNATURE, "the digest carries no cosign signature", args, rc, err)
     if "no matching signatures" in err:
@@ -78,7 +90,9 @@ def signature_failure(args, rc, err):
     return VerificationFailed("signature", COSIGN_ERROR, f"cosign verify failed (rc={rc})", args, rc, err)
 
 
-def attestation_failure(args, rc, err, sbom_type):
+def attestation_failure(args, rc, err, sbom_type, timeout):
+    if DEADLINE in err:
+        return timed_out("sbom", args, rc, err, timeout)
     if "accepted signatures do not match threshold" in err:
         detail = f"a {sbom_type} attestation exists, but it does not verify with public_key"
         return VerificationFailed("sbom", WRONG_KEY, detail, args, rc, err)
@@ -129,12 +143,17 @@ def parse_attestations(stdout, digest, predicate_type):
 
 
 class CosignBackend:
-    """Runs cosign through the collection's CommandRunner with a key file on the target."""
+    """Runs cosign through the collection's CommandRunner with a key file on the target.
 
-    def __init__(self, runner, cli, key_file):
+    Every run is bounded by cosign's own --timeout (seconds): a registry that accepts a connection
+    and never answers must not stall a release."""
+
+    def __init__(self, runner, cli, key_file, timeout=120, insecure_registry=False):
         self.runner = runner
         self.cli = cli
         self.key_file = key_file
+        self.timeout = timeout
+        self.flags = [*OFFLINE, f"--timeout={timeout}s", *(INSECURE_REGISTRY if insecure_registry else ())]
 
     def _run(self, args):
         return args, *self.runner.run(args, "cosign", check=False)
@@ -147,9 +166,9 @@ class CosignBackend:
 
     def verify_signature(self, pinned, digest):
         """The claims of pinned's signatures made with the key; VerificationFailed otherwise."""
-        args, rc, out, err = self._run([self.cli, "verify", "--key", self.key_file, *OFFLINE, pinned])
+        args, rc, out, err = self._run([self.cli, "verify", "--key", self.key_file, *self.flags, pinned])
         if rc != 0:
-            raise signature_failure(args, rc, err)
+            raise signature_failure(args, rc, err, self.timeout)
         return self._parsed(
             f"verifying the signature of {pinned}", args, rc, out, err, lambda o: parse_signatures(o, digest)
         )
@@ -160,10 +179,13 @@ class CosignBackend:
         for sbom_type in types:
             predicate_type = SBOM_PREDICATE_TYPES[sbom_type]
             args, rc, out, err = self._run(
-                [self.cli, "verify-attestation", "--key", self.key_file, "--type", sbom_type, *OFFLINE, pinned]
+                [self.cli, "verify-attestation", "--key", self.key_file, "--type", sbom_type, *self.flags, pinned]
             )
             if rc != 0:
-                failures.append(attestation_failure(args, rc, err, sbom_type))
+                failure = attestation_failure(args, rc, err, sbom_type, self.timeout)
+                if failure.reason == TIMED_OUT:
+                    raise failure  # the next type would wait as long again
+                failures.append(failure)
                 continue
             found = self._parsed(
                 f"verifying the {sbom_type} attestation of {pinned}",

@@ -5,7 +5,9 @@
 given is checked to exist there too), then verify each digest with cosign and a public key.
 
 Every service is checked and every failure is reported in one error, so one run shows all that
-must be fixed. Nothing is changed, in check mode or not: the digests returned are the ones to deploy."""
+must be fixed. Nothing is changed, in check mode or not: the digests returned are the ones to deploy.
+The registry part is also the preflight check `images` (pinned and present in its registry): its
+ledger record is returned, on failure too; with registry_check=false it is skipped and nothing is asked."""
 
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ from ansible_collections.switchyard.release.plugins.module_utils.images.keys imp
 
 NOT_IN_REGISTRY = "not in registry"
 REGISTRY_ERROR = "registry error"
+# The preflight check this module is, as the ledger records it (see host/checks.py ledger_record).
+RECORD_NAME = "images"
+RECORD_LIMIT = "pinned and present in its registry"
+NOT_CHECKED = "registry_check=false: the registry was not asked; a tag is returned as given, the deploy resolves it"
 
 
 class ImageVerificationFailed(SwitchyardError):
@@ -56,6 +62,14 @@ def validate(params):
             )
         parsed[service] = ref
     wants_key = [name for name in ("signatures", "sbom") if params[name]]
+    if wants_key and not params["registry_check"]:
+        asked = " and ".join(f"{name}=true" for name in wants_key)
+        raise InvalidParameters(
+            f"registry_check=false cannot go with {asked}: cosign verifies the digests in the registry - "
+            "set registry_check=true, or signatures=false and sbom=false"
+        )
+    if params["timeout"] < 1:
+        raise InvalidParameters(f"timeout must be a whole number of seconds, 1 or more, not {params['timeout']}")
     key = None
     if wants_key and not params["public_key"]:
         asked = " and ".join(f"{name}=true" for name in wants_key)
@@ -90,7 +104,10 @@ class ImageVerifyManager:
 
     # -- resolution ----------------------------------------------------------------------------
     def resolve_all(self, refs):
-        """service -> digest, asking the registry once per distinct reference; None when it failed."""
+        """service -> digest, asking the registry once per distinct reference; None when it failed.
+        With registry_check=false nothing is asked: a digest given is taken as given, a tag has none."""
+        if not self.params["registry_check"]:
+            return {service: ref.digest for service, ref in refs.items()}
         asked = {}
         digests = {}
         for service, ref in refs.items():
@@ -148,9 +165,13 @@ class ImageVerifyManager:
         verifying = self.params["signatures"] or self.params["sbom"]
         cli = self.cosign_cli() if verifying else None
         digests = self.resolve_all(refs)
+        # Known once the registry answered, and kept if a verification below fails or breaks.
+        self.result["record"] = self.record(digests)
         for service, ref in refs.items():
             digest = digests[service]
             pinned = ref.pinned_to(digest) if digest else None
+            if not self.params["registry_check"] and not pinned:
+                pinned = str(ref)  # unchecked: the deploy resolves the tag
             self.result["images"][service] = {
                 "reference": self.params["images"][service],
                 "digest": digest,
@@ -165,7 +186,9 @@ class ImageVerifyManager:
                 self.result["pinned"][service] = pinned
         if verifying:
             with self.key_file(key) as key_file:
-                backend = CosignBackend(self.runner, cli, key_file)
+                backend = CosignBackend(
+                    self.runner, cli, key_file, self.params["timeout"], self.params["allow_insecure_registry"]
+                )
                 for service, ref in refs.items():
                     entry = self.result["images"][service]
                     if entry["digest"]:
@@ -181,6 +204,21 @@ class ImageVerifyManager:
             self.result["failures"] = self.failures
             raise ImageVerificationFailed(self.message(), failures=self.failures)
         return self.result
+
+    def record(self, digests):
+        """The preflight check `images` as the ledger records it: pass, skip (registry_check=false) or fail."""
+        record = {"name": RECORD_NAME, "status": "pass", "value": digests, "limit": RECORD_LIMIT}
+        unresolved = [f for f in self.failures if f["check"] == "registry"]
+        if not self.params["registry_check"]:
+            record.update(status="skip", reason=NOT_CHECKED)
+        elif unresolved:
+            reasons = "; ".join(
+                f"{f['service']} ({f['image']}): {f['reason']} - {f['detail']}"
+                + (f" [registry: {f['stderr']}]" if f["stderr"] else "")
+                for f in unresolved
+            )
+            record.update(status="fail", reason=reasons)
+        return record
 
     def message(self):
         lines = []

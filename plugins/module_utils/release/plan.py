@@ -91,6 +91,9 @@ def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_s
         candidate=candidate,
         steps=steps,
         resume_after_step=done if paused is not None else None,
+        # A resumed release verifies and keeps the digests its candidate runs (every service, as deployed), or
+        # those it began with: a tag moved since changes nothing.
+        resume_images=resume_images(last, colors.get(candidate)) if paused is not None else {},
         pause_after=stop if stop < 100 and live else None,
         weights_per_step={str(s): canary_weights(s, live, candidate) for s in steps},
         final_weights=canary_weights(100, live, candidate),
@@ -102,6 +105,13 @@ def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_s
         and last.get("outcome") != "running"
     )
     return plan
+
+
+def resume_images(entry, color):
+    """The images of a paused release: what its candidate color runs when this release deployed it."""
+    if isinstance(color, dict) and color.get("release_id") == entry.get("id") and color.get("images"):
+        return dict(color["images"])
+    return dict(entry.get("images") or {})
 
 
 def rolled_back_since(ledger, entry):

@@ -28,6 +28,12 @@ NAMES = list(COMMAND_VARIABLES)
     "name",
     [
         "switchyard_signature_command",
+        "switchyard_cosign_cli",
+        # The verification policy: a launcher must not turn it off, or point it at a key of their own.
+        "switchyard_verify_signatures",
+        "switchyard_require_sbom",
+        "switchyard_cosign_public_key",
+        "switchyard_preflight_skip",
         "ansible_python_interpreter",
         "ansible_shell_executable",
         "ansible_ssh_executable",
@@ -77,8 +83,7 @@ def test_several_are_named_together_with_the_switch() -> None:
     message = refused(extra, NAMES, SWITCH, allowed=False)
     assert "ansible_host, ansible_remote_tmp, switchyard_signature_command were given as extra vars" in message
     assert message.endswith(
-        f"Variables refused as extra vars unless {SWITCH} is true in the inventory: "
-        "switchyard_signature_command, ansible_*."
+        f"Variables refused as extra vars unless {SWITCH} is true in the inventory: {', '.join(NAMES)}."
     )
 
 
@@ -123,8 +128,8 @@ def test_every_command_valued_default_of_the_roles_is_refused() -> None:
     names = set()
     for defaults in ROLES.glob("*/defaults/main.yml"):
         names |= set((yaml.safe_load(defaults.read_text()) or {}).keys())
-    commands = {n for n in names if re.search(r"argv|command|_cmd|exec|script|hook", n) and n != SWITCH}
-    assert commands == {"switchyard_signature_command"}
+    commands = {n for n in names if re.search(r"argv|command|_cmd|_cli$|exec|script|hook", n) and n != SWITCH}
+    assert commands == {"switchyard_signature_command", "switchyard_cosign_cli"}
     assert commands_given(commands, NAMES) == sorted(commands)
 
 

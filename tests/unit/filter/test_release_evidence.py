@@ -16,6 +16,7 @@ LEDGER = {
     },
     "releases": [
         {"id": "r1", "steps": [{"name": "expand", "migrations_applied": ["1"]}]},
+        {"id": "r3", "steps": [{"name": "verify", "verified": {"api": {"pinned": "other@sha256:" + "b" * 64}}}]},
         {
             "id": "r2",
             "steps": [
@@ -25,6 +26,7 @@ LEDGER = {
                     "verified": {
                         "api": {
                             "digest": "sha256:" + "a" * 64,
+                            "pinned": PINNED,
                             "signature": {"verified": True, "key_sha256": "k" * 64},
                             "sbom": {"type": "spdxjson", "sha256": "s" * 64},
                         }
@@ -46,12 +48,26 @@ def test_each_color_shows_its_digests_key_sbom_lb_config_skipped_checks_and_migr
         "signature": f"verified (key sha256:{'k' * 64})",
         "sbom": f"spdxjson sha256:{'s' * 64}",
     }
-    assert green["lb_config_sha256"] == "c" * 64
+    assert green["lb_config_sha256_at_deploy"] == "c" * 64
     assert green["preflight_skipped"] == ["clock"] and green["migrations_applied"] == ["2"]
     # A release made before verification existed (no verify step): said plainly, nothing invented.
     blue = evidence["blue"]
     assert blue["images"]["api"]["signature"] == "not verified" and blue["images"]["api"]["sbom"] == "none"
-    assert blue["lb_config_sha256"] is None and blue["migrations_applied"] == ["1"]
+    assert blue["lb_config_sha256_at_deploy"] is None and blue["migrations_applied"] == ["1"]
+
+
+def test_a_digest_other_than_the_verified_one_or_a_release_out_of_history_is_not_called_verified() -> None:
+    ledger = {
+        **LEDGER,
+        "colors": {
+            "blue": {"version": "v3", "release_id": "r3", "images": {"api": PINNED}},
+            "green": {"version": "v0", "release_id": "r0-trimmed", "images": {"api": PINNED}},
+        },
+    }
+    evidence = release_evidence(ledger)
+    said = evidence["blue"]["images"]["api"]["signature"]
+    assert said == f"not verified (the release verified other@sha256:{'b' * 64})"
+    assert evidence["green"]["images"]["api"]["signature"].startswith("unknown")
 
 
 def test_an_empty_ledger_has_no_colors_and_a_wrong_input_is_refused() -> None:

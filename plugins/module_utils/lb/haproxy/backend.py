@@ -49,6 +49,8 @@ class HAProxy(LoadBalancer):
         self.runner = runner
         self.dir = options["dir"]
         self.container = options.get("container")
+        # The docker client of the module that drives the LB, when it has one (preflight's docker_cli).
+        self.docker = options.get("docker_cli") or "docker"
         self.timeout = options.get("timeout") or 5
         self.socket = os.path.join(self.dir, "run", "admin.sock")
         # The gate only reads: the lb role's user-level socket is enough, when it is there.
@@ -77,13 +79,13 @@ class HAProxy(LoadBalancer):
             "maint_after_drain": False,
             "persist": {"config": self.config, "state_file": self.state_file},
             "validate_command": (
-                ["docker", "exec", self.container, "haproxy", "-c", "-f", f"{CONFIG_IN_CONTAINER}/{{name}}"]
+                [self.docker, "exec", self.container, "haproxy", "-c", "-f", f"{CONFIG_IN_CONTAINER}/{{name}}"]
                 if self.container
                 else None
             ),
             # The admin socket gone: the same change through a validated, verified reload of the master.
             "reload": "fallback" if self.container else "never",
-            "reload_command": ["docker", "kill", "--signal", "USR2", self.container] if self.container else None,
+            "reload_command": [self.docker, "kill", "--signal", "USR2", self.container] if self.container else None,
             "verify_socket": self.master_socket,
             "verify_prefix": "@1 ",
             "timeout": self.timeout,
@@ -111,7 +113,7 @@ class HAProxy(LoadBalancer):
         # The file the running HAProxy reads, checked by that HAProxy's binary, as a change validates it.
         if not self.container:
             raise LBError("lb.container is needed to check the configuration (haproxy -c in the LB container)")
-        args = ["docker", "exec", self.container, "haproxy", "-c", "-f", f"{CONFIG_IN_CONTAINER}/haproxy.cfg"]
+        args = [self.docker, "exec", self.container, "haproxy", "-c", "-f", f"{CONFIG_IN_CONTAINER}/haproxy.cfg"]
         rc, out, err = self.runner.run(args, f"checking the configuration in {self.container}", check=False)
         output = "\n".join(part.strip() for part in (err, out) if part.strip())
         if rc != 0 and ("Error response from daemon" in output or "No such container" in output):
@@ -185,7 +187,7 @@ class HAProxy(LoadBalancer):
         if not self.container:
             raise LBError("lb.container is needed to read HAProxy's request log (docker logs of the LB container)")
         _rc, out, err = self.runner.run(
-            ["docker", "logs", "--since", since.isoformat(), "--until", until.isoformat(), self.container],
+            [self.docker, "logs", "--since", since.isoformat(), "--until", until.isoformat(), self.container],
             f"reading the logs of {self.container}",
         )
         samples = parse_lines((out + "\n" + err).splitlines(), backend_name(route))

@@ -154,3 +154,22 @@ def test_a_database_that_does_not_answer_fails_with_what_was_said() -> None:
         "limit": 60,
         "message": "cannot connect to PostgreSQL: connection refused",
     }
+
+
+def test_sessions_whose_age_is_hidden_pass_with_a_warning_in_the_message_and_the_value() -> None:
+    unseen = [
+        {"pid": 4400, "user": "shop_app", "application_name": "web", "tables": ["items"], "granted": True},
+        {"pid": 4401, "user": "report", "application_name": "", "tables": ["items", "orders"], "granted": False},
+    ]
+    check = database_check({**DB, "user": "switchyard_preflight", "unseen_sessions": unseen}, 60)
+    warning = (
+        "2 session(s) of other roles hold or wait for locks on items, orders (pid 4400 of role shop_app, pid 4401 "
+        "of role report); their transaction age is not visible to switchyard_preflight: grant pg_read_all_stats"
+    )
+    assert check["status"] == "pass" and check["value"]["warnings"] == [warning]
+    assert check["value"]["unseen_sessions"] == unseen
+    assert check["message"] == (
+        "database shop answers, not in recovery, no transaction it can see older than 60 s on the tables of the "
+        f"pending migrations: items; warning: {warning}"
+    )
+    assert database_check(DB, 60)["value"]["warnings"] == []

@@ -6,6 +6,7 @@ import pytest
 from support.recorded import HAPROXY
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.host import preflight
 from ansible_collections.switchyard.release.plugins.module_utils.host.database import check_migration_keys
 from ansible_collections.switchyard.release.plugins.module_utils.host.preflight import PreflightManager
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBUnreachable
@@ -52,3 +53,44 @@ def test_a_migrations_key_outside_the_layout_is_refused_naming_it(key: str) -> N
     with pytest.raises(InvalidParameters, match="migrations key") as caught:
         check_migration_keys({"0001_create_items/expand.sql": "", key: "DROP TABLE items"})
     assert repr(key) in caught.value.msg and "expand.sql, backfill.yml, contract.sql" in caught.value.msg
+
+
+class Module:
+    """What PreflightManager reads of the AnsibleModule: its params."""
+
+    def __init__(self, **params) -> None:
+        self.params = {"skip": [], "docker_cli": "docker", "migrations": {}, "lb": None, "routes": [], **params}
+
+
+def test_pyyaml_is_needed_only_when_a_backfill_yml_is_among_the_migrations(monkeypatch) -> None:
+    monkeypatch.setattr(preflight, "HAS_YAML", False)
+    monkeypatch.setattr(preflight, "HAS_PSYCOPG2", True)
+    monkeypatch.setattr(preflight, "HAS_PGLAST", True)
+    sql_only = Module(migrations={"0002_display_name/expand.sql": "ALTER TABLE items ADD COLUMN d text"})
+    assert PreflightManager(sql_only, runner=object()).missing_libraries() is None
+    backfill = Module(migrations={**sql_only.params["migrations"], "0002_display_name/backfill.yml": "table: items"})
+    assert "PyYAML" in PreflightManager(backfill, runner=object()).missing_libraries()
+
+
+def test_the_lb_configuration_is_checked_with_the_modules_docker_cli(tmp_path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "admin.sock").touch()  # the LB exists
+    runner = RecordedRunner(0, "Configuration file is valid\n", "")
+    module = Module(
+        docker_cli="/opt/docker/bin/docker",
+        lb={"dir": str(tmp_path), "container": "shop-lb-haproxy-1"},
+        skip=["lb", "lb_admin"],
+    )
+    checks, _servers = PreflightManager(module, runner=runner).lb_checks()
+    assert [c["status"] for c in checks] == ["skip", "skip", "pass"]
+    assert runner.commands == [
+        [
+            "/opt/docker/bin/docker",
+            "exec",
+            "shop-lb-haproxy-1",
+            "haproxy",
+            "-c",
+            "-f",
+            "/usr/local/etc/haproxy/haproxy.cfg",
+        ]
+    ]

@@ -14,6 +14,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.images.cosign i
     NO_SBOM,
     NO_SIGNATURE,
     SBOM_PREDICATE_TYPES,
+    TIMED_OUT,
     WRONG_KEY,
     CosignBackend,
     VerificationFailed,
@@ -27,8 +28,8 @@ SPDX_SHA256 = "d8a48e50e92da4adb6903642cab362fc61a23411177bd744b63a213dc58151ca"
 CYCLONEDX_SHA256 = "d2b6bf7590caa2f85ec574a345fec397b5aa59a0cc29b6925ebe57f1a875fdcc"
 
 
-def backend(answers) -> CosignBackend:
-    return CosignBackend(RecordedRunner(answers), "cosign", "/tmp/k.pub")
+def backend(answers, **options) -> CosignBackend:
+    return CosignBackend(RecordedRunner(answers), "cosign", "/tmp/k.pub", **options)
 
 
 def test_a_verified_signature_names_the_digest() -> None:
@@ -153,3 +154,46 @@ def test_output_that_does_not_parse_fails_with_the_whole_evidence() -> None:
     assert result["cmd"][:2] == ["cosign", "verify"] and "cannot read cosign's output" in result["msg"]
     with pytest.raises(CommandError, match="cannot read cosign's output"):
         cosign.verify_sbom(V1, V1_DIGEST, ["spdxjson"])
+
+
+@pytest.mark.parametrize(
+    ("options", "flags"),
+    [
+        ({}, ["--offline=true", "--insecure-ignore-tlog=true", "--timeout=120s"]),
+        (
+            {"timeout": 7, "insecure_registry": True},
+            [
+                "--offline=true",
+                "--insecure-ignore-tlog=true",
+                "--timeout=7s",
+                "--allow-insecure-registry=true",
+                "--allow-http-registry=true",
+            ],
+        ),
+    ],
+)
+def test_the_command_line_carries_the_timeout_and_the_insecure_registry_flags_only_when_asked(options, flags) -> None:
+    cosign = backend(
+        {("verify", V1, None): "verify-signed", ("verify-attestation", V1, "spdxjson"): "attestation-spdxjson"},
+        **options,
+    )
+    cosign.verify_signature(V1, V1_DIGEST)
+    cosign.verify_sbom(V1, V1_DIGEST, ["spdxjson"])
+    assert cosign.runner.calls == [
+        ["cosign", "verify", "--key", "/tmp/k.pub", *flags, V1],
+        ["cosign", "verify-attestation", "--key", "/tmp/k.pub", "--type", "spdxjson", *flags, V1],
+    ]
+
+
+def test_a_registry_that_does_not_answer_in_time_is_a_timeout_and_no_other_type_is_tried() -> None:
+    cosign = backend({("verify", V1, None): "verify-timeout"}, timeout=2)
+    with pytest.raises(VerificationFailed) as failed:
+        cosign.verify_signature(V1, V1_DIGEST)
+    assert (failed.value.check, failed.value.reason) == ("signature", TIMED_OUT)
+    assert failed.value.detail == "cosign gave up after 2 s (timeout): the registry did not answer in time"
+    assert "context deadline exceeded" in failed.value.failure()["stderr"]
+    cosign = backend({("verify-attestation", V1, "spdxjson"): "attestation-timeout"}, timeout=2)
+    with pytest.raises(VerificationFailed) as failed:
+        cosign.verify_sbom(V1, V1_DIGEST, ["spdxjson", "cyclonedx"])
+    assert (failed.value.check, failed.value.reason) == ("sbom", TIMED_OUT)
+    assert len(cosign.runner.calls) == 1  # cyclonedx would have waited as long again

@@ -24,10 +24,13 @@ def params(**overrides) -> dict:
     base = {
         "images": {"api": f"{REPO}:v1"},
         "docker_host": None,
+        "registry_check": True,
         "signatures": False,
         "sbom": False,
         "sbom_types": ["spdxjson", "cyclonedx"],
         "public_key": None,
+        "timeout": 120,
+        "allow_insecure_registry": False,
         "cosign_cli": "/bin/true",
     }
     return {**base, **overrides}
@@ -81,6 +84,16 @@ class Registry:
         ({"images": {"api": "shop/api"}}, "images.api: 'shop/api' names neither a tag nor a digest"),
         ({"images": {"api": 3}}, "images.api must be an image reference"),
         ({"images": {"api": "shop/api@sha256:xyz"}}, "images.api: not a valid digest"),
+        (
+            {"registry_check": False, "sbom": True, "public_key": PEM},
+            "registry_check=false cannot go with sbom=true: .* set registry_check=true, or signatures=false and "
+            "sbom=false",
+        ),
+        (
+            {"registry_check": False, "signatures": True, "sbom": True, "public_key": PEM},
+            "registry_check=false cannot go with signatures=true and sbom=true",
+        ),
+        ({"timeout": 0}, "timeout must be a whole number of seconds, 1 or more, not 0"),
     ],
 )
 def test_bad_input_is_refused_naming_the_parameter(overrides, says) -> None:
@@ -105,6 +118,26 @@ def test_each_reference_is_resolved_once_and_a_digest_must_exist(tmp_path) -> No
     assert result["changed"] is False
     assert result["verified"] == {"signatures": False, "sbom": False, "key_sha256": None}
     assert result["images"]["pinned"]["reference"] == V1 and result["images"]["api"]["sbom"] is None
+    assert result["record"] == {
+        "name": "images",
+        "status": "pass",
+        "value": dict.fromkeys(images, V1_DIGEST),
+        "limit": "pinned and present in its registry",
+    }
+
+
+def test_without_registry_check_nothing_is_asked_and_the_check_is_recorded_as_skipped(tmp_path) -> None:
+    registry = Registry({}, set())  # it would answer 404 to anything
+    images = {"api": f"{REPO}:v1", "gone": f"{REPO}@{MISSING}", "tagged": f"{REPO}:v9@{V1_DIGEST}"}
+    module = Module(tmp_path, images=images, registry_check=False)
+    result = ImageVerifyManager(module, resolver=registry, runner=RecordedRunner({})).run()
+    assert registry.asked == []
+    # A digest is taken as given (unchecked); a tag is returned as given, for the deploy to resolve.
+    assert result["pinned"] == {"api": f"{REPO}:v1", "gone": f"{REPO}@{MISSING}", "tagged": V1}
+    assert result["images"]["api"]["digest"] is None and result["images"]["gone"]["digest"] == MISSING
+    record = result["record"]
+    assert record["status"] == "skip" and record["value"] == {"api": None, "gone": MISSING, "tagged": V1_DIGEST}
+    assert record["reason"].startswith("registry_check=false: the registry was not asked")
 
 
 def test_every_service_is_checked_and_every_failure_is_in_one_error(tmp_path) -> None:
@@ -149,3 +182,12 @@ def test_every_service_is_checked_and_every_failure_is_in_one_error(tmp_path) ->
     key_file = runner.calls[0][runner.calls[0].index("--key") + 1]
     assert os.path.dirname(key_file) == str(tmp_path) and not os.path.exists(key_file)
     assert manager.result["images"]["gone"]["digest"] is None and "gone" not in manager.result["pinned"]
+    # The preflight record fails on the registry alone (api's signature is not its business), and is returned.
+    record = manager.result["record"]
+    assert (record["status"], record["value"]) == ("fail", {"gone": None, "api": V1_DIGEST})
+    assert record["reason"] == (
+        f"gone ({REPO}@{MISSING}): not in registry - the registry has no {REPO}@{MISSING} "
+        "[registry: manifest unknown: manifest unknown]"
+    )
+    # cosign ran with the timeout, and without the insecure-registry flags unless asked.
+    assert all("--timeout=120s" in call and "--allow-http-registry=true" not in call for call in runner.calls)

@@ -169,6 +169,17 @@ def test_paused_release_resumes_after_its_step() -> None:
     assert got["refused"] is None and got["abandons"] is None and not got["noop"]
 
 
+def test_a_resumed_release_keeps_the_digests_its_candidate_runs() -> None:
+    host = v2_paused_after_10()
+    began = {"api": "127.0.0.1:5000/switchyard/demo-app@sha256:" + "2" * 64}
+    deployed = {**began, "worker": "127.0.0.1:5000/switchyard/worker@sha256:" + "3" * 64}
+    find_release(host.ledger, "r2")["images"] = began
+    assert plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id")["resume_images"] == began
+    host.ledger["colors"]["green"]["images"] = deployed  # the deploy step: every service, as it runs
+    assert plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id")["resume_images"] == deployed
+    assert plan.plan_release(v1_live().ledger, "free", "v2", STEPS, "new-id")["resume_images"] == {}
+
+
 def test_paused_release_refuses_another_version() -> None:
     host = v2_paused_after_10()
     got = plan.plan_release(host.ledger, host.lock_state(20), "v3", STEPS, "new-id")
