@@ -44,9 +44,38 @@ COMMAND_VARIABLES = (
     "switchyard_preflight_skip",
     "ansible_*",
 )
+# What the roles decide themselves - their internal variables (__*), what they register or set_fact (the plan,
+# the digests verified, the preflight's answer...) and the parameters one role passes another through
+# include_role vars. Extra vars outrank all of these: given with -e, they would deploy digests nobody verified,
+# or run another migration phase. tests/unit/action checks that every such name in roles/ and playbooks/ is here.
+ROLE_VARIABLES = (
+    "__*",
+    "switchyard_release",
+    "switchyard_preflight",
+    "switchyard_contract",
+    "switchyard_rollback",
+    "switchyard_canary_gate",
+    "switchyard_db_address",
+    "switchyard_lb_servers",
+    "switchyard_data_project",
+    "switchyard_migrate_result",
+    "switchyard_stack_*",
+    "switchyard_canary_candidate",
+    "switchyard_canary_live",
+    "switchyard_canary_percent",
+    "switchyard_canary_release_id",
+    "switchyard_migrate_phase",
+    "switchyard_migrate_release_id",
+    "switchyard_migrate_target",
+    "switchyard_migrate_old_color",
+    "status_ledger",
+    "status_lb",
+    "status_socket",
+    "status_containers",
+)
 
 ARGUMENT_SPEC = {
-    "names": {"type": "list", "elements": "str", "default": list(COMMAND_VARIABLES)},
+    "names": {"type": "list", "elements": "str", "default": list(COMMAND_VARIABLES + ROLE_VARIABLES)},
     "switch": {"type": "str", "default": SWITCH},
     "allowlist": {"type": "str", "default": ALLOWLIST},
 }
@@ -87,8 +116,9 @@ def refused(extra_var_names, names, switch, allowed, allowlist=ALLOWLIST, accept
             f"{', '.join(given)} {'was given as an extra var' if one else 'were given as extra vars'}: "
             f"{'it decides' if one else 'they decide'} what runs as root on the hosts and how (a command, an "
             "interpreter, the shell or its temporary directory, become), what runs on the controller (ssh options, "
-            "proxy commands), which host the job and its secrets go to, or whether the images deployed are verified "
-            "and the host checked, so whoever launches the job could run anything. Set "
+            "proxy commands), which host the job and its secrets go to, whether the images deployed are verified "
+            "and the host checked, or what the roles decide themselves (the plan, the verified digests, the phase), "
+            "so whoever launches the job could run anything. Set "
             f"{'it' if one else 'them'} in the inventory, list {'it' if one else 'them'} in {allowlist} in the "
             f"inventory, or set {switch}: true in the inventory to accept every one as an extra var"
         )

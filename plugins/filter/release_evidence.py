@@ -24,7 +24,7 @@ def _images(color, verify, known):
         sbom = record.get("sbom") or {}
         if not known:
             said = {"signature": "unknown (the release left the ledger's history)", "sbom": "unknown"}
-        elif record and record.get("pinned") != pinned:
+        elif (signature.get("verified") or sbom.get("sha256")) and record.get("pinned") != pinned:
             other = record.get("pinned") or "another image"
             said = {"signature": f"not verified (the release verified {other})", "sbom": "none"}
         else:

@@ -12,6 +12,21 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 
+class _ComposeLoader(yaml.SafeLoader):
+    """Safe YAML that keeps the value of Compose's own tags (!reset, !override) instead of refusing them."""
+
+
+def _keep_tagged(loader, _suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+_ComposeLoader.add_multi_constructor("!", _keep_tagged)
+
+
 def unlisted_services(files, images):
     if not isinstance(images, dict):
         raise AnsibleFilterError(f"unlisted_services: images must be a mapping of service to image, got {images!r}")
@@ -19,7 +34,7 @@ def unlisted_services(files, images):
     for path in files or []:
         try:
             with open(path, encoding="utf-8") as handle:
-                doc = yaml.safe_load(handle) or {}
+                doc = yaml.load(handle, Loader=_ComposeLoader) or {}  # noqa: S506 - a SafeLoader
         except (OSError, yaml.YAMLError) as exc:
             raise AnsibleFilterError(f"unlisted_services: cannot read the Compose file {path}: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("services") or {}, dict):

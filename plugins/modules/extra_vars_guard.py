@@ -16,6 +16,10 @@ description:
   - The policy that keeps unverified images off the hosts is refused too - C(switchyard_verify_signatures),
     C(switchyard_require_sbom), C(switchyard_cosign_public_key), C(switchyard_cosign_cli) and
     C(switchyard_preflight_skip) - so a launcher cannot turn verification or a host check off.
+  - So are the variables the roles decide themselves - their internal ones (C(__*)), what they register or set
+    (the plan C(switchyard_release), C(switchyard_preflight), C(switchyard_db_address)...) and the parameters one role
+    passes another (C(switchyard_stack_*), C(switchyard_migrate_phase)...) - since extra vars outrank them, and given
+    with C(-e) they would deploy digests nobody verified or run another migration phase.
   - C(switchyard_signature_command) and every variable named C(ansible_*) are refused by default - not a list of the
     dangerous ones, since so many run something or send the job elsewhere - the interpreters and
     C(ansible_interpreter_python_fallback), C(ansible_shell_executable), C(ansible_remote_tmp) (put into a shell
@@ -58,6 +62,29 @@ options:
       - switchyard_cosign_public_key
       - switchyard_preflight_skip
       - ansible_*
+      - "__*"
+      - switchyard_release
+      - switchyard_preflight
+      - switchyard_contract
+      - switchyard_rollback
+      - switchyard_canary_gate
+      - switchyard_db_address
+      - switchyard_lb_servers
+      - switchyard_data_project
+      - switchyard_migrate_result
+      - switchyard_stack_*
+      - switchyard_canary_candidate
+      - switchyard_canary_live
+      - switchyard_canary_percent
+      - switchyard_canary_release_id
+      - switchyard_migrate_phase
+      - switchyard_migrate_release_id
+      - switchyard_migrate_target
+      - switchyard_migrate_old_color
+      - status_ledger
+      - status_lb
+      - status_socket
+      - status_containers
   switch:
     description:
       - The variable that, true in the inventory (group_vars or host_vars), accepts O(names) as extra vars. Only

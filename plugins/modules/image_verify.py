@@ -121,7 +121,7 @@ EXAMPLES = r"""
 - name: The preflight check images turned off - nothing asked of the registry, recorded as skipped
   switchyard.release.image_verify:
     images: {api: registry.example.com/shop/api:v2}
-    registry_check: "{{ 'images' not in switchyard_preflight_skip }}"
+    registry_check: "{{ 'images' not in switchyard_preflight_skip | default([]) }}"
   register: images_check    # images_check.record -> the ledger's preflight record
 
 - name: Only resolve (and check that a digest exists in its registry)

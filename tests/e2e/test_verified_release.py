@@ -152,6 +152,8 @@ def test_a_launcher_cannot_turn_verification_off_with_an_extra_var(app, testbed)
         {"switchyard_verify_signatures": False},
         {"switchyard_cosign_public_key": str(testbed.cosign_other_public_key)},
         {"switchyard_preflight_skip": ["clock"]},
+        # Extra vars outrank set_fact: the digests verified, replaced after the verification.
+        {"__switchyard_pinned": {"api": testbed.pinned("demo-app:v2-unsigned")}},
     ):
         result = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_images=unsigned, **policy)
         assert f"{next(iter(policy))} was given as an extra var" in result.stdout, result.stdout[-3000:]

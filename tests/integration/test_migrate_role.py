@@ -41,7 +41,10 @@ class Role:
         self.host = tmp_path / "state" / "migrations"
         self.playbook = tmp_path / "migrate.yml"
         self.playbook.write_text(PLAYBOOK)
-        self.inventory = local_inventory(tmp_path)
+        # The role's own parameters, passed with -e as the release role passes them through include vars.
+        self.inventory = local_inventory(
+            tmp_path, allowed=("switchyard_db_address", "switchyard_migrate_phase", "switchyard_migrate_target")
+        )
         self.result_file = tmp_path / "result.json"
         self.database = pg.create_database()
         self.extra = {

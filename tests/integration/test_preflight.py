@@ -268,6 +268,9 @@ def test_sessions_of_other_roles_whose_age_is_hidden_pass_with_a_warning_naming_
         f"their transaction age is not visible to {checker}: grant pg_read_all_stats"
     )
     assert database["status"] == "pass" and database["value"]["warnings"] == [warning], database
+    # Also a module warning ([WARNING] on the CLI and in AWX), not only inside the value.
+    warned = [w.get("event", {}).get("msg", "") if isinstance(w, dict) else w for w in result.get("warnings", [])]
+    assert any("other roles hold or wait for locks on items" in w for w in warned), result.get("warnings")
     assert database["message"].endswith("; warning: " + warning) and "no transaction it can see" in database["message"]
     assert database["value"]["unseen_sessions"] == [
         {"pid": pid, "user": app, "application_name": "", "tables": ["items"], "granted": True}

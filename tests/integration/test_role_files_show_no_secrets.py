@@ -53,14 +53,16 @@ def test_data_and_stack_roles_at_vvv_diff_show_no_value_they_write(testbed: Test
         "switchyard_health_timeout": 30,
         "switchyard_data_wait_timeout": 30,
     }
+    # switchyard_stack_env is the stack role's own parameter (the release role passes it): allowed as -e here.
+    inventory = local_inventory(tmp_path, allowed=("switchyard_stack_env",))
     try:
-        played = run_playbook(tmp_path / "play.yml", local_inventory(tmp_path), extra, "--diff", "-vvv")
+        played = run_playbook(tmp_path / "play.yml", inventory, extra, "--diff", "-vvv")
         api = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={app}-blue").stdout.split()
         environment = docker("inspect", "--format", "{{json .Config.Env}}", *api).stdout
         # A value that would add a line of its own to color.env (another variable) is refused, the file unchanged.
         written = (state / "blue" / "color.env").read_bytes()
         hostile = {**extra, "switchyard_compose_env": {"REGISTRY_TOKEN": f"{secrets['compose_env']}\nEVIL=1"}}
-        refused = run_playbook(tmp_path / "play.yml", local_inventory(tmp_path), hostile, "-vvv", check=False)
+        refused = run_playbook(tmp_path / "play.yml", inventory, hostile, "-vvv", check=False)
     finally:
         for project in ("data", "blue"):
             ComposeProject(f"{app}-{project}", []).down()

@@ -13,13 +13,17 @@ from support.testbed import REPO_ROOT
 PLAYBOOKS = REPO_ROOT / "tests" / "e2e" / "playbooks"
 
 
-def local_inventory(directory: Path) -> Path:
-    """An inventory with localhost in docker_hosts, using this virtual environment's Python."""
+def local_inventory(directory: Path, allowed: tuple[str, ...] = ()) -> Path:
+    """An inventory with localhost in docker_hosts, using this virtual environment's Python. allowed: variables
+    the roles refuse as extra vars that a test of one role passes with -e (switchyard_extra_vars_allowed)."""
     inventory = directory / "hosts.yml"
-    inventory.write_text(
+    text = (
         "docker_hosts:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
         f"      ansible_python_interpreter: {sys.executable}\n"
     )
+    if allowed:
+        text += f"  vars:\n    switchyard_extra_vars_allowed: {json.dumps(list(allowed))}\n"
+    inventory.write_text(text)
     return inventory
 
 

@@ -71,7 +71,8 @@ class ReleasedApp:
         sources = ["-i", str(self.inventory)]
         if self.inventory_vars:
             path = self.workdir / "inventory-vars.yml"
-            path.write_text(json.dumps({"docker_hosts": {"vars": self.inventory_vars}}))
+            # Host vars of an inventory source outrank the local inventory's group_vars/ files.
+            path.write_text(json.dumps({"docker_hosts": {"hosts": {"localhost": self.inventory_vars}}}))
             sources += ["-i", str(path)]
         return sources
 

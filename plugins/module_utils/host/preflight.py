@@ -250,6 +250,9 @@ class PreflightManager:
         lb_checks, servers = self.lb_checks()
         checks += lb_checks
         checks.append(self.database())
+        values = [c["value"] for c in checks if isinstance(c.get("value"), dict)]
+        for warning in (w for value in values for w in value.get("warnings") or []):
+            self.module.warn(warning)  # shown as [WARNING] on the CLI and in AWX, not only inside the value
         self.result.update(
             checks=checks,
             lb_servers=servers,

@@ -13,6 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.switchyard.release.plugins.action.extra_vars_guard import (
     ARGUMENT_SPEC,
     COMMAND_VARIABLES,
+    ROLE_VARIABLES,
     SWITCH,
     commands_given,
     refused,
@@ -21,7 +22,8 @@ from ansible_collections.switchyard.release.plugins.action.extra_vars_guard impo
 from ansible_collections.switchyard.release.plugins.modules import extra_vars_guard as stub
 
 ROLES = Path(__file__).resolve().parents[3] / "roles"
-NAMES = list(COMMAND_VARIABLES)
+NAMES = list(COMMAND_VARIABLES + ROLE_VARIABLES)
+PLAYBOOKS = ROLES.parent / "playbooks"
 
 
 @pytest.mark.parametrize(
@@ -155,3 +157,32 @@ def test_the_inventory_allowlist_accepts_those_names_only() -> None:
 def test_the_allowlist_is_refused_as_an_extra_var() -> None:
     message = refused({"switchyard_extra_vars_allowed", "ansible_host"}, NAMES, SWITCH, allowed=False)
     assert "switchyard_extra_vars_allowed was given as an extra var: it is only read from the inventory" in message
+
+
+def _role_decided_names(node, names: set) -> None:
+    """What the roles and playbooks register, set_fact, or pass another role through include vars."""
+    if isinstance(node, dict):
+        if isinstance(node.get("register"), str):
+            names.add(node["register"])
+        facts = node.get("ansible.builtin.set_fact")
+        if isinstance(facts, dict):
+            names |= {name for name in facts if name != "cacheable"}
+        if any(k in node for k in ("ansible.builtin.include_role", "ansible.builtin.include_tasks")):
+            names |= set(node.get("vars") or {})
+        for value in node.values():
+            _role_decided_names(value, names)
+    elif isinstance(node, list):
+        for item in node:
+            _role_decided_names(item, names)
+
+
+def test_every_name_the_roles_decide_themselves_is_refused_as_an_extra_var() -> None:
+    """Extra vars outrank register, set_fact and include vars: -e __switchyard_pinned=... would deploy a digest
+    nobody verified, -e switchyard_migrate_phase=contract would contract during a release."""
+    names: set = set()
+    for path in [*ROLES.glob("*/tasks/*.yml"), *PLAYBOOKS.glob("*.yml")]:
+        _role_decided_names(yaml.safe_load(path.read_text()), names)
+    assert {"__switchyard_pinned", "switchyard_release", "switchyard_stack_images", "switchyard_migrate_phase"} <= names
+    assert commands_given(names, NAMES) == sorted(names)
+    message = refused({"__switchyard_pinned"}, NAMES, SWITCH, allowed=False)
+    assert "__switchyard_pinned was given as an extra var" in message and "what the roles decide themselves" in message

@@ -16,7 +16,20 @@ LEDGER = {
     },
     "releases": [
         {"id": "r1", "steps": [{"name": "expand", "migrations_applied": ["1"]}]},
-        {"id": "r3", "steps": [{"name": "verify", "verified": {"api": {"pinned": "other@sha256:" + "b" * 64}}}]},
+        {
+            "id": "r3",
+            "steps": [
+                {
+                    "name": "verify",
+                    "verified": {
+                        "api": {
+                            "pinned": "other@sha256:" + "b" * 64,
+                            "signature": {"verified": True, "key_sha256": "k"},
+                        }
+                    },
+                }
+            ],
+        },
         {
             "id": "r2",
             "steps": [
