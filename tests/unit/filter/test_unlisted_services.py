@@ -21,7 +21,7 @@ def test_the_demo_files_have_only_the_api_which_the_images_name() -> None:
 def test_a_service_of_a_second_file_is_named(tmp_path: Path) -> None:
     extra = tmp_path / "compose.sidecar.yaml"
     extra.write_text(
-        "services:\n  sidecar:\n    image: r/sidecar:latest\n  api:\n    environment: !override {A: b}\n"
+        "services:\n  sidecar:\n    image: r/sidecar:1.4\n  api:\n    environment: !override {A: b}\n"
         "    ports: !reset []\n"
     )
     assert unlisted_services([str(DEMO / "compose.base.yaml"), str(extra)], {"api": "r/api:v1"}) == ["sidecar"]
