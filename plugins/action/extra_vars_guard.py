@@ -68,10 +68,9 @@ ROLE_VARIABLES = (
     "switchyard_migrate_release_id",
     "switchyard_migrate_target",
     "switchyard_migrate_old_color",
-    "status_ledger",
-    "status_lb",
-    "status_socket",
-    "status_containers",
+    "switchyard_report_release_id",
+    "switchyard_report_run",
+    "status_*",
 )
 
 ARGUMENT_SPEC = {

@@ -132,12 +132,13 @@ def check_settings(settings):
             refuse("switchyard_lb_initial_weights", weights, "a dict of blue and green, each a weight from 0 to 256")
         for color, weight in weights.items():
             integer(f"switchyard_lb_initial_weights.{color}", weight, 0, 256)
-    if "switchyard_lb_bind_address" in settings:
-        address = settings["switchyard_lb_bind_address"]
-        try:
-            ipaddress.ip_address(address if isinstance(address, str) else "")
-        except ValueError:
-            refuse("switchyard_lb_bind_address", address, "an IPv4 or IPv6 address, such as 0.0.0.0 or 127.0.0.1")
+    for name in ("switchyard_lb_bind_address", "switchyard_lb_metrics_bind_address"):
+        if name in settings:
+            address = settings[name]
+            try:
+                ipaddress.ip_address(address if isinstance(address, str) else "")
+            except ValueError:
+                refuse(name, address, "an IPv4 or IPv6 address, such as 0.0.0.0 or 127.0.0.1")
     if "switchyard_lb_image" in settings:
         matching("switchyard_lb_image", settings["switchyard_lb_image"], IMAGE_RE, IMAGE_RULE)
     if "switchyard_lb_dir" in settings:
@@ -150,6 +151,12 @@ def check_settings(settings):
         matching("switchyard_lb_project", settings["switchyard_lb_project"], PROJECT_RE, PROJECT_RULE)
     if "switchyard_lb_public_port" in settings:
         integer("switchyard_lb_public_port", settings["switchyard_lb_public_port"], 1, 65535)
+    if "switchyard_lb_metrics_port" in settings:
+        metrics = integer("switchyard_lb_metrics_port", settings["switchyard_lb_metrics_port"], 0, 65535)
+        if metrics and str(metrics) == str(settings.get("switchyard_lb_public_port")):
+            refuse(
+                "switchyard_lb_metrics_port", metrics, "0 (no exporter) or a port other than switchyard_lb_public_port"
+            )
 
 
 def lb_routes(routes, settings=None):

@@ -13,8 +13,10 @@ description:
   - Observes the canary (the new color) and the baseline (the live color) over the same window and
     returns V(promote), V(hold) or V(rollback), with the evidence for every metric.
   - Sources - the HAProxy stats socket (counter deltas per server, health, reload detection), HAProxy's
-    request log (statuses and C(%Ta) latencies per request - real percentiles), Prometheus queries, and
-    synthetic HTTP probes.
+    request log (statuses and C(%Ta) latencies per request - real percentiles), Prometheus queries, HTTP
+    probes, and synthetic requests to both colors through the LB during each window (O(sources.synthetic)).
+  - Every measurement keeps the figures of each side (requests, errors, error rate, p50/p95/p99, throughput,
+    synthetic requests) - RV(figures), and per route in RV(routes).
   - Error rates are compared with a one-sided Fisher exact test, latencies with a one-sided Mann-Whitney U
     test (scipy), at O(confidence), next to absolute limits. Too little data (O(min_requests),
     O(min_samples)) is V(hold), never promote and never rollback; a canary that is DOWN is an immediate
@@ -34,6 +36,7 @@ author:
   - Switchyard developers (@switchyard)
 requirements:
   - scipy on the host that runs the module.
+  - With O(sources.containers), the Docker SDK for Python (C(docker)) and the docker CLI on that host.
 extends_documentation_fragment:
   - switchyard.release.lease
 attributes:
@@ -183,6 +186,89 @@ options:
                 routes'; the counts of each measurement are per route.
             type: list
             elements: str
+      containers:
+        description:
+          - Docker's own view of the baseline's and the canary's containers, found by their Compose project
+            (label C(com.docker.compose.project)), over each measurement - health and restarts (C(docker inspect)),
+            CPU time and memory (the Engine's one-shot stats, through the Docker SDK for Python), and the error lines
+            of their logs (C(docker logs --since --until), streamed).
+          - The canary's health and restarts are judged whatever the traffic - a restart or a replaced container
+            during the window, or a container that is unhealthy or not running at its end, fails (V(rollback)); a
+            canary project without a container fails (nothing runs); one still starting is inconclusive.
+          - CPU per request, memory per container and error log lines per request are compared with the
+            baseline's, each with a tolerance so that idle noise is not judged. With fewer than O(min_requests)
+            requests on either side (per request comparisons) or no baseline container, they are inconclusive -
+            never a pass.
+          - Costs per measurement two C(docker) commands and a few Engine API calls per container at each end of
+            the window (well under half a second for two colors of one container each).
+        type: dict
+        suboptions:
+          projects:
+            description: The Compose projects of the two sides.
+            type: dict
+            required: true
+            suboptions:
+              baseline:
+                description: The baseline's project, for example C(shop-blue).
+                type: str
+                required: true
+              canary:
+                description: The canary's project, for example C(shop-green).
+                type: str
+                required: true
+          docker_cli:
+            description: The docker client.
+            type: path
+            default: docker
+          docker_host:
+            description: The Docker daemon (C(DOCKER_HOST)), for the client and the SDK; the local socket when omitted.
+            type: str
+          timeout:
+            description: Seconds to wait for an Engine API call.
+            type: float
+            default: 10
+          log_patterns:
+            description:
+              - Regular expressions (searched) that make a log line an error line. A Python traceback counts once,
+                not once per line.
+            type: list
+            elements: str
+            default: ['Traceback \(most recent call last\)', '\bERROR\b', '\bFATAL\b', '\bpanic\b']
+          max_restarts:
+            description: Restarts of the canary's containers tolerated during a window (a replaced container counts).
+            type: int
+            default: 0
+          max_cpu_ratio:
+            description: Fail when the canary's CPU time per request is more than this times the baseline's...
+            type: float
+            default: 2.0
+          cpu_tolerance_ms:
+            description: ... and more than this many milliseconds of CPU per request above it.
+            type: float
+            default: 2.0
+          max_memory_ratio:
+            description: Fail when the canary's memory per container is more than this times the baseline's...
+            type: float
+            default: 1.5
+          memory_tolerance_mib:
+            description: ... and more than this many MiB above it.
+            type: float
+            default: 64
+          max_log_error_ratio:
+            description:
+              - Fail when the canary's error lines per request are more than this times the baseline's plus
+                O(sources.containers.log_error_tolerance).
+            type: float
+            default: 2.0
+          log_error_tolerance:
+            description:
+              - Error lines per request the canary may have above the baseline's scaled rate - what lets a baseline
+                without errors be compared (V(0.01) - one error line per 100 requests).
+            type: float
+            default: 0.01
+          max_log_errors:
+            description: Fail when the canary's logs get more error lines than this in a window, whatever the traffic.
+            type: int
       http_probe:
         description: Synthetic HTTP requests, for example through the LB with C(X-Canary).
         type: dict
@@ -233,6 +319,64 @@ options:
                 description: A regular expression its value must match (searched).
                 type: str
                 required: true
+      synthetic:
+        description:
+          - Synthetic requests through the LB's public address to both colors during each measurement's window,
+            spread evenly over it and sent in the background (none starts after the window's end), each pinned to
+            its color by the trusted canary header (C(X-Canary) - the gate runs on the Docker host, which the LB
+            trusts).
+          - Through the LB, its log counts them like any other request, so they fill O(min_requests) and
+            O(min_samples) when real traffic is thin - a quiet service can be judged. They are marked in the
+            evidence - per color the number sent, answered and failed and their share of the sample (RV(figures)).
+          - Without a source that reads the LB (O(sources.lb), O(sources.haproxy_log), O(sources.haproxy_stats)),
+            their own answers are the sample (metrics of source V(synthetic)).
+        type: dict
+        suboptions:
+          url:
+            description:
+              - The LB's public base URL as the Docker host reaches it, for example C(http://127.0.0.1:8080);
+                credentials in it are never shown, as for O(sources.prometheus.url).
+              - C(no_log), as O(sources.prometheus.url).
+            type: str
+            required: true
+          path:
+            description: The path requested (a route of the application; not a health path that never fails).
+            type: str
+            default: /
+          rate:
+            description: Requests per second to each color (over a window of 60 seconds, V(5) sends 300 to each).
+            type: float
+            default: 5
+          timeout:
+            description: Seconds per request (never past the window's end).
+            type: float
+            default: 5
+          expect_status:
+            description: The status a request must get; any other, or no answer, counts as failed.
+            type: int
+            default: 200
+          headers:
+            description:
+              - More request headers. C(no_log); the values of headers named like credentials are masked in the result,
+                as for O(sources.http_probe.headers).
+            type: dict
+            default: {}
+          header:
+            description: The canary header that pins a request to a color.
+            type: str
+            default: X-Canary
+          values:
+            description:
+              - The header's value per side; default O(baseline) and O(canary) (colors with O(sources.lb)). Give them
+                with the HAProxy sources, whose O(baseline) and O(canary) are server names (C(api_blue)).
+            type: dict
+            suboptions:
+              baseline:
+                description: The value for the baseline, for example V(blue).
+                type: str
+              canary:
+                description: The value for the canary, for example V(green).
+                type: str
   max_error_rate:
     description: Highest acceptable error rate of the canary (5xx and unanswered requests).
     type: float
@@ -330,10 +474,31 @@ metrics:
   returned: always
   type: list
   elements: dict
+figures:
+  description:
+    - The figures of each side in the last measurement, summed over the routes - C(baseline) and C(canary), each
+      with C(name) (the color or server), C(requests), C(errors), C(error_rate) (errors / requests, null without
+      requests), C(p50_ms), C(p95_ms), C(p99_ms) (from the request log; null from counters alone),
+      C(throughput_rps) (requests / the measurement's seconds), and the synthetic requests - C(synthetic_sent),
+      C(synthetic_answered), C(synthetic_failed) (not answered O(sources.synthetic.expect_status)) and
+      C(synthetic_share) (answered / requests, at most 1; null without requests). With O(sources.containers) the
+      container figures are added to each side.
+    - Without a source that reads the traffic (Prometheus or probes alone), the traffic figures are null.
+    - Numbers only; the per-request samples are never returned.
+  returned: always
+  type: dict
+  sample:
+    baseline: {name: blue, requests: 318, errors: 0, error_rate: 0.0, p50_ms: 2, p95_ms: 4, p99_ms: 6,
+               throughput_rps: 5.3, synthetic_sent: 300, synthetic_answered: 300, synthetic_failed: 0,
+               synthetic_share: 0.9434}
+    canary: {name: green, requests: 302, errors: 0, error_rate: 0.0, p50_ms: 2, p95_ms: 5, p99_ms: 7,
+             throughput_rps: 5.033, synthetic_sent: 300, synthetic_answered: 300, synthetic_failed: 0,
+             synthetic_share: 0.9934}
 routes:
   description:
-    - With O(sources.lb), each route's verdict and reason over the measurements, worst first, and the metrics of
-      its last measurement that did not pass (not_passed).
+    - With O(sources.lb), each route's verdict and reason over the measurements, worst first, the metrics of
+      its last measurement that did not pass (not_passed), and its figures in the last measurement (figures -
+      per side the keys of RV(figures) without the synthetic and container ones).
   returned: when O(sources.lb) is given
   type: list
   elements: dict
@@ -343,11 +508,21 @@ routes:
     - {route: api, verdict: promote, reason: "all 1 measurement(s) passed", not_passed: []}
 measurements:
   description:
-    - Each measurement - start, end, metrics, verdict, counter_resets, counts.
+    - Each measurement - start, end, metrics, verdict, counter_resets, counts, figures (as RV(figures)) and, with
+      O(sources.lb), route_figures (per route, the figures of RV(routes)).
     - counts is per server (per color with O(sources.lb.route)); with O(sources.lb.routes) it is per route, then color.
   returned: always
   type: list
   elements: dict
+evidence:
+  description:
+    - What a ledger keeps of the verdict, bounded in size - verdict, reason, window, routes (route, verdict,
+      not_passed), every metric with all its values (scalars, and a limit's min and max; no lists), figures (as
+      RV(figures)), route_figures (with O(sources.lb), per route then side), and measurements (start, end,
+      verdict, figures and route_figures of each of the last 60 measurements).
+    - The canary role records it as the step's verdict with C(release_state).
+  returned: always
+  type: dict
 window:
   description: Start and end of the observation (UTC, ISO 8601).
   returned: always
@@ -368,6 +543,7 @@ unobserved:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.switchyard.release.plugins.module_utils.canary.containers import containers_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
@@ -421,6 +597,7 @@ SOURCES_SPEC = {
         "mutually_exclusive": [("route", "routes")],
         "required_one_of": [("route", "routes")],
     },
+    "containers": containers_argument_spec(),
     "http_probe": {
         "type": "dict",
         "options": {
@@ -434,6 +611,19 @@ SOURCES_SPEC = {
                 "type": "dict",
                 "options": {"name": {"type": "str", "required": True}, "pattern": {"type": "str", "required": True}},
             },
+        },
+    },
+    "synthetic": {
+        "type": "dict",
+        "options": {
+            "url": {"type": "str", "required": True, "no_log": True},
+            "path": {"type": "str", "default": "/"},
+            "rate": {"type": "float", "default": 5},
+            "timeout": {"type": "float", "default": 5},
+            "expect_status": {"type": "int", "default": 200},
+            "headers": {"type": "dict", "default": {}, "no_log": True},
+            "header": {"type": "str", "default": "X-Canary"},
+            "values": {"type": "dict", "options": {"baseline": {"type": "str"}, "canary": {"type": "str"}}},
         },
     },
 }

@@ -81,10 +81,9 @@ options:
       - switchyard_migrate_release_id
       - switchyard_migrate_target
       - switchyard_migrate_old_color
-      - status_ledger
-      - status_lb
-      - status_socket
-      - status_containers
+      - switchyard_report_release_id
+      - switchyard_report_run
+      - status_*
   switch:
     description:
       - The variable that, true in the inventory (group_vars or host_vars), accepts O(names) as extra vars. Only

@@ -302,7 +302,8 @@ plan:
     - With V(plan) - the plan. Always C(kind), C(id) (a new release id, or the paused release's) and C(refused)
       (null, or why the operation must not run).
     - V(release) - C(version), C(live), C(candidate), C(resume), C(resume_after_step), C(resume_images), C(noop),
-      C(steps), C(weights_per_step), C(final_weights), C(pause_after), C(migrations_level), C(abandons).
+      C(steps), C(weights_per_step) (a list in step order of C(step) and C(weights)), C(final_weights),
+      C(pause_after), C(migrations_level), C(abandons).
     - V(rollback) - C(mode) (canary, previous or none), C(to), C(away), C(version), C(weights), C(undoes).
     - V(contract) - C(live), C(old), C(demoted_at), C(window_ends), C(level), C(unfinished).
   returned: with action plan

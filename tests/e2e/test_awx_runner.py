@@ -125,10 +125,14 @@ def test_release_through_ansible_runner_publishes_set_stats(testbed, tmp_path) -
         assert published["switchyard_live_color"] == "blue" and published["switchyard_live_version"] == "v1"
         assert published["switchyard_release_id"] == ledger["releases"][-1]["id"]
         assert published["switchyard_app"] == app.app
+        assert published["switchyard_report"] == str(app.reports / f"{ledger['releases'][-1]['id']}.html")
 
         status = run_as_awx(tmp_path / "runner-status", "status.yml", app.extra)
         assert status.status == "successful"
         assert artifacts(status)["switchyard_lock_state"] == "free"
+        # The release's report on the Docker host (the runner's controller directory has no copy of it).
+        page = app.state / "reports" / f"{ledger['releases'][-1]['id']}.html"
+        assert artifacts(status)["switchyard_report_host"] == str(page) and page.is_file()
         json.dumps(published)  # what AWX stores must be plain JSON
     finally:
         app.down()

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
     workdir = tmp_path_factory.mktemp("paths")
-    released = ReleasedApp(workdir, kind="path")
+    released = ReleasedApp(workdir, kind="path", reports=False)
     released.extra["switchyard_rollback_window"] = 0
     with_known_secrets(released, workdir)
     try:

@@ -122,7 +122,7 @@ def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
     workdir = tmp_path_factory.mktemp("faults")
     migrations = workdir / "migrations"
     shutil.copytree(MIGRATIONS, migrations)
-    released = ReleasedApp(workdir, kind="fault")
+    released = ReleasedApp(workdir, kind="fault", reports=False)
     # Every version up to the directory's highest (v1 and v2 both run on the expanded 0002).
     released.extra.update(switchyard_migrations_dir=str(migrations), switchyard_migrations_target="")
     released.migrations = migrations
@@ -338,7 +338,7 @@ def test_the_admin_socket_missing_during_a_rollback(app) -> None:
 @pytest.fixture
 def small_disk_app(testbed, tmp_path) -> Iterator[ReleasedApp]:
     """An application whose state directory is a 4 MiB tmpfs (the LB's directory is elsewhere)."""
-    released = ReleasedApp(tmp_path, kind="disk")
+    released = ReleasedApp(tmp_path, kind="disk", reports=False)
     released.state.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(released.state)], check=True)
     released.extra["switchyard_lb_dir"] = str(tmp_path / "lb")

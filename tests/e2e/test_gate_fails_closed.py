@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
-    released = ReleasedApp(tmp_path_factory.mktemp("gate"), kind="gate")
+    released = ReleasedApp(tmp_path_factory.mktemp("gate"), kind="gate", reports=False)
     try:
         yield released
     finally:

@@ -42,7 +42,7 @@ def test_make_demo_runs_a_real_canary_release(testbed, tmp_path) -> None:
         releases = [r for r in ledger["releases"] if r["kind"] == "release"]
         assert [(r["version"], r["outcome"]) for r in releases] == [("v1", "promoted"), ("v2", "promoted")]
         assert [v["verdict"] for v in releases[-1]["verdicts"]] == ["promote"] * 3  # 10, 25 and 50 %
-        assert '"live": "green"' in first.stdout  # the status
+        assert f'"{app}: live green v2, previous blue"' in first.stdout  # the status
         assert "traffic:" in first.stdout  # the traffic generator's summary
 
         green = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={app}-green").stdout.split()

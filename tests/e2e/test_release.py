@@ -17,6 +17,7 @@ import requests
 from support.load import Load
 from support.modules import run_module
 from support.release import ReleasedApp
+from support.report import archive_text, chart_bands, load, report_files, screenshot
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -74,6 +75,9 @@ def test_bad_input_is_refused_before_anything_changes(app, extra, named) -> None
 def test_check_mode_of_a_first_release_changes_nothing(app) -> None:
     result = app.play("release.yml", "--check", switchyard_version="v1")
     assert "First release of" in result.stdout
+    # Every migration file would run, by name: the expand files first, then the backfills.
+    pending = "0001_create_items/expand.sql, 0002_display_name/expand.sql, 0002_display_name/backfill.yml"
+    assert f'"migrations pending: {pending}"' in result.stdout, result.stdout[-3000:]
     assert not (app.state / "ledger.json").exists()
     assert not app.containers("blue") and not app.containers("lb")
 
@@ -103,12 +107,19 @@ def test_releasing_the_live_version_again_changes_nothing(app) -> None:
     assert app.ledger() == before
 
 
-def test_check_mode_shows_the_plan_and_changes_nothing(app) -> None:
+def test_check_mode_shows_the_plan_and_changes_nothing(app, testbed) -> None:
     ledger = (app.state / "ledger.json").read_bytes()
     weights = app.weights()
     result = app.play("release.yml", "--check", switchyard_version="v2")
     assert '"candidate": "green"' in result.stdout and '"weights_per_step"' in result.stdout
     assert '"blue": 230' in result.stdout and '"green": 26' in result.stdout  # the 10 % step
+    # The plan as check mode resolved it: the steps in numeric order (not 10, 100, 50), the tag as its digest.
+    assert '"steps: 10 % (blue 230, green 26) -> 50 % (blue 128, green 128) -> 100 % (blue 0, green 256)"' in (
+        result.stdout
+    ), result.stdout[-3000:]
+    digest = testbed.pinned("demo-app:v2").split("@")[1]
+    assert f'"image api: {testbed.image("demo-app:v2")} -> {digest}"' in result.stdout
+    assert '"migrations pending: ' in result.stdout
     assert (app.state / "ledger.json").read_bytes() == ledger
     assert app.weights() == weights
     assert not app.containers("green")
@@ -129,6 +140,41 @@ def test_canary_release_promotes_v2_under_load_without_errors(app) -> None:
     load.stop()
     errors = [s for s in load.answers if s != 200]
     assert not errors, f"{len(errors)} failed requests of {len(load.answers)} during the release"
+
+
+def test_the_canary_release_leaves_a_report_matching_the_gate_and_the_ledger(app, tmp_path) -> None:
+    """The release above: its report (host and controller) has the ledger's steps and the gate's numbers, its
+    page renders in headless Chromium with drawn charts, and no secret is in the report or its archive."""
+    release = app.last_release()
+    files = report_files(app.state, app.reports, release["id"])
+    report = load(files)
+    assert files["host_json"].read_text() == files["json"].read_text()
+    assert files["host_html"].read_bytes() == files["html"].read_bytes()
+    assert report["release"]["id"] == release["id"] and report["release"]["outcome"] == "promoted"
+    assert [s["name"] for s in report["steps"]] == [s["name"] for s in release["steps"]]
+    steps = {s["name"]: s for s in report["steps"]}
+    for verdict in release["verdicts"]:
+        step = steps[verdict["step"]]
+        assert step["gate"]["verdict"] == verdict["verdict"] and step["gate"]["metrics"] == verdict["metrics"]
+        error_rate = {m["metric"]: m for m in verdict["metrics"]}["error_rate"]
+        # The LB log read again over the gate's window gives the gate's sample (the log is the gate's source).
+        green, blue = step["colors"]["green"], step["colors"]["blue"]
+        assert abs(green["requests"] - error_rate["canary_n"]) <= 2, (green, error_rate)
+        assert abs(blue["requests"] - error_rate["baseline_n"]) <= 2, (blue, error_rate)
+    assert report["failure"] is None
+    before, after = report["before_after"]["before"], report["before_after"]["after"]
+    assert before["color"] == "blue" and before["figures"]["requests"] > 0
+    assert after["color"] == "green" and after["seconds"] >= 0
+    assert report["images"][0]["image"] == release["images"]["api"]
+    assert report["images"][0]["digest"].startswith("sha256:")
+    bands = chart_bands(screenshot(files["html"], tmp_path / "page.png"))
+    assert len(bands["blue"]) >= 3 and len(bands["green"]) >= 3, bands
+    archived = archive_text(files["archive"])
+    assert any(name.endswith("lb/haproxy.cfg") for name in archived), sorted(archived)
+    assert any(name.endswith("green/color.override.yaml") for name in archived), sorted(archived)
+    password = (app.state / "secrets" / "db_password").read_text().strip()
+    for text in [files["json"].read_text(), files["html"].read_text(), *archived.values()]:
+        assert password not in text
 
 
 def test_contract_is_refused_inside_the_rollback_window(app) -> None:
@@ -200,6 +246,17 @@ def test_a_failing_canary_rolls_back_automatically(app) -> None:
     assert release["outcome"] == "rolled_back" and release["verdicts"][-1]["verdict"] == "rollback"
     assert app.lock() is None
     load.stop()
+
+
+def test_the_failed_canary_release_report_names_the_failing_metric(app) -> None:
+    release = app.last_release()
+    report = load(report_files(app.state, app.reports, release["id"]))
+    assert report["release"]["outcome"] == "rolled_back"
+    assert report["failure"]["step"] == "canary-10"
+    not_passed = release["verdicts"][-1]["routes"][0]["not_passed"]
+    assert report["failure"]["metric_names"] == sorted(not_passed) and "error_rate" in not_passed
+    html = (app.reports / f"{release['id']}.html").read_text()
+    assert 'id="failure"' in html and 'class="chart failing-metric" id="chart-error_rate"' in html
 
 
 def test_a_candidate_that_never_gets_healthy_never_receives_traffic(app) -> None:
@@ -298,6 +355,20 @@ def test_rollback_of_a_paused_release_returns_everything_to_the_live_color(app) 
 
 
 def test_status_reports_the_ledger_traffic_and_containers(app) -> None:
+    ledger = app.ledger()
+    live = ledger["colors"]["blue"]
+    digest = live["images"]["api"].split("@")[1][:19]  # sha256: and 12 hex digits
     result = app.play("status.yml")
-    assert '"live": "blue"' in result.stdout
-    assert f"{app.app}-blue-api-1" in result.stdout and "healthy" in result.stdout
+    # First, what runs where: the live color, its version, digest and weight on the LB, healthy containers.
+    summary = result.stdout[result.stdout.index("TASK [Show what runs where]") :]
+    assert f'"{app.app}: live blue {live["version"]}, previous ' in summary, summary[:3000]
+    assert f'"  blue: live {live["version"]} (api {digest}) - weight 256, UP' in summary, summary[:3000]
+    assert "containers 1/1 running, 1 healthy" in summary and '"lock: free"' in summary
+    assert f'"  {ledger["releases"][-1]["id"]}  ' in summary  # the last release first
+    pages = sorted(app.state.glob("reports/*.html"), key=lambda p: p.stat().st_mtime)
+    assert (f'"report: {pages[-1]}' if pages else '"report: no report yet"') in summary, summary[:3000]
+    # The ledger's JSON only at -v.
+    assert '"live": "blue"' not in result.stdout and '"releases"' not in result.stdout
+    verbose = app.play("status.yml", "-v")
+    assert '"live": "blue"' in verbose.stdout
+    assert f"{app.app}-blue-api-1" in verbose.stdout and "healthy" in verbose.stdout

@@ -101,5 +101,5 @@ def test_release_and_rollback_over_ssh(remote_app, sshd) -> None:
     load.stop()
     assert not [s for s in load.answers if s != 200]
     status = remote_app.play("status.yml")
-    assert '"live": "blue"' in status.stdout
+    assert f'"{remote_app.app}: live blue v1, previous green"' in status.stdout, status.stdout[-3000:]
     assert "Accepted publickey for root" in sshd["log"].read_text(), "the playbooks did not go through sshd"

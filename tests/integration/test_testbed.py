@@ -7,11 +7,12 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from support.compose import docker, unique_name
-from support.testbed import TESTBED_SCRIPT, Testbed
+from support.testbed import TESTBED_DIR, TESTBED_SCRIPT, Testbed
 
 
 def test_docker_engine_and_compose_v2(testbed: Testbed) -> None:
@@ -169,3 +170,20 @@ def test_the_signing_variants_are_images_of_their_own_and_the_keys_are_kept_priv
     signed = cosign["signed"]
     assert signed[testbed.image("demo-app:v2-unsigned")] == {"public_key": None, "sbom": []}
     assert signed[testbed.image("demo-app:v2-otherkey")]["public_key"] == str(testbed.cosign_other_public_key)
+
+
+def test_prometheus_is_debian_12s_run_by_the_testbed_behind_credentials(testbed: Testbed) -> None:
+    """The testbed's own process (its pid file, its config; not the package's service) answers only with the
+    test credentials, and scrapes the targets listed in targets_dir."""
+    url = testbed.prometheus_url
+    assert requests.get(f"{url}/api/v1/status/buildinfo", timeout=5).status_code == 401
+    info = requests.get(f"{url}/api/v1/status/buildinfo", auth=testbed.prometheus_auth, timeout=5).json()
+    assert info["data"]["version"].startswith("2.42."), info
+    pid = (TESTBED_DIR / "prometheus.pid").read_text().strip()
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert f"--config.file={TESTBED_DIR}/prometheus/prometheus.yml".encode() in cmdline, cmdline
+    config = requests.get(f"{url}/api/v1/status/config", auth=testbed.prometheus_auth, timeout=5).json()
+    assert (
+        f"{testbed.prometheus_targets}/*.json" in config["data"]["yaml"]
+        and "scrape_interval: 1s" in config["data"]["yaml"]
+    )

@@ -33,12 +33,13 @@ TEST_SETTINGS = {
 
 
 class ReleasedApp:
-    def __init__(self, workdir: Path, kind: str = "rel") -> None:
+    def __init__(self, workdir: Path, kind: str = "rel", reports: bool = True) -> None:
         self.app = unique_name(kind)
         self.port = free_port()
         self.state = workdir / "state"
         self.inventory = INVENTORY
         self.workdir = workdir
+        self.reports = workdir / "reports"
         # Variables set in the inventory rather than as extra vars (the verification policy is refused as an
         # extra var): written to a second inventory source next to the state directory.
         self.inventory_vars: dict = {}
@@ -52,6 +53,11 @@ class ReleasedApp:
             "switchyard_app": self.app,
             "switchyard_lb_public_port": self.port,
             "switchyard_state_dir": str(self.state),
+            # The reports' controller copies (the default is under the directory ansible-playbook runs in).
+            "switchyard_report_dir": str(workdir / "reports"),
+            # The report costs ~2 s a run: suites about something else may turn it off (test_release.py,
+            # the AWX, SSH, demo and under-load runs keep it, and check it).
+            "switchyard_report_enabled": reports,
             "switchyard_compose_env": {
                 **TEST_SETTINGS["switchyard_compose_env"],
                 "DEMO_SECRETS_DIR": str(self.state / "secrets"),

@@ -40,6 +40,7 @@ class Stack:
         self.workdir = workdir
         self.app = app
         self.port = free_port()
+        self.metrics_port = free_port()  # HAProxy's Prometheus exporter (the lb role's switchyard_lb_metrics_port)
         self.lb_dir = workdir / "lb"
         self.secrets = make_demo_secrets(workdir / "secrets")
         self.inventory = local_inventory(workdir)
@@ -58,6 +59,7 @@ class Stack:
             "switchyard_lb_dir": str(self.lb_dir),
             "switchyard_lb_bind_address": "127.0.0.1",
             "switchyard_lb_public_port": self.port,
+            "switchyard_lb_metrics_port": self.metrics_port,
         }
 
     # -- paths and names -------------------------------------------------------------------------
@@ -67,6 +69,7 @@ class Stack:
     state_file = property(lambda self: str(self.lb_dir / "state" / "servers.state"))
     lb_container = property(lambda self: f"{self.app}-lb-haproxy-1")
     url = property(lambda self: f"http://127.0.0.1:{self.port}")
+    metrics_url = property(lambda self: f"http://127.0.0.1:{self.metrics_port}/metrics")
 
     def lb_role(self, check: bool = True, **overrides):
         """The lb role on this stack; check=False returns a failed run instead of asserting success."""
@@ -98,13 +101,15 @@ class Stack:
         assert not result.get("failed"), result.get("msg")
         return result
 
-    def up(self) -> Stack:
+    def up(self, **green_env: str) -> Stack:
+        """LB, data, blue v1 and green v2 (green_env: the demo app's fault injection for green, such as
+        DEMO_FAIL_RATE)."""
         self.lb_role()  # networks first: every other project uses them
         self.data.run("up", "--detach", "--wait", "--wait-timeout", "90")
         self.data.psql_file(DEMO_DIR / "migrations" / "0001_create_items" / "expand.sql")
         self.data.psql_file(DEMO_DIR / "migrations" / "0002_display_name" / "expand.sql")
         self.deploy("blue", "v1")
-        self.deploy("green", "v2")
+        self.deploy("green", "v2", **green_env)
         self.wait_status({"api_blue": "UP", "api_green": "UP"})
         return self
 

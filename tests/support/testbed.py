@@ -62,6 +62,21 @@ class Testbed:
         """The public half of another key: it signs and attests demo-app:v2-otherkey only."""
         return Path(self.summary["cosign"]["other_public_key"])
 
+    @property
+    def prometheus_url(self) -> str:
+        """The testbed's Prometheus (Debian's package, scraping every second what tests list in targets_dir)."""
+        return self.summary["prometheus"]["url"]
+
+    @property
+    def prometheus_auth(self) -> tuple[str, str]:
+        """The user and password its HTTP API requires (basic authentication; fixed test values)."""
+        return self.summary["prometheus"]["username"], self.summary["prometheus"]["password"]
+
+    @property
+    def prometheus_targets(self) -> Path:
+        """The directory of file_sd target lists (<name>.json) the testbed's Prometheus scrapes."""
+        return Path(self.summary["prometheus"]["targets_dir"])
+
     def registry_digest(self, reference: str) -> str | None:
         """The digest the registry serves for `host/repo:tag`, None when it has no such tag."""
         host, _sep, rest = reference.partition("/")

@@ -16,6 +16,15 @@
 # process of the previous run was killed.
 set -Eeuo pipefail
 
+# The daemons started below (dockerd, the registry, Prometheus) outlive this script: they must not
+# inherit its open descriptors. A `flock LOCK make testbed` would otherwise leave LOCK held by dockerd
+# for as long as it runs, and every later `flock LOCK` would wait forever.
+for __fd in "/proc/$$/fd"/*; do
+  __fd=${__fd##*/}
+  if (( __fd > 2 && __fd < 255 )); then eval "exec ${__fd}>&-" 2>/dev/null || true; fi
+done
+unset __fd
+
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
@@ -68,6 +77,21 @@ REGISTRY_LOG=$TESTBED_DIR/registry.log
 REGISTRY_CONFIG=$TESTBED_DIR/registry/config.yml
 REGISTRY_STORAGE=$TESTBED_DIR/registry/storage
 SUMMARY_JSON=$TESTBED_DIR/summary.json
+# Prometheus (Debian 12's package, run as a process of the testbed, not the package's service): it scrapes
+# the HAProxy exporters listed in $PROMETHEUS_TARGETS/*.json (file_sd, written by tests), every second.
+PROMETHEUS_ADDRESS=${TESTBED_PROMETHEUS_ADDRESS:-127.0.0.1:9190}
+PROMETHEUS_PID=$TESTBED_DIR/prometheus.pid
+PROMETHEUS_LOG=$TESTBED_DIR/prometheus.log
+PROMETHEUS_CONFIG=$TESTBED_DIR/prometheus/prometheus.yml
+PROMETHEUS_DATA=$TESTBED_DIR/prometheus/data
+PROMETHEUS_TARGETS=$TESTBED_DIR/prometheus/targets
+PROMETHEUS_WEB_CONFIG=$TESTBED_DIR/prometheus/web.yml
+# Its HTTP API takes basic authentication only, as a production Prometheus behind credentials would: a fixed
+# test user and password (the bcrypt hash of "switchyard-testbed", cost 10, is what Prometheus keeps).
+PROMETHEUS_USER=switchyard
+PROMETHEUS_PASSWORD=switchyard-testbed
+# shellcheck disable=SC2016 # a bcrypt hash, not an expansion
+PROMETHEUS_PASSWORD_HASH='$2b$10$igldmwbiHqa0jD4t.c9Zv.n0FxhmIpi7a4T6UxHVSg6/zcaMzWIVe'
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 die() { printf '[testbed] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -473,6 +497,13 @@ summary() {
   "haproxy": "$haproxy_version",
   "postgresql": "$postgres_version",
   "registry": "$REGISTRY",
+  "prometheus": {
+    "version": "$(prometheus --version 2>&1 | sed -n '1s/^prometheus, version \([^ ]*\).*/\1/p')",
+    "url": "http://$PROMETHEUS_ADDRESS",
+    "targets_dir": "$PROMETHEUS_TARGETS",
+    "username": "$PROMETHEUS_USER",
+    "password": "$PROMETHEUS_PASSWORD"
+  },
   "base_image": "$BASE_IMAGE",
   "images": {$images_json},
   "cosign": {
@@ -489,6 +520,58 @@ EOF
     "$docker_version" "$compose_version" "$haproxy_version" "$postgres_version"
   printf 'registry http://%s, images:\n' "$REGISTRY"
   python3 -c 'import json,sys; [print("  %-48s %s" % (k, v.split("@")[1])) for k, v in json.load(open(sys.argv[1]))["images"].items()]' "$SUMMARY_JSON"
+}
+
+prometheus_up() { curl -fsS --max-time 2 -u "$PROMETHEUS_USER:$PROMETHEUS_PASSWORD" "http://$PROMETHEUS_ADDRESS/-/ready" >/dev/null 2>&1; }
+
+# Debian 12's prometheus (the trixie pin at 100 keeps bookworm's 2.42). policy-rc.d keeps the package's
+# own service from starting: the testbed runs its own process, with its own config, data and address.
+ensure_prometheus() {
+  if ! command -v prometheus >/dev/null; then
+    log "installing prometheus (Debian 12's; its service is not started)"
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    apt_install prometheus || { rm -f /usr/sbin/policy-rc.d; die "prometheus did not install"; }
+    rm -f /usr/sbin/policy-rc.d
+  fi
+  mkdir -p "$PROMETHEUS_DATA" "$PROMETHEUS_TARGETS"
+  cat >"$PROMETHEUS_CONFIG.partial" <<EOF
+# Written by tests/testbed/testbed.sh: the Switchyard testbed's Prometheus. Tests list the HAProxy
+# exporters of their LBs (the lb role's switchyard_lb_metrics_port) in $PROMETHEUS_TARGETS/<app>.json.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: haproxy
+    metrics_path: /metrics
+    file_sd_configs:
+      - files: ["$PROMETHEUS_TARGETS/*.json"]
+        refresh_interval: 2s
+EOF
+  cat >"$PROMETHEUS_WEB_CONFIG.partial" <<EOF
+basic_auth_users:
+  $PROMETHEUS_USER: '$PROMETHEUS_PASSWORD_HASH'
+EOF
+  if prometheus_up && cmp -s "$PROMETHEUS_CONFIG.partial" "$PROMETHEUS_CONFIG" &&
+    cmp -s "$PROMETHEUS_WEB_CONFIG.partial" "$PROMETHEUS_WEB_CONFIG"; then
+    rm -f "$PROMETHEUS_CONFIG.partial" "$PROMETHEUS_WEB_CONFIG.partial"
+    log "Prometheus answers on $PROMETHEUS_ADDRESS"
+    return 0
+  fi
+  mv "$PROMETHEUS_CONFIG.partial" "$PROMETHEUS_CONFIG"
+  mv "$PROMETHEUS_WEB_CONFIG.partial" "$PROMETHEUS_WEB_CONFIG"
+  stop_pid "$PROMETHEUS_PID" prometheus "Prometheus"
+  curl -sS --max-time 2 -o /dev/null "http://$PROMETHEUS_ADDRESS/" 2>/dev/null && die "something else answers as Prometheus on $PROMETHEUS_ADDRESS: stop it or set TESTBED_PROMETHEUS_ADDRESS"
+  log "starting Prometheus on $PROMETHEUS_ADDRESS (log: $PROMETHEUS_LOG)"
+  nohup prometheus --config.file="$PROMETHEUS_CONFIG" --storage.tsdb.path="$PROMETHEUS_DATA" \
+    --storage.tsdb.retention.time=1d --web.listen-address="$PROMETHEUS_ADDRESS" --web.config.file="$PROMETHEUS_WEB_CONFIG" \
+    >>"$PROMETHEUS_LOG" 2>&1 </dev/null &
+  echo $! >"$PROMETHEUS_PID"
+  if ! wait_for 60 prometheus_up; then
+    tail -n 20 "$PROMETHEUS_LOG" >&2
+    die "Prometheus did not answer on http://$PROMETHEUS_ADDRESS/-/ready within 60 s (log: $PROMETHEUS_LOG)"
+  fi
 }
 
 # The SSH end-to-end test starts its own sshd on 127.0.0.1 (tests/e2e): only the binaries are
@@ -510,6 +593,11 @@ ensure_sshd() {
   rm -f /usr/sbin/policy-rc.d
 }
 
+# Debian 12's chromium: the e2e tests render the release reports' pages headless and check the screenshots.
+ensure_chromium() {
+  command -v chromium >/dev/null || { log "installing chromium (headless rendering of the release reports)"; apt_install chromium; }
+}
+
 up() {
   [[ $(id -u) == 0 ]] || die "the testbed installs packages and starts dockerd: run it as root"
   mkdir -p "$TESTBED_DIR" "$TESTBED_CACHE"
@@ -520,10 +608,13 @@ up() {
   ensure_images
   ensure_signatures
   ensure_sshd
+  ensure_prometheus
+  ensure_chromium
   summary
 }
 
 down() {
+  stop_pid "$PROMETHEUS_PID" prometheus "Prometheus"
   stop_pid "$REGISTRY_PID" docker-registry "the registry"
   stop_pid "$DOCKERD_PID" dockerd "dockerd"
 }
@@ -539,6 +630,7 @@ restart_docker() {
 status() {
   docker info >/dev/null 2>&1 || die "Docker Engine is not answering: run 'make testbed'"
   registry_up || die "the registry does not answer on $REGISTRY: run 'make testbed'"
+  prometheus_up || die "Prometheus does not answer on $PROMETHEUS_ADDRESS: run 'make testbed'"
   summary
 }
 

@@ -4,7 +4,9 @@
 """Observing one window (or several measurements in it) from the configured sources, and judging.
 
 Sources: the stats socket (counter deltas, health, reload detection), HAProxy's request log (per
-request statuses and latencies: real percentiles), Prometheus queries, and synthetic HTTP probes.
+request statuses and latencies: real percentiles), Prometheus queries, HTTP probes, synthetic requests
+through the LB to both colors during each window, and the colors' containers. Every measurement keeps
+per-color figures (requests, errors, percentiles, throughput, synthetic counts, container figures).
 Observing changes nothing, so check mode observes and judges too."""
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
+from ansible_collections.switchyard.release.plugins.module_utils.canary.containers import ContainerWatch
 from ansible_collections.switchyard.release.plugins.module_utils.canary.masking import protect
+from ansible_collections.switchyard.release.plugins.module_utils.canary.synthetic import SyntheticProbes
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.common.masking import scrub_url
@@ -33,7 +37,10 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import
 from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 
 UNHEALTHY = ("DOWN", "MAINT", "NOLB")
-SOURCES = ("haproxy_log", "haproxy_stats", "http_probe", "lb", "prometheus")
+SOURCES = ("containers", "haproxy_log", "haproxy_stats", "http_probe", "lb", "prometheus", "synthetic")
+ROLES = ("baseline", "canary")
+# Measurements of one observation kept in the evidence (the ledger): the figures of each are a few numbers.
+MEASUREMENTS_KEPT = 60
 
 
 class GateError(SwitchyardError):
@@ -66,6 +73,12 @@ def validate_static(params):
     probe = sources.get("http_probe")
     if probe is not None and probe.get("count", 10) < 1:
         raise GateError(f"sources.http_probe.count={probe.get('count')}: send at least one probe")
+    synthetic = sources.get("synthetic")
+    if synthetic is not None and (synthetic.get("rate", 5) <= 0 or synthetic.get("timeout", 5) <= 0):
+        raise GateError(
+            f"sources.synthetic.rate={synthetic.get('rate')} and sources.synthetic.timeout={synthetic.get('timeout')}:"
+            " both must be > 0 (requests per second per color, seconds per request)"
+        )
     log = sources.get("haproxy_log")
     if log is not None and bool(log.get("container")) == bool(log.get("path")):
         raise GateError("sources.haproxy_log: give exactly one of container or path")
@@ -151,6 +164,75 @@ def prometheus_metric(query, body):
     return worst
 
 
+def totals(sample, role):
+    """(requests, errors, latencies_ms) of one role in one route's sample; zeros (and no latencies) without."""
+    if not sample:
+        return 0, 0, None
+    data = sample[role]
+    return data["requests"], data["errors"], data.get("latencies_ms")
+
+
+def totals_over(samples, role):
+    """(requests, errors, latencies_ms) of one role summed over the routes' samples; latencies None when no
+    route has any (counters alone)."""
+    requests = errors = 0
+    latencies_ms = None
+    for sample in samples:
+        n, k, lat = totals(sample, role)
+        requests, errors = requests + n, errors + k
+        if lat is not None:
+            latencies_ms = (latencies_ms or []) + list(lat)
+    return requests, errors, latencies_ms
+
+
+def scalar(value):
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def compact(values):
+    """The numbers and words of a metric or figures - scalars, and mappings of scalars (a limit's min and
+    max) - without lists (samples, series): what a ledger entry can keep at every step."""
+    return {
+        key: value
+        for key, value in values.items()
+        if scalar(value) or (isinstance(value, dict) and all(scalar(v) for v in value.values()))
+    }
+
+
+def sides(figures):
+    return {role: compact(values) for role, values in (figures or {}).items() if isinstance(values, dict)}
+
+
+def evidence(result):
+    """What the ledger keeps of a verdict: the verdict, every value of every metric, the figures per color (and
+    per route) of the last measurement and of each measurement (the last MEASUREMENTS_KEPT), bounded in size."""
+    kept = {
+        "verdict": result["verdict"],
+        "reason": result["reason"],
+        "window": result["window"],
+        "routes": [{k: r[k] for k in ("route", "verdict", "not_passed")} for r in result.get("routes") or []],
+        "metrics": [compact(m) for m in result["metrics"]],
+        "figures": sides(result["figures"]),
+        "measurements": [
+            {
+                "start": m["start"],
+                "end": m["end"],
+                "verdict": m["verdict"],
+                "figures": sides(m["figures"]),
+                **(
+                    {"route_figures": {r: sides(f) for r, f in m["route_figures"].items()}}
+                    if "route_figures" in m
+                    else {}
+                ),
+            }
+            for m in result["measurements"][-MEASUREMENTS_KEPT:]
+        ],
+    }
+    if result.get("routes"):
+        kept["route_figures"] = {r["route"]: sides(r["figures"]) for r in result["routes"]}
+    return kept
+
+
 def given_sources(params):
     """The sources set (argument_spec fills the others with None)."""
     return {name: value for name, value in (params["sources"] or {}).items() if value is not None}
@@ -199,7 +281,7 @@ class CanaryGate:
 
     def observe(self):
         validate_static(self.params)
-        if not judge.HAS_SCIPY and ({"haproxy_stats", "haproxy_log", "lb"} & set(self.sources)):
+        if not judge.HAS_SCIPY and ({"haproxy_stats", "haproxy_log", "lb", "synthetic"} & set(self.sources)):
             raise GateError(missing_required_lib("scipy"))
         if self.params["initial_delay"]:
             self.sleep(self.params["initial_delay"])
@@ -210,6 +292,8 @@ class CanaryGate:
         self.result = {"changed": False, "invocation": self.invocation}
         if self.lb:
             verdict, reason, routes = judge.combine_routes(measurements, self.routes, *limits)
+            for route in routes:
+                route["figures"] = last["route_figures"][route["route"]]
             self.result["routes"] = routes
         else:
             verdict, reason = judge.combine(measurements, *limits)
@@ -218,6 +302,7 @@ class CanaryGate:
                 "verdict": verdict,
                 "reason": reason,
                 "metrics": last["metrics"],
+                "figures": last["figures"],
                 "measurements": measurements,
                 "window": {"start": measurements[0]["start"], "end": last["end"]},
                 "counter_resets": [r for m in measurements for r in m["counter_resets"]],
@@ -225,6 +310,7 @@ class CanaryGate:
                 "unobserved": [x["reason"] for m in measurements for x in m["metrics"] if x.get("unobserved")],
             }
         )
+        self.result["evidence"] = evidence(self.result)
         if verdict == "rollback" and self.params["fail_on"] == "rollback":
             failing = [m for m in last["metrics"] if m["status"] == "fail"]
             raise GateError("canary gate: rollback - " + "; ".join(describe(m) for m in failing))
@@ -255,17 +341,23 @@ class CanaryGate:
             return {"unreachable": exc.msg}
 
     def measure(self, seconds):
-        """One measurement: every route over the same interval (snapshots before and after it), then the
-        sources that belong to no route (Prometheus, probes)."""
+        """One measurement: every route over the same interval (snapshots before and after it, synthetic
+        requests and the containers watched during it), then the sources that belong to no route
+        (Prometheus, probes), and the figures of each color."""
         start_snaps = {route: self.readable_counters(route) for route in self.routes}
         log_offset = self.log_offset()
+        watch = self.container_watch()
         started = utc_now()
-        self.sleep(seconds)
+        probes = self.synthetic_probes(seconds)
+        try:
+            self.sleep(seconds)
+        finally:
+            synthetic = probes.stop() if probes else None
         ended = utc_now()
         end_snaps = {route: self.readable_counters(route) for route in self.routes}
-        metrics, resets, counts = [], [], {}
+        metrics, resets, counts, samples = [], [], {}, {}
         for route in self.routes:
-            route_metrics, route_resets, counts[route] = self.judge_route(
+            route_metrics, route_resets, counts[route], samples[route] = self.judge_route(
                 route, start_snaps[route], end_snaps[route], started, ended, log_offset
             )
             if route is not None:
@@ -274,11 +366,29 @@ class CanaryGate:
                     route_resets = [f"route {route}: {r}" for r in route_resets]
             metrics += route_metrics
             resets += route_resets
+        if synthetic is not None and all(sample is None for sample in samples.values()):
+            # No LB figures to read: the synthetic answers themselves are the sample.
+            samples = {
+                None: {
+                    role: {"requests": sent["sent"], "errors": sent["failed"], "latencies_ms": sent["latencies_ms"]}
+                    for role, sent in synthetic.items()
+                }
+            }
+            metrics += self.judge_samples(samples[None], "synthetic")
         if "prometheus" in self.sources:
             metrics += self.prometheus(self.sources["prometheus"])
         if "http_probe" in self.sources:
             metrics += self.probe(self.sources["http_probe"])
-        return {
+        elapsed = (ended - started).total_seconds()
+        figures = self.color_figures(samples, synthetic, elapsed)
+        if watch is not None:
+            container_metrics, container_figures = watch.end(
+                requests={role: figures[role]["requests"] or 0 for role in ROLES}
+            )
+            metrics += container_metrics
+            for role in ROLES:
+                figures[role].update((container_figures or {}).get(role) or {})
+        measurement = {
             "start": started.isoformat(),
             "end": ended.isoformat(),
             "metrics": metrics,
@@ -286,11 +396,53 @@ class CanaryGate:
             "counter_resets": resets,
             # Per server (or color) of the one route or backend; per route, then color, with sources.lb.routes.
             "counts": counts if (self.sources.get("lb") or {}).get("routes") is not None else counts[self.routes[0]],
+            "figures": figures,
         }
+        if self.lb:
+            measurement["route_figures"] = {
+                route: {role: self.named(role, judge.figures(*totals(samples[route], role), elapsed)) for role in ROLES}
+                for route in self.routes
+            }
+        return measurement
+
+    def named(self, role, figures):
+        """Figures with the server's (or color's) name first."""
+        return {"name": self.params[role], **figures}
+
+    def color_figures(self, samples, synthetic, elapsed):
+        """Per role (baseline, canary): the figures summed over the routes, and the synthetic requests."""
+        out = {}
+        observed = any(samples.values())
+        for role in ROLES:
+            requests, errors, latencies_ms = totals_over(samples.values(), role)
+            measured = judge.figures(requests, errors, latencies_ms, elapsed)
+            out[role] = self.named(
+                role,
+                {
+                    # Nothing read the traffic (Prometheus or probes alone): unknown, not zero.
+                    **(measured if observed else dict.fromkeys(measured)),
+                    **judge.synthetic_figures((synthetic or {}).get(role), requests),
+                },
+            )
+        return out
+
+    def judge_samples(self, samples, source):
+        """Error rates and latencies of per-role samples ({"requests", "errors", "latencies_ms"})."""
+        c, b = samples["canary"], samples["baseline"]
+        metrics = judge.error_rates(
+            {"requests": c["requests"], "errors": c["errors"]},
+            {"requests": b["requests"], "errors": b["errors"]},
+            self.limits,
+            source,
+        )
+        if c.get("latencies_ms") is not None:
+            metrics += judge.latencies(c["latencies_ms"], b["latencies_ms"] or [], self.limits, source)
+        return metrics
 
     def judge_route(self, route, start_snap, end_snap, started, ended, log_offset):
-        """The metrics, counter resets and counts of one route (or of the one backend of haproxy_stats and
-        haproxy_log: route None)."""
+        """The metrics, counter resets, counts and per-role sample ({"requests", "errors", "latencies_ms"},
+        latencies None from counters alone; None without data) of one route (or of the one backend of
+        haproxy_stats and haproxy_log: route None)."""
         stats_source, log_source = ("lb", "lb") if self.lb else ("haproxy_stats", "haproxy_log")
         metrics, resets = [], []
         counts = None
@@ -300,7 +452,7 @@ class CanaryGate:
             resets.append(why)
             discarded = judge.metric("counters", judge.INCONCLUSIVE, f"window discarded: {why}", source=stats_source)
             discarded["unobserved"] = True  # not "too little data": nothing could be seen (no hold policy applies)
-            return [discarded], resets, None
+            return [discarded], resets, None, None
         if start_snap is not None:
             counts, resets = delta(start_snap, end_snap)
             canary = counts[self.params["canary"]]
@@ -321,20 +473,47 @@ class CanaryGate:
                     )
                 )
         samples = self.samples(route, started, ended, log_offset)
+        sample = None
         if samples is not None:
-            c = samples.get(self.params["canary"])
-            b = samples.get(self.params["baseline"])
-            as_counts = {"requests": c.requests if c else 0, "errors": c.errors if c else 0}
-            base_counts = {"requests": b.requests if b else 0, "errors": b.errors if b else 0}
-            metrics += judge.error_rates(as_counts, base_counts, self.limits, log_source)
-            metrics += judge.latencies(
-                c.latencies_ms if c else [], b.latencies_ms if b else [], self.limits, log_source
-            )
+            sample = {}
+            for role in ROLES:
+                server = samples.get(self.params[role])
+                sample[role] = {
+                    "requests": server.requests if server else 0,
+                    "errors": server.errors if server else 0,
+                    "latencies_ms": list(server.latencies_ms) if server else [],
+                }
+            metrics += self.judge_samples(sample, log_source)
         elif counts is not None and not resets:
+            sample = {
+                role: {
+                    "requests": counts[self.params[role]]["requests"],
+                    "errors": counts[self.params[role]]["errors"],
+                    "latencies_ms": None,
+                }
+                for role in ROLES
+            }
             metrics += judge.error_rates(
                 counts[self.params["canary"]], counts[self.params["baseline"]], self.limits, stats_source
             )
-        return metrics, resets, counts
+        return metrics, resets, counts, sample
+
+    def synthetic_probes(self, seconds):
+        """The synthetic requests of this window, started (None without the source)."""
+        source = self.sources.get("synthetic")
+        if not source:
+            return None
+        values = source.get("values") or {}
+        return SyntheticProbes(source, {role: values.get(role) or self.params[role] for role in ROLES}).start(seconds)
+
+    def container_watch(self):
+        """The containers of both colors, watched from now to the window's end (None without the source)."""
+        source = self.sources.get("containers")
+        if not source:
+            return None
+        watch = ContainerWatch(source, self.runner, self.limits)
+        watch.begin()
+        return watch
 
     # -- sources -------------------------------------------------------------------------------
     def log_offset(self):
@@ -366,7 +545,9 @@ class CanaryGate:
         for query in source.get("queries") or []:
             url = source["url"].rstrip("/") + "/api/v1/query?" + urlencode({"query": query["query"]})
             try:
-                body = json.loads(open_url(url, timeout=source.get("timeout", 10)).read())
+                # The URL's credentials are sent with the request: Prometheus' 401 challenge (`Basic`, no
+                # realm) is one urllib's handler does not answer, so waiting for it never authenticates.
+                body = json.loads(open_url(url, timeout=source.get("timeout", 10), force_basic_auth=True).read())
             except Exception as exc:  # unreachable, an HTTP error, bad JSON: no data is inconclusive, never a pass
                 out.append(
                     judge.metric(
@@ -389,7 +570,10 @@ class CanaryGate:
             began = time.monotonic()
             try:
                 response = open_url(
-                    source["url"], headers=source.get("headers") or {}, timeout=source.get("timeout", 5)
+                    source["url"],
+                    headers=source.get("headers") or {},
+                    timeout=source.get("timeout", 5),
+                    force_basic_auth=True,  # a challenge without a realm is otherwise never answered
                 )
                 statuses.append(response.getcode())
                 response.read()

@@ -40,6 +40,32 @@ def percentile(values, q):
     return ordered[rank - 1]
 
 
+def figures(requests, errors, latencies_ms, seconds):
+    """One color's figures over a window: counts, error rate, latency percentiles (None without per-request
+    latencies - counters alone have none) and throughput. Numbers only, never the samples."""
+    return {
+        "requests": requests,
+        "errors": errors,
+        "error_rate": errors / requests if requests else None,
+        "p50_ms": percentile(latencies_ms, 50) if latencies_ms else None,
+        "p95_ms": percentile(latencies_ms, 95) if latencies_ms else None,
+        "p99_ms": percentile(latencies_ms, 99) if latencies_ms else None,
+        "throughput_rps": round(requests / seconds, 3) if seconds > 0 else None,
+    }
+
+
+def synthetic_figures(counts, requests):
+    """The synthetic requests of one color and their share of its sample (the LB counted those answered)."""
+    counts = counts or {"sent": 0, "answered": 0, "failed": 0}
+    share = min(1.0, counts["answered"] / requests) if requests else None
+    return {
+        "synthetic_sent": counts["sent"],
+        "synthetic_answered": counts["answered"],
+        "synthetic_failed": counts["failed"],
+        "synthetic_share": round(share, 4) if share is not None else None,
+    }
+
+
 def metric(name, status, reason, **values):
     return {"metric": name, "status": status, "reason": reason, **values}
 

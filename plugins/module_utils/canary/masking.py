@@ -3,13 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The gate's secrets - probe headers that carry credentials, and the credentials of a URL - never shown.
 
-`sources.http_probe.headers` is no_log, but only the values of headers named like credentials
-(Authorization, Cookie, X-Api-Key...) stay on the mask list: masking `X-Canary: green` would turn every
-`green` of the verdict into `********`. The URLs (Prometheus, the probe) are echoed with their userinfo
-masked (`https://user:****@host`), and their credentials are masked in the rest of the result. The URL
-options are no_log as well, so that Ansible hides them in the arguments it echoes when it refuses them (a
-`window` that is not a number) before this module runs; once the module runs, a URL without credentials
-leaves the mask list (it is no secret, and the evidence may name it).
+`sources.http_probe.headers` (and `sources.synthetic.headers`) is no_log, but only the values of headers
+named like credentials (Authorization, Cookie, X-Api-Key...) stay on the mask list: masking
+`X-Canary: green` would turn every `green` of the verdict into `********`. The URLs (Prometheus, the
+probes) are echoed with their userinfo masked (`https://user:****@host`), and their credentials are
+masked in the rest of the result. The URL options are no_log as well, so that Ansible hides them in the
+arguments it echoes when it refuses them (a `window` that is not a number) before this module runs; once
+the module runs, a URL without credentials leaves the mask list (it is no secret, and the evidence may
+name it).
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.masking 
     url_credentials,
 )
 
-URL_OPTIONS = (("prometheus", "url"), ("http_probe", "url"))
+URL_OPTIONS = (("prometheus", "url"), ("http_probe", "url"), ("synthetic", "url"))
 
 
 def protect(module, sources):
     """Set the module's mask list for the given sources; returns the invocation to echo."""
-    headers = (sources.get("http_probe") or {}).get("headers") or {}
+    headers = {
+        name: value
+        for source in ("http_probe", "synthetic")
+        for name, value in ((sources.get(source) or {}).get("headers") or {}).items()
+    }
     secret = {str(v) for k, v in headers.items() if is_secret_header(k)}
     forget_short_masks(module)
     for name, value in headers.items():

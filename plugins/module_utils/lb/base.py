@@ -117,6 +117,11 @@ class LoadBalancer:
         """{color: samples} of the requests logged between since and until (statuses and latencies)."""
         raise NotImplementedError
 
+    def request_log(self, routes, since, until):
+        """[(epoch seconds, route, color, status, latency ms or None)] of every request logged on routes between
+        since and until, in time order (the release report's time series; status -1: no answer)."""
+        raise NotImplementedError
+
 
 def shares(servers):
     """Percent of new traffic per server: weight over the total of ready, UP servers."""

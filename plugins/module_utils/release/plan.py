@@ -95,7 +95,8 @@ def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_s
         # those it began with: a tag moved since changes nothing.
         resume_images=resume_images(last, colors.get(candidate)) if paused is not None else {},
         pause_after=stop if stop < 100 and live else None,
-        weights_per_step={str(s): canary_weights(s, live, candidate) for s in steps},
+        # A list, in step order: a mapping keyed by percent is shown sorted as strings (10, 100, 25, 50).
+        weights_per_step=[{"step": s, "weights": canary_weights(s, live, candidate)} for s in steps],
         final_weights=canary_weights(100, live, candidate),
     )
     plan["noop"] = bool(

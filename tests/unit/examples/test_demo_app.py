@@ -170,6 +170,9 @@ def test_config_from_env_reads_the_password_file_and_never_shows_it(tmp_path):
         ({"FAIL_RATE": "1.5"}, "FAIL_RATE=1.5"),
         ({"FAIL_RATE": "often"}, "not a number"),
         ({"UNHEALTHY": "maybe"}, "UNHEALTHY"),
+        ({"CPU_BURN_MS": "-1"}, "CPU_BURN_MS=-1"),
+        ({"LOG_TRACEBACKS": "2.5"}, "LOG_TRACEBACKS=2.5: must be a whole number"),
+        ({"CRASH_AFTER_S": "soon"}, "CRASH_AFTER_S='soon': not a number"),
         ({"APP_VERSION": "v9"}, "APP_VERSION"),
         ({"DB_PASSWORD_FILE": "/nonexistent/db_password"}, "DB_PASSWORD_FILE=/nonexistent/db_password"),
     ],
@@ -177,6 +180,34 @@ def test_config_from_env_reads_the_password_file_and_never_shows_it(tmp_path):
 def test_config_errors_name_the_setting(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         Config.from_env(env)
+
+
+def test_container_faults_from_env():
+    faults = Config.from_env({"CPU_BURN_MS": "20", "LOG_TRACEBACKS": "3", "CRASH_AFTER_S": "7.5"}).faults
+    assert faults == Faults(cpu_burn_ms=20, log_tracebacks=3, crash_after_s=7.5)
+    assert Config.from_env({}).faults == Faults()
+    assert faults.burn_s("/") == 0.02 and faults.burn_s("/health") == 0.0
+    assert [n for n in range(1, 10) if faults.logs_traceback("/items", n)] == [3, 6, 9]
+    assert not faults.logs_traceback("/health", 3)
+
+
+def test_cpu_burn_uses_cpu_time_and_still_answers_200():
+    app = make_app(faults=Faults(cpu_burn_ms=30))
+    before = time.thread_time()
+    assert app.handle("GET", "/").status == 200
+    assert time.thread_time() - before >= 0.03
+    before = time.thread_time()
+    app.handle("GET", "/health")
+    assert time.thread_time() - before < 0.03
+
+
+def test_log_tracebacks_prints_a_real_traceback_every_nth_request(capsys):
+    app = make_app(faults=Faults(log_tracebacks=2))
+    statuses = [app.handle("GET", "/").status for _n in range(4)] + [app.handle("GET", "/health").status]
+    assert statuses == [200, 200, 200, 200, 200]
+    err = capsys.readouterr().err
+    assert err.count("Traceback (most recent call last):") == 2
+    assert "RuntimeError: injected error (LOG_TRACEBACKS=2)" in err
 
 
 def test_fail_rate_answers_500_except_health():
@@ -414,6 +445,26 @@ def test_crash_on_start_exits_non_zero():
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 3
     assert "CRASH_ON_START" in err
+
+
+def test_crash_after_exits_4_after_that_uptime_and_serves_until_then():
+    with socket.socket() as probe:  # a free port for the child
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    proc = run_app({"PORT": str(port), "LISTEN_HOST": "127.0.0.1", "CRASH_AFTER_S": "1", "HEALTH_DB_CHECK": "0"})
+    try:
+        assert "listening" in proc.stdout.readline()
+        response, _data = get(http.client.HTTPConnection("127.0.0.1", port, timeout=5), "/health")
+        assert response.status == 200
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 4
+        assert "CRASH_AFTER_S=1 reached" in err
+        assert time.monotonic() - started >= 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_bad_setting_exits_2():

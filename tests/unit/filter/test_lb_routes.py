@@ -29,6 +29,8 @@ DEFAULTS = {
     "switchyard_lb_initial_weights": {"blue": 256, "green": 0},
     "switchyard_lb_bind_address": "0.0.0.0",
     "switchyard_lb_public_port": 8080,
+    "switchyard_lb_metrics_port": 0,
+    "switchyard_lb_metrics_bind_address": "127.0.0.1",
 }
 
 
@@ -42,6 +44,9 @@ def test_the_defaults_and_the_demo_routes_pass() -> None:
         API | {"health_path": "/health?full=1&x=%20"}
     ]
     lb_routes([API], {**DEFAULTS, "switchyard_lb_sticky_cookie": "SERVERID", "switchyard_lb_bind_address": "::1"})
+    lb_routes(
+        [API], {**DEFAULTS, "switchyard_lb_metrics_port": "8405", "switchyard_lb_metrics_bind_address": "10.0.0.5"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,6 +95,9 @@ def test_a_hostile_route_field_is_refused_naming_it(route: dict, field: str, rul
         ("switchyard_lb_initial_weights", {"blue": 256}, "a dict of blue and green"),
         ("switchyard_lb_bind_address", '0.0.0.0:80:80"\n    privileged: true', "an IPv4 or IPv6 address"),
         ("switchyard_lb_public_port", 70000, "an integer from 1 to 65535"),
+        ("switchyard_lb_metrics_port", -1, "an integer from 0 to 65535"),
+        ("switchyard_lb_metrics_port", 8080, "a port other than switchyard_lb_public_port"),
+        ("switchyard_lb_metrics_bind_address", "127.0.0.1:9\n", "an IPv4 or IPv6 address"),
         ("switchyard_lb_image", "haproxy@sha256:" + "0" * 64 + "\n    privileged: true", "an image reference"),
         ("switchyard_lb_image", "haproxy:2.6 --privileged", "an image reference"),
         ("switchyard_lb_dir", "/var/lib/x:/host-root", "an absolute path"),

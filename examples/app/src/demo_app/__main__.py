@@ -1,6 +1,7 @@
 """``python3 -m demo_app``: serve until SIGTERM or SIGINT, then drain and exit 0.
 
-Exit status 2: a setting is wrong (the message says which); 3: CRASH_ON_START=1 (fault injection).
+Exit status 2: a setting is wrong (the message says which); 3: CRASH_ON_START=1, 4: CRASH_AFTER_S reached
+(fault injection; under ``restart: unless-stopped`` Docker starts the container again).
 """
 
 from __future__ import annotations
@@ -40,7 +41,17 @@ def main() -> int:
         flush=True,
     )
 
-    stop.wait()
+    crash_after = config.faults.crash_after_s or None
+    if not stop.wait(crash_after) and crash_after:
+        print(
+            f"demo-app: CRASH_AFTER_S={crash_after:g} reached, exiting with status 4 (fault injection)",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.drain(1.0)  # the requests in flight are answered; the crash is the exit
+        server.server_close()
+        store.close()
+        return 4
     print(f"demo-app: stopping, draining connections (at most {config.shutdown_grace_s:g} s)", flush=True)
     left = server.drain(config.shutdown_grace_s)
     server.server_close()

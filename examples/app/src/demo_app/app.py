@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,6 +68,22 @@ def error(status: int, message: str, **extra: Any) -> Response:
     return Response(status, encode({"error": message, **extra}))
 
 
+def burn_cpu(seconds: float) -> None:
+    """Spin until this thread has used ``seconds`` of CPU time (CPU_BURN_MS): CPU, not waiting."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def log_injected_traceback(every: int) -> None:
+    """A real Python traceback on stderr (LOG_TRACEBACKS); the request is still answered normally."""
+    try:
+        raise RuntimeError(f"injected error (LOG_TRACEBACKS={every}), the request is answered anyway")
+    except RuntimeError:
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+
+
 class App:
     def __init__(
         self,
@@ -87,6 +104,8 @@ class App:
         self._health_lock = threading.Lock()
         self._health_until = float("-inf")
         self._health_problem: str | None = None
+        self._count_lock = threading.Lock()
+        self._requests = 0  # requests other than /health, for LOG_TRACEBACKS
 
     # -- routing --------------------------------------------------------------------------------
 
@@ -98,6 +117,14 @@ class App:
         delay = faults.delay_s(path)
         if delay:
             self._sleep(delay)
+        if faults.cpu_burn_ms:
+            burn_cpu(faults.burn_s(path))
+        if faults.log_tracebacks:
+            with self._count_lock:
+                self._requests += 1
+                count = self._requests
+            if faults.logs_traceback(path, count):
+                log_injected_traceback(faults.log_tracebacks)
         if faults.fail_rate and faults.fails(path, self._rand()):
             return error(500, "injected failure (FAIL_RATE)", **self._identity)
         if path == "/":

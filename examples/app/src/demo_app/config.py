@@ -39,6 +39,13 @@ def number(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return value
 
 
+def whole(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    value = number(env, name, default, lo, hi)
+    if value != int(value):
+        raise ConfigError(f"{name}={env[name].strip()}: must be a whole number")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Faults:
     """Fault injection, for exercising canary gates and rollbacks (all off by default)."""
@@ -46,6 +53,9 @@ class Faults:
     fail_rate: float = 0.0  # FAIL_RATE: fraction of requests (not /health) answered 500
     extra_latency_ms: float = 0.0  # EXTRA_LATENCY_MS: added before answering (not /health)
     unhealthy: bool = False  # UNHEALTHY=1: /health answers 503
+    cpu_burn_ms: float = 0.0  # CPU_BURN_MS: CPU time burnt per request (not /health), still answered 200
+    log_tracebacks: int = 0  # LOG_TRACEBACKS=N: a Python traceback on stderr every N requests (not /health)
+    crash_after_s: float = 0.0  # CRASH_AFTER_S: the process exits (status 4) after that much uptime
 
     def fails(self, path: str, draw: float) -> bool:
         """Whether a request for ``path`` is answered 500; ``draw`` is uniform in [0, 1)."""
@@ -53,6 +63,14 @@ class Faults:
 
     def delay_s(self, path: str) -> float:
         return 0.0 if path == "/health" else self.extra_latency_ms / 1000.0
+
+    def burn_s(self, path: str) -> float:
+        """CPU seconds to burn answering ``path``."""
+        return 0.0 if path == "/health" else self.cpu_burn_ms / 1000.0
+
+    def logs_traceback(self, path: str, count: int) -> bool:
+        """Whether the ``count``-th request (from 1, /health not counted) logs a traceback."""
+        return path != "/health" and self.log_tracebacks > 0 and count % self.log_tracebacks == 0
 
 
 @dataclass(frozen=True)
@@ -121,5 +139,8 @@ class Config:
                 fail_rate=number(env, "FAIL_RATE", 0.0, 0.0, 1.0),
                 extra_latency_ms=number(env, "EXTRA_LATENCY_MS", 0.0, 0.0, 600_000),
                 unhealthy=flag(env, "UNHEALTHY"),
+                cpu_burn_ms=number(env, "CPU_BURN_MS", 0.0, 0.0, 60_000),
+                log_tracebacks=whole(env, "LOG_TRACEBACKS", 0, 0, 1_000_000),
+                crash_after_s=number(env, "CRASH_AFTER_S", 0.0, 0.0, 31_536_000),
             ),
         )

@@ -21,7 +21,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     LoadBalancer,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.canary import MAP_FILE, map_path, set_canary
-from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines, parse_timed_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_names
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import (
     RuntimeAPI,
@@ -192,3 +192,31 @@ class HAProxy(LoadBalancer):
         )
         samples = parse_lines((out + "\n" + err).splitlines(), backend_name(route))
         return {c: samples[server_name(route, c)] for c in COLORS if server_name(route, c) in samples}
+
+    def request_log(self, routes, since, until):
+        self.check_routes(routes)
+        if not self.container:
+            raise LBError("lb.container is needed to read HAProxy's request log (docker logs of the LB container)")
+        _rc, out, err = self.runner.run(
+            [
+                self.docker,
+                "logs",
+                "--timestamps",
+                "--since",
+                since.isoformat(),
+                "--until",
+                until.isoformat(),
+                self.container,
+            ],
+            f"reading the logs of {self.container}",
+        )
+        names = {(backend_name(r), server_name(r, c)): (r, c) for r in routes for c in COLORS}
+        records = []
+        for at, backend, server, status, latency in parse_timed_lines(
+            (out + "\n" + err).splitlines(), [backend_name(r) for r in routes]
+        ):
+            route_color = names.get((backend, server))
+            if route_color:
+                records.append((at, *route_color, status, latency))
+        records.sort(key=lambda record: record[0])  # stdout and stderr come apart
+        return records

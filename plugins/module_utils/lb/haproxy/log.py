@@ -10,7 +10,9 @@ the only place real percentiles come from: the stats socket only has averaged la
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 
 LINE_RE = re.compile(r"(?:^|\s)([\w.-]+)/([\w.<>-]+) (-?\d+) (-?\d+) (-?\d+)(?:\s|$)")
 
@@ -48,3 +50,32 @@ def parse_lines(lines, backend):
             samples = servers[server] = ServerSamples()
         samples.add(int(match.group(3)), int(match.group(4)), int(match.group(5)))
     return servers
+
+
+# `docker logs --timestamps` puts RFC 3339 time (UTC, nanoseconds) before each line.
+STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z\s")
+
+
+def parse_timed_lines(lines, backends):
+    """[(epoch seconds, backend, server, status, total ms or None)] of the timestamped lines of the given
+    backends, in log order: the per-request evidence a release report draws its time series from."""
+    wanted = set(backends)
+    seconds = {}  # a log holds many lines per second: each second's prefix is converted once
+    records = []
+    for line in lines:
+        stamp = STAMP_RE.match(line)
+        if not stamp:
+            continue
+        match = LINE_RE.search(line, stamp.end() - 1)
+        if not match or match.group(1) not in wanted:
+            continue
+        prefix = stamp.group(1)
+        epoch = seconds.get(prefix)
+        if epoch is None:
+            epoch = seconds[prefix] = calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
+        fraction = stamp.group(2)
+        at = epoch + (float("0." + fraction) if fraction else 0.0)
+        response_ms, total_ms = int(match.group(4)), int(match.group(5))
+        latency = total_ms if response_ms >= 0 and total_ms >= 0 else None
+        records.append((at, match.group(1), match.group(2), int(match.group(3)), latency))
+    return records

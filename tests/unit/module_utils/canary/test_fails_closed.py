@@ -1,7 +1,7 @@
 """The gate fails closed: a NaN, no data, a comparison it could not make are inconclusive (hold), never a
 pass; with several routes the verdict is the worst of them, and the evidence says which route gave it.
 
-The Prometheus answers are the JSON bodies of /api/v1/query as Prometheus 2.x writes them."""
+The Prometheus answers are the JSON bodies of /api/v1/query recorded from the testbed's Prometheus 2.42."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from support.recorded import PROMETHEUS
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
 from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import (
@@ -32,29 +33,26 @@ LIMITS = {
 }
 QUERY = {"name": "error_ratio", "query": "sum(rate(http_errors[1m])) / sum(rate(http_requests[1m]))", "max": 0.01}
 
-# 0/0 in PromQL (no requests in the range) is NaN: the answer Prometheus gives, with the value as a string.
-NAN_VECTOR = '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.0,"NaN"]}]}}'
-EMPTY_VECTOR = '{"status":"success","data":{"resultType":"vector","result":[]}}'
-GOOD_VECTOR = (
-    '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.0,"0.002"]}]}}'
+# Answers of the testbed's Prometheus 2.42 (Debian 12) to /api/v1/query, as it wrote them: the queries that
+# produced them are in tests/unit/fixtures/prometheus-2.42.0/README.md. 0/0 in PromQL (no requests in the
+# range) is NaN, given as a string.
+NAN_VECTOR, EMPTY_VECTOR, GOOD_VECTOR, TWO_SERIES, ONE_NAN_OF_TWO, SCALAR, INF_SCALAR, MATRIX, ERROR = (
+    (PROMETHEUS / f"{name}.json").read_text()
+    for name in (
+        "nan-vector",
+        "empty-vector",
+        "good-vector",
+        "two-series",
+        "one-nan-of-two",
+        "scalar",
+        "inf-scalar",
+        "matrix",
+        "error",
+    )
 )
-TWO_SERIES = (
-    '{"status":"success","data":{"resultType":"vector","result":['
-    '{"metric":{"route":"api"},"value":[1700000000.0,"0.001"]},'
-    '{"metric":{"route":"web"},"value":[1700000000.0,"0.2"]}]}}'
-)
-ONE_NAN_OF_TWO = (
-    '{"status":"success","data":{"resultType":"vector","result":['
-    '{"metric":{"route":"api"},"value":[1700000000.0,"0.001"]},'
-    '{"metric":{"route":"web"},"value":[1700000000.0,"NaN"]}]}}'
-)
-SCALAR = '{"status":"success","data":{"resultType":"scalar","result":[1700000000.0,"0.5"]}}'
-INF_SCALAR = '{"status":"success","data":{"resultType":"scalar","result":[1700000000.0,"+Inf"]}}'
-MATRIX = (
-    '{"status":"success","data":{"resultType":"matrix","result":'
-    '[{"metric":{},"values":[[1700000000.0,"0.001"],[1700000015.0,"0.002"]]}]}}'
-)
-ERROR = '{"status":"error","errorType":"bad_data","error":"invalid parameter \\"query\\": 1:6: parse error"}'
+# HAProxy's exporter scraped every second under load: per server of be_api, the share of 5xx answers over 5 s
+# (api_green answers 20 % of its requests with 500, api_blue none).
+HAPROXY_5XX_BY_SERVER = (PROMETHEUS / "haproxy-5xx-ratio-by-server.json").read_text()
 
 
 @pytest.mark.parametrize(
@@ -67,6 +65,7 @@ ERROR = '{"status":"error","errorType":"bad_data","error":"invalid parameter \\"
         (ONE_NAN_OF_TWO, "inconclusive", "the worst of 2"),
         (GOOD_VECTOR, "pass", "error_ratio = 0.002"),
         (TWO_SERIES, "fail", "above 0.01 (series {'route': 'web'}, the worst of 2)"),
+        (HAPROXY_5XX_BY_SERVER, "fail", "(series {'server': 'api_green'}, the worst of 2)"),
     ],
 )
 def test_prometheus_answers(answer: str, status: str, said: str) -> None:

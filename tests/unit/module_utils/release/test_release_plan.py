@@ -129,7 +129,7 @@ def test_first_release_goes_to_blue_in_one_step() -> None:
     assert got["id"] == "new-id" and got["kind"] == "release" and got["version"] == "v1"
     assert got["live"] == "" and got["candidate"] == "blue"
     assert got["steps"] == [100]
-    assert got["weights_per_step"] == {"100": {"blue": 256}}
+    assert got["weights_per_step"] == [{"step": 100, "weights": {"blue": 256}}]
     assert got["final_weights"] == {"blue": 256}
     assert not got["noop"] and not got["resume"] and got["resume_after_step"] is None
     assert got["refused"] is None and got["abandons"] is None and got["pause_after"] is None
@@ -140,12 +140,13 @@ def test_normal_release_canaries_the_idle_color() -> None:
     got = plan.plan_release(host.ledger, host.lock_state(20), "v2", STEPS, "new-id", migrations_level="3")
     assert got["id"] == "new-id" and got["live"] == "blue" and got["candidate"] == "green"
     assert got["steps"] == STEPS
-    assert got["weights_per_step"] == {
-        "10": {"blue": 230, "green": 26},
-        "25": {"blue": 192, "green": 64},
-        "50": {"blue": 128, "green": 128},
-        "100": {"blue": 0, "green": 256},
-    }
+    # In step order, as a list: a mapping keyed by percent would be shown sorted as strings (10, 100, 25, 50).
+    assert got["weights_per_step"] == [
+        {"step": 10, "weights": {"blue": 230, "green": 26}},
+        {"step": 25, "weights": {"blue": 192, "green": 64}},
+        {"step": 50, "weights": {"blue": 128, "green": 128}},
+        {"step": 100, "weights": {"blue": 0, "green": 256}},
+    ]
     assert got["final_weights"] == {"blue": 0, "green": 256}
     assert got["migrations_level"] == 3
     assert not got["noop"] and not got["resume"] and got["refused"] is None and got["abandons"] is None
@@ -165,7 +166,7 @@ def test_paused_release_resumes_after_its_step() -> None:
     assert got["candidate"] == "green" and got["live"] == "blue"
     assert got["steps"] == [25, 50, 100]
     assert got["resume_after_step"] == 10
-    assert set(got["weights_per_step"]) == {"25", "50", "100"}
+    assert [s["step"] for s in got["weights_per_step"]] == [25, 50, 100]
     assert got["refused"] is None and got["abandons"] is None and not got["noop"]
 
 
@@ -220,7 +221,7 @@ def test_stop_after_step_pauses_there() -> None:
     host = v1_live()
     got = plan.plan_release(host.ledger, host.lock_state(20), "v2", STEPS, "new-id", stop_after_step=25)
     assert got["pause_after"] == 25 and got["steps"] == [10, 25]
-    assert set(got["weights_per_step"]) == {"10", "25"}
+    assert [s["step"] for s in got["weights_per_step"]] == [10, 25]
     assert got["final_weights"] == {"blue": 0, "green": 256}
 
 

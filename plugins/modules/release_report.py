@@ -1,0 +1,349 @@
+#!/usr/bin/python
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: release_report
+short_description: The report of a release, rollback or contract - its data on the Docker host, its HTML page
+version_added: 0.2.0
+description:
+  - O(mode=collect) runs on the Docker host. It reads the ledger entry of O(release_id) and the LB's request log
+    over the release's period (and O(before) seconds before it), and writes C(<path>/reports/<release_id>.json)
+    (the machine-readable report) and C(<path>/reports/<release_id>.tar.gz) (the archive - the LB configuration,
+    the Compose files and the rendered override, the run's summary and the ledger entry; secrets excluded). It
+    needs no plotting library.
+  - O(mode=render) runs on the controller (C(delegate_to localhost)). It draws the self-contained HTML page of
+    O(report) - charts from matplotlib as inline SVG, no script, nothing fetched - into O(dest), and writes the
+    JSON next to it.
+author:
+  - Switchyard developers (@switchyard)
+requirements:
+  - matplotlib (only for O(mode=render), on the controller)
+attributes:
+  check_mode:
+    description: Collects (or renders) and writes nothing; C(changed) says whether the files would change.
+    support: full
+  diff_mode:
+    description: Not supported - a report is regenerated whole.
+    support: none
+options:
+  mode:
+    description: V(collect) on the Docker host, V(render) on the controller.
+    type: str
+    choices: [collect, render]
+    default: collect
+  app:
+    description: The application.
+    type: str
+    required: true
+  path:
+    description:
+      - The application's state directory on the Docker host (the ledger's). Defaults to C(/var/lib/switchyard/<app>).
+      - Used by O(mode=collect).
+    type: path
+  release_id:
+    description: The release, rollback or contract to report on. Defaults to the last one of the ledger.
+    type: str
+  lb:
+    description:
+      - The load balancer whose request log gives the per-color figures and time series (as the traffic module's).
+      - Without it, only what the ledger keeps (the gate's numbers) is reported.
+    type: dict
+    suboptions:
+      kind:
+        description: The LB kind.
+        type: str
+        choices: [haproxy]
+        default: haproxy
+      dir:
+        description: The LB's directory on the host.
+        type: path
+        required: true
+      container:
+        description: The LB's container (its log is read with C(docker logs)).
+        type: str
+      timeout:
+        description: Seconds to wait for the LB's control socket.
+        type: float
+        default: 5
+  routes:
+    description: The routes whose requests are reported (all together per color).
+    type: list
+    elements: str
+    default: []
+  before:
+    description: Seconds before the release began whose requests make the "before" figures of the live color.
+    type: float
+    default: 60
+  bucket:
+    description: Seconds per point of the time series. Defaults to the period over 120 (at least 1).
+    type: float
+  archive:
+    description:
+      - Files to archive with the report, each name in the archive mapped to its path on the host - the LB
+        configuration, the Compose files and override.
+      - A path under a C(secrets) directory is never copied; env values whose name looks secret, and the values
+        of the files of O(secrets_dir), are masked.
+    type: dict
+    default: {}
+  secrets_dir:
+    description: Directory of the application's secret files; their values are masked wherever they appear.
+    type: path
+  run:
+    description: What the role knows of the Ansible run (kept in the report and the archive; secrets masked).
+    type: dict
+    default: {}
+    suboptions:
+      playbook:
+        description: The playbook.
+        type: str
+      check_mode:
+        description: Whether the run was in check mode.
+        type: bool
+        default: false
+      user:
+        description: Who ran it.
+        type: str
+      outcome:
+        description: The run's outcome as the role saw it (promoted, rolled_back, failed, done...).
+        type: str
+      failed_task:
+        description: The task that failed, if any.
+        type: str
+      failure:
+        description: Its message.
+        type: str
+  report:
+    description: The report to draw (the C(report) that O(mode=collect) returned). Required with O(mode=render).
+    type: dict
+  dest:
+    description: The HTML file to write on the controller. Required with O(mode=render).
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Collect the report of the last release on the Docker host
+  switchyard.release.release_report:
+    app: shop
+    path: /var/lib/switchyard/shop
+    lb: {dir: /var/lib/switchyard/shop/lb, container: shop-lb-haproxy-1}
+    routes: [api]
+    archive:
+      lb/haproxy.cfg: /var/lib/switchyard/shop/lb/etc/haproxy.cfg
+  register: collected
+
+- name: Draw its page on the controller
+  switchyard.release.release_report:
+    mode: render
+    app: shop
+    report: "{{ collected.report }}"
+    dest: "reports/shop/{{ collected.report.release.id }}.html"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+report:
+  description:
+    - The report - C(release) (id, kind, version, colors, owner, outcome, times), C(steps) (per step its window,
+      weights, outcome, per-color figures - requests, errors, error_rate, p50/p95/p99_ms, throughput_rps, and the
+      container figures the gate recorded - and the gate's verdict with its metrics and the C(failing) ones),
+      C(series) (per color and bucket rps, error_rate, p95_ms, share_percent), C(images), C(migrations),
+      C(before_after), C(failure) (step, metrics, metric_names, reason) and C(run).
+  returned: success
+  type: dict
+json:
+  description: The JSON file written (on the host with V(collect), on the controller with V(render)).
+  returned: success
+  type: str
+html:
+  description: The HTML file written on the controller (V(render)).
+  returned: when O(mode=render)
+  type: str
+archive:
+  description: The archive on the host, with what it includes and what it left out (and why).
+  returned: when O(mode=collect)
+  type: dict
+  sample:
+    path: /var/lib/switchyard/shop/reports/20261203T201836Z-4e70.tar.gz
+    included: [lb/haproxy.cfg, ledger-entry.json, ansible-run.json]
+    excluded: []
+"""
+
+import datetime
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
+from ansible_collections.switchyard.release.plugins.module_utils.common.files import write_atomically
+from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import KINDS, load_balancer
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LEDGER_FILE, find_release
+from ansible_collections.switchyard.release.plugins.module_utils.release.store import load_ledger
+from ansible_collections.switchyard.release.plugins.module_utils.report.archive import build_archive
+from ansible_collections.switchyard.release.plugins.module_utils.report.collect import collect, epoch
+
+REPORTS_DIR = "reports"
+
+
+def _same(path, text):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read() == text
+    except FileNotFoundError:
+        return False
+
+
+def _secret_values(directory):
+    values = []
+    if directory and os.path.isdir(directory):
+        for name in sorted(os.listdir(directory)):
+            try:
+                with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                    values.append(handle.read().strip())
+            except (OSError, UnicodeDecodeError):
+                continue
+    return [v for v in values if len(v) >= 4]
+
+
+class ReportManager:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.result = {"changed": False}
+
+    def run(self):
+        if self.params["mode"] == "render":
+            return self.render()
+        return self.collect()
+
+    def collect(self):
+        params = self.params
+        directory = params["path"] or f"/var/lib/switchyard/{params['app']}"
+        ledger = load_ledger(os.path.join(directory, LEDGER_FILE), params["app"])
+        if params["release_id"]:
+            entry = find_release(ledger, params["release_id"])
+            if entry is None:
+                raise InvalidParameters(f"release_id={params['release_id']!r} is not in the ledger of {params['app']}")
+        elif ledger["releases"]:
+            entry = ledger["releases"][-1]
+        else:
+            raise InvalidParameters(f"the ledger of {params['app']} has no release to report on (release_id)")
+        now = time.time()
+        start = epoch(entry.get("started_at")) or now
+        records = []
+        warnings = []
+        if params["lb"] and params["routes"]:
+            lb = load_balancer(params["lb"], CommandRunner(self.module))
+            since = datetime.datetime.fromtimestamp(start - params["before"], datetime.UTC)
+            until = datetime.datetime.fromtimestamp(now + 1, datetime.UTC)
+            try:
+                records = lb.request_log(params["routes"], since, until)
+            except SwitchyardError as exc:  # the gate's numbers are still worth a report
+                warnings.append(f"the LB's request log could not be read ({exc.msg}): figures from the ledger only")
+        secret_values = _secret_values(params["secrets_dir"] or os.path.join(directory, "secrets"))
+        for value in secret_values:
+            self.module.no_log_values.add(value)
+        run = {k: v for k, v in (params["run"] or {}).items() if v is not None}
+        report = collect(
+            params["app"], entry, records, now, before_s=params["before"], bucket=params["bucket"], run=run
+        )
+        reports = os.path.join(directory, REPORTS_DIR)
+        base = os.path.join(reports, entry["id"])
+        report["archive"] = base + ".tar.gz"
+        text = json.dumps(report, indent=1, sort_keys=True) + "\n"
+        self.result.update(report=report, json=base + ".json", changed=not _same(base + ".json", text))
+        self.result["archive"] = {"path": base + ".tar.gz", "included": [], "excluded": []}
+        if warnings:
+            self.result["warnings"] = warnings
+        if self.module.check_mode:
+            return self.result
+        os.makedirs(reports, mode=0o700, exist_ok=True)
+        write_atomically(base + ".json", text, mode=0o600)
+        self.result["archive"].update(
+            build_archive(
+                base + ".tar.gz",
+                entry["id"],
+                params["archive"] or {},
+                entry,
+                run,
+                secret_values=secret_values,
+            )
+        )
+        return self.result
+
+    def render(self):
+        params = self.params
+        if not params["report"] or not params["dest"]:
+            raise InvalidParameters("mode=render needs report (what mode=collect returned) and dest (the HTML file)")
+        try:
+            from ansible_collections.switchyard.release.plugins.module_utils.report.render import render
+        except ImportError as exc:
+            raise SwitchyardError(
+                f"mode=render needs matplotlib and jinja2 on the controller ({exc}): "
+                "pip install -r requirements/controller.txt"
+            ) from exc
+        html = render(params["report"])
+        dest = params["dest"]
+        json_path = os.path.splitext(dest)[0] + ".json"
+        text = json.dumps(params["report"], indent=1, sort_keys=True) + "\n"
+        changed = not (_same(dest, html) and _same(json_path, text))
+        self.result.update(changed=changed, html=dest, json=json_path, report=params["report"])
+        if self.module.check_mode or not changed:
+            return self.result
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        write_atomically(dest, html, mode=0o644)
+        write_atomically(json_path, text, mode=0o644)
+        return self.result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "mode": {"type": "str", "choices": ["collect", "render"], "default": "collect"},
+            "app": {"type": "str", "required": True},
+            "path": {"type": "path"},
+            "release_id": {"type": "str"},
+            "lb": {
+                "type": "dict",
+                "options": {
+                    "kind": {"type": "str", "choices": list(KINDS), "default": "haproxy"},
+                    "dir": {"type": "path", "required": True},
+                    "container": {"type": "str"},
+                    "timeout": {"type": "float", "default": 5},
+                },
+            },
+            "routes": {"type": "list", "elements": "str", "default": []},
+            "before": {"type": "float", "default": 60},
+            "bucket": {"type": "float"},
+            "archive": {"type": "dict", "default": {}},
+            "secrets_dir": {"type": "path"},
+            "run": {
+                "type": "dict",
+                "default": {},
+                "options": {
+                    "playbook": {"type": "str"},
+                    "check_mode": {"type": "bool", "default": False},
+                    "user": {"type": "str"},
+                    "outcome": {"type": "str"},
+                    "failed_task": {"type": "str"},
+                    "failure": {"type": "str"},
+                },
+            },
+            "report": {"type": "dict"},
+            "dest": {"type": "path"},
+        },
+        required_if=[("mode", "render", ("report", "dest"))],
+        supports_check_mode=True,
+    )
+    run_module(module, ReportManager)
+
+
+if __name__ == "__main__":
+    main()
