@@ -113,7 +113,10 @@ th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabu
 <h2>Migrations</h2>
 {% if r.migrations %}<table><tr><th>step</th><th>at</th><th>duration</th><th>what</th></tr>
 {% for m in r.migrations %}<tr><td>{{ m.step }}</td><td>{{ m.at }}</td><td class="num">{{ m.duration_s }} s</td>
-<td>{% for k, v in m | dictsort if k not in ['step', 'at', 'duration_s'] %}{{ k }}: {{ v }} {% endfor %}</td>
+<td>{% for f in m.migrations | default([]) %}{{ f.version }} {{ f.name }}: {{ f.duration_ms }} ms<br>{% endfor %}
+{% for b in m.backfills | default([]) %}backfill {{ b.version }} {{ b.name }}: {{ b.rows_this_run }} rows
+({{ b.rows_done }}/{{ b.rows_total }}) in {{ b.seconds }} s, {{ b.rows_per_second }} rows/s, {{ b.batches }} batches<br>{% endfor %}
+{% for k, v in m | dictsort if k not in ['step', 'at', 'duration_s', 'migrations', 'backfills'] %}{{ k }}: {{ v }} {% endfor %}</td>
 </tr>{% endfor %}</table>
 {% else %}<p class="muted">none in this {{ r.release.kind }}</p>{% endif %}
 

@@ -124,6 +124,45 @@ def test_a_rolled_back_release_names_the_failing_step_and_metrics_and_the_page_h
     assert html.count("<svg") == 4 and "<script" not in html and not re.search(r"(src|href)=\"(https?:)?//", html)
 
 
+def test_migrations_show_each_files_duration_and_each_backfills_rate():
+    entry = json.loads(json.dumps(ENTRIES["promoted"]))
+    entry["steps"].insert(
+        1,
+        {
+            "name": "migrate",
+            "at": entry["steps"][0]["at"],
+            "migrations_applied": ["2"],
+            "backfills": [
+                {
+                    "version": 2,
+                    "name": "display_name",
+                    "rows_total": 5000,
+                    "rows_done": 5000,
+                    "rows_this_run": 5000,
+                    "batches": 5,
+                    "retries": 0,
+                    "seconds": 0.8,
+                    "rows_per_second": 6250.0,
+                }
+            ],
+        },
+    )
+    entry["steps"].insert(
+        1,
+        {
+            "name": "expand",
+            "at": entry["steps"][0]["at"],
+            "migrations_applied": ["2"],
+            "migrations": [{"version": 2, "name": "display_name", "duration_ms": 41.5, "retries": 0}],
+        },
+    )
+    report = collect.collect("demo", entry, [], collect.epoch(entry["finished_at"]))
+    assert [m["step"] for m in report["migrations"]][:2] == ["expand", "migrate"]
+    html = render.render(report)
+    assert "2 display_name: 41.5 ms" in html
+    assert "backfill 2 display_name: 5000 rows" in html and "6250.0 rows/s" in html
+
+
 def test_every_value_is_escaped():
     entry = json.loads(json.dumps(ENTRIES["rolled_back"]))
     entry["reason"] = "<script>alert(1)</script>"
