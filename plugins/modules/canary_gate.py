@@ -194,11 +194,14 @@ options:
             of their logs (C(docker logs --since --until), streamed).
           - The canary's health and restarts are judged whatever the traffic - a restart or a replaced container
             during the window, or a container that is unhealthy or not running at its end, fails (V(rollback)); a
-            canary project without a container fails (nothing runs); one still starting is inconclusive.
+            canary project without a container fails (nothing runs); one still starting is inconclusive. A job
+            that ran to completion (exited 0, restart policy C(no)) is not judged, nor a C(docker compose run)
+            one-off.
           - CPU per request, memory per container and error log lines per request are compared with the
             baseline's, each with a tolerance so that idle noise is not judged. With fewer than O(min_requests)
             requests on either side (per request comparisons) or no baseline container, they are inconclusive -
-            never a pass.
+            never a pass. A container whose logging driver Docker cannot read back (C(none)) leaves the window
+            without a C(log_errors) metric, with a warning.
           - Costs per measurement two C(docker) commands and a few Engine API calls per container at each end of
             the window (well under half a second for two colors of one container each).
         type: dict
@@ -239,7 +242,11 @@ options:
             type: int
             default: 0
           max_cpu_ratio:
-            description: Fail when the canary's CPU time per request is more than this times the baseline's...
+            description:
+              - Fail when the canary's CPU time per request is more than this times the baseline's...
+              - ... and its CPU beyond what its containers would use at a baseline container's CPU, per canary
+                request, more than this minus 1 times the baseline's per request (idle CPU spread over a small
+                step's few requests is not a rollback).
             type: float
             default: 2.0
           cpu_tolerance_ms:
@@ -328,6 +335,10 @@ options:
           - Through the LB, its log counts them like any other request, so they fill O(min_requests) and
             O(min_samples) when real traffic is thin - a quiet service can be judged. They are marked in the
             evidence - per color the number sent, answered and failed and their share of the sample (RV(figures)).
+          - Their query carries C(switchyard-synthetic=1), so the LB's log (its request line) tells them from real
+            traffic, which is split by weight while they go equally to each color. The judge compares like with
+            like - the real requests when both colors have O(min_requests) of them (O(min_samples) real latencies
+            for the latencies), otherwise the synthetic ones; each metric says which in C(sample).
           - Without a source that reads the LB (O(sources.lb), O(sources.haproxy_log), O(sources.haproxy_stats)),
             their own answers are the sample (metrics of source V(synthetic)).
         type: dict
@@ -348,7 +359,9 @@ options:
             type: float
             default: 5
           timeout:
-            description: Seconds per request (never past the window's end).
+            description:
+              - Seconds per request. None starts after the window's end; one in flight then has its whole timeout
+                (the measurement waits for it).
             type: float
             default: 5
           expect_status:
@@ -469,7 +482,8 @@ metrics:
   description:
     - Every metric of the last measurement - metric, status (pass, fail, inconclusive), canary and baseline
       values, sample sizes, test and p_value where a test ran, limit, source and a reason; with O(sources.lb) the
-      route it belongs to.
+      route it belongs to; from a request log, the requests compared (sample - V(real) or V(synthetic), see
+      O(sources.synthetic)).
     - An inconclusive metric says why in its reason (too little traffic, too few samples, no data, NaN).
   returned: always
   type: list
@@ -481,7 +495,9 @@ figures:
       requests), C(p50_ms), C(p95_ms), C(p99_ms) (from the request log; null from counters alone),
       C(throughput_rps) (requests / the measurement's seconds), and the synthetic requests - C(synthetic_sent),
       C(synthetic_answered), C(synthetic_failed) (not answered O(sources.synthetic.expect_status)) and
-      C(synthetic_share) (answered / requests, at most 1; null without requests). With O(sources.containers) the
+      C(synthetic_share) (answered / requests, at most 1; null without requests), C(real_requests) and
+      C(synthetic_requests) (of the requests, those without and with the synthetic marker in the request log;
+      null without a request log). With O(sources.containers) the
       container figures are added to each side.
     - Without a source that reads the traffic (Prometheus or probes alone), the traffic figures are null.
     - Numbers only; the per-request samples are never returned.
@@ -490,15 +506,15 @@ figures:
   sample:
     baseline: {name: blue, requests: 318, errors: 0, error_rate: 0.0, p50_ms: 2, p95_ms: 4, p99_ms: 6,
                throughput_rps: 5.3, synthetic_sent: 300, synthetic_answered: 300, synthetic_failed: 0,
-               synthetic_share: 0.9434}
+               synthetic_share: 0.9434, real_requests: 18, synthetic_requests: 300}
     canary: {name: green, requests: 302, errors: 0, error_rate: 0.0, p50_ms: 2, p95_ms: 5, p99_ms: 7,
              throughput_rps: 5.033, synthetic_sent: 300, synthetic_answered: 300, synthetic_failed: 0,
-             synthetic_share: 0.9934}
+             synthetic_share: 0.9934, real_requests: 2, synthetic_requests: 300}
 routes:
   description:
     - With O(sources.lb), each route's verdict and reason over the measurements, worst first, the metrics of
       its last measurement that did not pass (not_passed), and its figures in the last measurement (figures -
-      per side the keys of RV(figures) without the synthetic and container ones).
+      per side the keys of RV(figures) without the C(synthetic_*) and container ones).
   returned: when O(sources.lb) is given
   type: list
   elements: dict

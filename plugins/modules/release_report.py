@@ -11,7 +11,8 @@ short_description: The report of a release, rollback or contract - its data on t
 version_added: 0.2.0
 description:
   - O(mode=collect) runs on the Docker host. It reads the ledger entry of O(release_id) and the LB's request log
-    over the release's period (and O(before) seconds before it), and writes C(<path>/reports/<release_id>.json)
+    over the release's period (and O(before) seconds before and after it), bounded by O(max_span) and
+    O(max_requests), as a stream, and writes C(<path>/reports/<release_id>.json)
     (the machine-readable report) and C(<path>/reports/<release_id>.tar.gz) (the archive - the LB configuration,
     the Compose files and the rendered override, the run's summary and the ledger entry; secrets excluded). It
     needs no plotting library.
@@ -24,7 +25,10 @@ requirements:
   - matplotlib (only for O(mode=render), on the controller)
 attributes:
   check_mode:
-    description: Collects (or renders) and writes nothing; C(changed) says whether the files would change.
+    description:
+      - Collects (or renders) and writes nothing; C(changed) says whether the files would change.
+      - The report's C(generated_at) is left out of the comparison, so a report made again on an unchanged
+        release (and LB log) is not a change.
     support: full
   diff_mode:
     description: Not supported - a report is regenerated whole.
@@ -81,12 +85,28 @@ options:
   bucket:
     description: Seconds per point of the time series. Defaults to the period over 120 (at least 1).
     type: float
+  max_span:
+    description:
+      - The most seconds of the LB's log read. A longer release (one paused for days) is read over its last
+        O(max_span) seconds (with the O(before) seconds after it) and the O(before) seconds before it began;
+        the figures of the steps in between come from the gate's record in the ledger.
+    type: float
+    default: 3600
+  max_requests:
+    description:
+      - The most request records kept from the LB's log (about 150 bytes each); beyond it the latest are kept
+        and the report's C(log.dropped) counts the others.
+    type: int
+    default: 200000
   archive:
     description:
       - Files to archive with the report, each name in the archive mapped to its path on the host - the LB
         configuration, the Compose files and override.
-      - A path under a C(secrets) directory is never copied; env values whose name looks secret, and the values
-        of the files of O(secrets_dir), are masked.
+      - A path under a C(secrets) directory (or a dot file) is never copied. An env file (a name ending in
+        C(.env)) keeps its keys and every value is masked, and so is every value of an C(environment) of a YAML
+        file; anywhere, the userinfo of a URL, the value of an assignment whose name looks secret and the
+        values of the files of O(secrets_dir) are masked.
+      - The archive is written atomically (a temporary file renamed).
     type: dict
     default: {}
   secrets_dir:
@@ -147,11 +167,13 @@ EXAMPLES = r"""
 RETURN = r"""
 report:
   description:
-    - The report - C(release) (id, kind, version, colors, owner, outcome, times), C(steps) (per step its window,
+    - The report - C(log) (the span of the LB's log read - C(since), C(until), C(seconds) - C(read) and
+      C(dropped) records), C(release) (id, kind, version, colors, owner, outcome, times), C(steps) (per step its window,
       weights, outcome, per-color figures - requests, errors, error_rate, p50/p95/p99_ms, throughput_rps, and the
       container figures the gate recorded - and the gate's verdict with its metrics and the C(failing) ones),
       C(series) (per color and bucket rps, error_rate, p95_ms, share_percent), C(images), C(migrations),
-      C(before_after), C(failure) (step, metrics, metric_names, reason) and C(run).
+      C(before_after), C(failure) (outcome, step, metrics, metric_names, reason, task, message - also when the
+      ledger entry still says C(running) but the run failed) and C(run).
   returned: success
   type: dict
 json:
@@ -186,8 +208,17 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.module i
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import KINDS, load_balancer
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LEDGER_FILE, find_release
 from ansible_collections.switchyard.release.plugins.module_utils.release.store import load_ledger
-from ansible_collections.switchyard.release.plugins.module_utils.report.archive import build_archive
-from ansible_collections.switchyard.release.plugins.module_utils.report.collect import collect, epoch
+from ansible_collections.switchyard.release.plugins.module_utils.report.archive import (
+    archive_members,
+    read_members,
+    write_archive,
+)
+from ansible_collections.switchyard.release.plugins.module_utils.report.collect import (
+    collect,
+    horizon_of,
+    iso,
+    release_period,
+)
 
 REPORTS_DIR = "reports"
 
@@ -198,6 +229,29 @@ def _same(path, text):
             return handle.read() == text
     except FileNotFoundError:
         return False
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _stamp(report):
+    return {"generated_at": report.get("generated_at")} if isinstance(report, dict) else {}
+
+
+def _same_report(path, report):
+    """Whether the JSON file holds report, its generation time aside (the only part that changes when a
+    report is made again on an unchanged release)."""
+    old = _read_json(path)
+    return isinstance(old, dict) and {**old, "generated_at": None} == {**report, "generated_at": None}
+
+
+def _utc(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
 
 def _secret_values(directory):
@@ -225,6 +279,11 @@ class ReportManager:
 
     def collect(self):
         params = self.params
+        if params["max_span"] <= 0 or params["max_requests"] <= 0:
+            raise InvalidParameters(
+                f"max_span and max_requests must be positive (got max_span={params['max_span']}, "
+                f"max_requests={params['max_requests']})"
+            )
         directory = params["path"] or f"/var/lib/switchyard/{params['app']}"
         ledger = load_ledger(os.path.join(directory, LEDGER_FILE), params["app"])
         if params["release_id"]:
@@ -236,47 +295,70 @@ class ReportManager:
         else:
             raise InvalidParameters(f"the ledger of {params['app']} has no release to report on (release_id)")
         now = time.time()
-        start = epoch(entry.get("started_at")) or now
+        start, end = release_period(entry, now)
+        horizon = max(horizon_of(entry, now, params["before"]), end)
         records = []
         warnings = []
+        log = {}
         if params["lb"] and params["routes"]:
-            lb = load_balancer(params["lb"], CommandRunner(self.module))
-            since = datetime.datetime.fromtimestamp(start - params["before"], datetime.UTC)
-            until = datetime.datetime.fromtimestamp(now + 1, datetime.UTC)
-            try:
-                records = lb.request_log(params["routes"], since, until)
-            except SwitchyardError as exc:  # the gate's numbers are still worth a report
-                warnings.append(f"the LB's request log could not be read ({exc.msg}): figures from the ledger only")
+            records, log = self.read_log(entry, start, horizon, warnings)
         secret_values = _secret_values(params["secrets_dir"] or os.path.join(directory, "secrets"))
         for value in secret_values:
             self.module.no_log_values.add(value)
         run = {k: v for k, v in (params["run"] or {}).items() if v is not None}
         report = collect(
-            params["app"], entry, records, now, before_s=params["before"], bucket=params["bucket"], run=run
+            params["app"], entry, records, now, before_s=params["before"], bucket=params["bucket"], run=run, log=log
         )
         reports = os.path.join(directory, REPORTS_DIR)
         base = os.path.join(reports, entry["id"])
         report["archive"] = base + ".tar.gz"
         text = json.dumps(report, indent=1, sort_keys=True) + "\n"
-        self.result.update(report=report, json=base + ".json", changed=not _same(base + ".json", text))
-        self.result["archive"] = {"path": base + ".tar.gz", "included": [], "excluded": []}
+        members, listing = archive_members(
+            entry["id"], params["archive"] or {}, entry, run, secret_values=secret_values
+        )
+        same_json = _same_report(base + ".json", json.loads(text))
+        same_archive = read_members(base + ".tar.gz") == members
+        self.result.update(report=report, json=base + ".json", changed=not (same_json and same_archive))
+        self.result["archive"] = {"path": base + ".tar.gz", **listing}
         if warnings:
             self.result["warnings"] = warnings
         if self.module.check_mode:
             return self.result
         os.makedirs(reports, mode=0o700, exist_ok=True)
-        write_atomically(base + ".json", text, mode=0o600)
-        self.result["archive"].update(
-            build_archive(
-                base + ".tar.gz",
-                entry["id"],
-                params["archive"] or {},
-                entry,
-                run,
-                secret_values=secret_values,
-            )
-        )
+        if not same_json:
+            write_atomically(base + ".json", text, mode=0o600)
+        if not same_archive:
+            write_archive(base + ".tar.gz", members)
         return self.result
+
+    def read_log(self, entry, start, horizon, warnings):
+        """The LB's records over the release, bounded: at most max_span seconds up to the horizon, plus the
+        `before` seconds before the release when that is earlier; at most max_requests records."""
+        params = self.params
+        lb = load_balancer(params["lb"], CommandRunner(self.module))
+        since = start - params["before"]
+        spans = [(since, horizon)]
+        if horizon - since > params["max_span"]:
+            spans = [(since, start), (horizon - params["max_span"], horizon)]
+        records, dropped = [], 0
+        for first, last in spans:
+            try:
+                records.extend(lb.request_log(params["routes"], _utc(first), _utc(last + 1), params["max_requests"]))
+            except SwitchyardError as exc:  # the gate's numbers are still worth a report
+                warnings.append(f"the LB's request log could not be read ({exc.msg}): figures from the ledger only")
+                return [], {}
+            dropped += getattr(lb, "request_log_dropped", 0)
+        if len(records) > params["max_requests"]:
+            dropped += len(records) - params["max_requests"]
+            records = records[-params["max_requests"] :]
+        if dropped:
+            warnings.append(f"{dropped} requests of the LB's log were left out (max_requests={params['max_requests']})")
+        log = {
+            "spans": [{"since": iso(a), "until": iso(b), "seconds": round(b - a, 3)} for a, b in spans],
+            "read": len(records),
+            "dropped": dropped,
+        }
+        return records, log
 
     def render(self):
         params = self.params
@@ -289,10 +371,15 @@ class ReportManager:
                 f"mode=render needs matplotlib and jinja2 on the controller ({exc}): "
                 "pip install -r requirements/controller.txt"
             ) from exc
-        html = render(params["report"])
         dest = params["dest"]
         json_path = os.path.splitext(dest)[0] + ".json"
         text = json.dumps(params["report"], indent=1, sort_keys=True) + "\n"
+        old = _read_json(json_path)
+        if _same_report(json_path, json.loads(text)) and _same(dest, render({**params["report"], **_stamp(old)})):
+            # The same report made again: the page and the JSON of the first time stand.
+            self.result.update(changed=False, html=dest, json=json_path, report=params["report"])
+            return self.result
+        html = render(params["report"])
         changed = not (_same(dest, html) and _same(json_path, text))
         self.result.update(changed=changed, html=dest, json=json_path, report=params["report"])
         if self.module.check_mode or not changed:
@@ -322,6 +409,8 @@ def main():
             "routes": {"type": "list", "elements": "str", "default": []},
             "before": {"type": "float", "default": 60},
             "bucket": {"type": "float"},
+            "max_span": {"type": "float", "default": 3600},
+            "max_requests": {"type": "int", "default": 200000},
             "archive": {"type": "dict", "default": {}},
             "secrets_dir": {"type": "path"},
             "run": {

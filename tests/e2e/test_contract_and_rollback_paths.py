@@ -115,10 +115,14 @@ def test_a_contract_refused_after_the_stop_starts_the_old_color_again(app) -> No
     assert (app.ledger()["live"], app.ledger()["previous"]) == ("green", "blue")
     session = db_session(app, f"{app.app}-blue-api")  # matches switchyard_db_sessions_from "%-{color}-%"
     try:
-        result = app.play("contract.yml", ok=False)
+        # The report role in the contract's failure path, with a bad variable: a warning, never the failure said.
+        result = app.play("contract.yml", ok=False, switchyard_report_enabled=True, switchyard_report_before="soon")
     finally:
         session.close()
     assert "sessions" in result.stdout and "blue was started again" in result.stdout, result.stdout[-4000:]
+    warning = result.stdout[result.stdout.index("WARNING: no report of this run") :][:1500]
+    assert "switchyard_report_before" in warning and "Check the report's variables" in warning, warning
+    assert result.stdout.index("WARNING: no report of this run") < result.stdout.rindex("blue was started again")
     assert healthy(app, "blue"), "the old color must run again, healthy"
     assert app.servers()["api_blue"]["state"] == "maint" and app.weights() == {"blue": 0, "green": 256}
     ledger = app.ledger()

@@ -44,13 +44,16 @@ def test_a_quiet_service_is_judged_on_synthetic_probes(app) -> None:
         assert figures["name"] == color and figures["synthetic_sent"] >= 25, figures
         # Nothing else reached the LB in the window: the sample is the synthetic requests.
         assert figures["requests"] >= 20 and figures["synthetic_share"] > 0.9, figures
+        # The LB's log tells them apart (their query's marker): the few real requests are not mixed in.
+        assert figures["synthetic_requests"] >= 20 and figures["real_requests"] < 15, figures
         assert figures["p95_ms"] is not None and figures["throughput_rps"] > 5, figures
         assert verdict["route_figures"]["api"][side]["requests"] == figures["requests"]
     canary, baseline = verdict["figures"]["canary"], verdict["figures"]["baseline"]
     assert canary["errors"] == canary["synthetic_failed"] == 0, canary
     assert baseline["synthetic_failed"] == baseline["synthetic_sent"] and baseline["error_rate"] > 0.9, baseline
     error_rate = {m["metric"]: m for m in verdict["metrics"]}["error_rate"]
-    assert error_rate["canary_n"] == canary["requests"] and error_rate["test"] == "threshold", error_rate
+    assert error_rate["canary_n"] == canary["synthetic_requests"] and error_rate["test"] == "threshold", error_rate
+    assert error_rate["sample"] == "synthetic", error_rate
     assert verdict["measurements"][0]["figures"] == verdict["figures"]
 
     # The quiet candidate that answers 500 (v1 on blue, still ready) is rolled back on the synthetic sample.

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
-    released = ReleasedApp(tmp_path_factory.mktemp("release"))
+    # Reports only where a test reads them (each costs ~2 s): the canary release, the failed canary, a rollback
+    # and a contract below turn them on for their run.
+    released = ReleasedApp(tmp_path_factory.mktemp("release"), reports=False)
     try:
         yield released
     finally:
@@ -127,7 +129,7 @@ def test_check_mode_shows_the_plan_and_changes_nothing(app, testbed) -> None:
 
 def test_canary_release_promotes_v2_under_load_without_errors(app) -> None:
     load = traffic(app, seconds=90)
-    app.play("release.yml", switchyard_version="v2")
+    app.play("release.yml", switchyard_version="v2", switchyard_report_enabled=True)
     assert colors(app) == {"green": 40}
     release = app.last_release()
     assert release["outcome"] == "promoted", release
@@ -185,15 +187,17 @@ def test_contract_is_refused_inside_the_rollback_window(app) -> None:
 
 def test_rollback_is_one_command_and_the_demo_answers_v1(app) -> None:
     started = time.monotonic()
-    app.play("rollback.yml")
+    app.play("rollback.yml", switchyard_report_enabled=True)
     took = time.monotonic() - started
     assert colors(app) == {"blue": 40}
     assert app.answer()["version"] == "v1"
     ledger = app.ledger()
     assert (ledger["live"], ledger["previous"]) == ("blue", "green")
     assert app.servers()["api_green"]["state"] == "maint"
-    assert app.last_release("rollback")["outcome"] == "done"
-    print(f"rollback.yml took {took:.1f} s")
+    rollback = app.last_release("rollback")
+    assert rollback["outcome"] == "done"
+    assert load(report_files(app.state, app.reports, rollback["id"]))["release"]["kind"] == "rollback"
+    print(f"rollback.yml took {took:.1f} s (with its report)")
 
 
 def test_rollback_is_refused_while_another_run_holds_the_lock_unless_forced(app) -> None:
@@ -224,8 +228,10 @@ def test_contract_after_the_window_retires_the_old_color(app) -> None:
     demoted = app.ledger()["colors"]["blue"]["demoted_at"]
     wait_until = utc_epoch(demoted) + 16
     time.sleep(max(0.0, wait_until - time.time()))
-    app.play("contract.yml")
+    app.play("contract.yml", switchyard_report_enabled=True)
     assert not app.containers("blue")
+    contract = app.last_release("contract")
+    assert load(report_files(app.state, app.reports, contract["id"]))["release"]["kind"] == "contract"
     ledger = app.ledger()
     assert ledger["colors"]["blue"]["state"] == "retired" and ledger["previous"] is None
     assert ledger["migrations"]["contracted"], ledger["migrations"]
@@ -236,7 +242,13 @@ def test_contract_after_the_window_retires_the_old_color(app) -> None:
 
 def test_a_failing_canary_rolls_back_automatically(app) -> None:
     load = traffic(app, seconds=60)
-    result = app.play("release.yml", ok=False, switchyard_version="v3", switchyard_candidate_env={"FAIL_RATE": "0.3"})
+    result = app.play(
+        "release.yml",
+        ok=False,
+        switchyard_version="v3",
+        switchyard_candidate_env={"FAIL_RATE": "0.3"},
+        switchyard_report_enabled=True,
+    )
     assert "canary gate at 10 % says rollback" in result.stdout, result.stdout[-3000:]
     assert "Traffic is back on green" in result.stdout
     assert colors(app) == {"green": 40}

@@ -138,6 +138,33 @@ def test_the_lb_source_rolls_back_a_failing_color(stack: Stack) -> None:
     assert result["failed"] and result["verdict"] == "rollback" and "error_rate" in result["msg"], result["metrics"]
 
 
+def test_real_and_synthetic_requests_are_told_apart_in_the_lb_log(stack: Stack) -> None:
+    """At a 10 % step the canary has few real requests and as many synthetic ones as the baseline: its
+    error rate is judged on the synthetic requests of both colors, its latency on the real ones (enough of
+    both), each metric saying which; the LB's log (the lb role's format) splits the counts."""
+    shift(stack, 230, 26)
+    result = gate_under_load(
+        stack,
+        rate=120,
+        baseline="blue",
+        canary="green",
+        min_requests=200,
+        min_samples=30,
+        sources={**lb_source(stack), "synthetic": {"url": stack.url, "rate": 40}},
+    )
+    metrics = by_name(result)
+    assert metrics["error_rate"]["sample"] == "synthetic", metrics["error_rate"]
+    assert metrics["error_rate"]["canary_n"] == result["figures"]["canary"]["synthetic_requests"]
+    assert metrics["latency_ratio"]["sample"] == "real", metrics["latency_ratio"]
+    assert metrics["latency_ratio"]["canary_n"] == result["figures"]["canary"]["real_requests"]
+    for side in ("baseline", "canary"):
+        figures = result["figures"][side]
+        assert figures["real_requests"] + figures["synthetic_requests"] == figures["requests"], figures
+        # The log read for the window may miss a few lines at its edges (docker's timestamps), never add some.
+        assert 0.9 * figures["synthetic_answered"] <= figures["synthetic_requests"] <= figures["synthetic_answered"]
+    assert result["figures"]["baseline"]["real_requests"] > 5 * result["figures"]["canary"]["real_requests"]
+
+
 def test_the_lb_source_takes_colors_not_server_names(stack: Stack) -> None:
     result = gate(stack, window=0.1, sources=lb_source(stack))  # baseline api_blue: a server name
     assert result["failed"] and "with sources.lb they are colors" in result["msg"], result["msg"]

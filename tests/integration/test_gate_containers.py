@@ -10,8 +10,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+import docker as sdk
 import pytest
-from support.compose import ComposeProject, ensure_network, free_port, remove_network, unique_name
+import requests
+from support.compose import ComposeProject, docker, ensure_network, free_port, remove_network, unique_name
 from support.load import Load
 from support.stack import DEMO_DIR, make_demo_secrets
 from support.testbed import Testbed
@@ -30,7 +32,13 @@ RATE = 20  # requests per second to each color
 
 
 class Shell:
-    """What CommandRunner asks of AnsibleModule: run_command, here running the real docker CLI."""
+    """What CommandRunner asks of AnsibleModule: run_command, here running the real docker CLI; warn."""
+
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
 
     def run_command(self, args, environ_update=None, data=None, binary_data=False, expand_user_and_vars=True):
         proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
@@ -144,6 +152,9 @@ def test_a_candidate_that_burns_cpu_does_not_pass_cpu_per_request(window) -> Non
     cpu = by_name(metrics)["cpu_per_request"]
     assert cpu["status"] == "fail", cpu
     assert cpu["canary"] >= 10 and cpu["canary"] > 5 * cpu["baseline"]  # ms per request; 15 burnt
+    # The same rate to each color (an even split, one container each): the CPU beyond a baseline container's
+    # is the burner's, per request (idle CPU at a small step: the unit tests).
+    assert cpu["extra_ms"] >= 10, cpu
     assert by_name(metrics)["restarts"]["status"] == "pass"
     assert figures["canary"]["cpu_percent"] > figures["baseline"]["cpu_percent"]
 
@@ -158,3 +169,60 @@ def test_a_candidate_that_logs_tracebacks_fails_on_log_errors_while_answering_20
     assert 0.9 * served <= figures["canary"]["log_errors"] <= served
     assert figures["canary"]["log_error_examples"][0] == "Traceback (most recent call last):"
     assert figures["baseline"]["log_errors"] == 0
+
+
+def test_unreadable_logs_are_left_unjudged_and_finished_jobs_or_one_offs_are_not_unhealthy(testbed: Testbed) -> None:
+    """A canary whose service logs to the `none` driver, beside a job that ran to completion (exit 0, no
+    restart policy) and a `compose run` one-off that failed: two windows pass on health and restarts, have
+    no log_errors metric, and warn once."""
+    app = unique_name("ctrx")
+    image = testbed.pinned("demo-app:v1")
+
+    def run(name, *args, command="sleep", detach=True):
+        color = name.split("-")[0]
+        detached = ["--detach"] if detach else []
+        sleep = ["60"] if command == "sleep" else []
+        label = f"com.docker.compose.project={app}-{color}"
+        args = ["--name", f"{app}-{name}", "--label", label, "--no-healthcheck", "--entrypoint", command, *args]
+        docker("run", *detached, *args, image, *sleep, check=command != "false")  # `false` exits 1
+        return docker("inspect", "--format", "{{.Id}}", f"{app}-{name}").stdout.strip()
+
+    try:
+        run("blue-api-1")
+        api = run("green-api-1", "--log-driver", "none")
+        run("green-migrate-1", command="true", detach=False)
+        run("green-api-run-1", "--label", "com.docker.compose.oneoff=True", command="false", detach=False)
+        shell = Shell()
+        results = []
+        for _window in range(2):
+            watch = ContainerWatch(
+                {"projects": {"baseline": f"{app}-blue", "canary": f"{app}-green"}}, CommandRunner(shell), {}
+            )
+            watch.begin()
+            results.append(watch.end({"baseline": 0, "canary": 0}))
+        for metrics, figures in results:
+            assert "log_errors" not in by_name(metrics), metrics
+            health = by_name(metrics)["container_health"]
+            assert (health["status"], health["canary"], health["canary_n"]) == ("pass", 1, 1), health
+            assert by_name(metrics)["restarts"]["status"] == "pass"
+            assert figures["canary"]["log_errors"] is None and figures["baseline"]["log_errors"] == 0
+            assert (
+                figures["canary"]["log_unreadable"]
+                == f"{app}-green-api-1: configured logging driver does not support reading"
+            )
+            assert figures["baseline"]["log_unreadable"] is None
+        assert len(shell.warnings) == 1 and f"{app}-green-api-1" in shell.warnings[0]
+        assert "log_errors is not judged" in shell.warnings[0]
+        # A 404 of stats or logs means "removed" only when the container is indeed gone.
+        missing = docker_api_error(404)
+        assert watch.gone("0" * 64, missing) and not watch.gone(api, missing)
+    finally:
+        names = [f"{app}-{n}" for n in ("blue-api-1", "green-api-1", "green-migrate-1", "green-api-run-1")]
+        docker("rm", "--force", *names, check=False)
+
+
+def docker_api_error(status):
+    """The SDK's exception for an Engine answer of that status."""
+    response = requests.Response()
+    response.status_code = status
+    return sdk.errors.APIError(f"{status} Client Error", response=response)

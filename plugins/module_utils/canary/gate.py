@@ -172,6 +172,25 @@ def totals(sample, role):
     return data["requests"], data["errors"], data.get("latencies_ms")
 
 
+def counted(samples):
+    """{"requests", "errors", "latencies_ms"} of log samples (lb.haproxy.log.Samples); zeros without."""
+    if not samples:
+        return {"requests": 0, "errors": 0, "latencies_ms": []}
+    return {"requests": samples.requests, "errors": samples.errors, "latencies_ms": list(samples.latencies_ms)}
+
+
+def split_counts(samples, role):
+    """The real and synthetic requests of one role summed over the routes' samples (None, None when no sample
+    tells them apart: counters, or no LB log)."""
+    parts = [sample[role] for sample in samples if sample and "real" in sample[role]]
+    if not parts:
+        return {"real_requests": None, "synthetic_requests": None}
+    return {
+        "real_requests": sum(part["real"]["requests"] for part in parts),
+        "synthetic_requests": sum(part["synthetic"]["requests"] for part in parts),
+    }
+
+
 def totals_over(samples, role):
     """(requests, errors, latencies_ms) of one role summed over the routes' samples; latencies None when no
     route has any (counters alone)."""
@@ -257,6 +276,7 @@ class CanaryGate:
         lb = self.sources.get("lb")
         self.lb = load_balancer(lb, self.runner) if lb else None
         self.routes = lb_routes(lb) if lb else [None]
+        self.unmarked_warned = False
         self.limits = {
             k: self.params[k]
             for k in (
@@ -374,13 +394,14 @@ class CanaryGate:
                     for role, sent in synthetic.items()
                 }
             }
-            metrics += self.judge_samples(samples[None], "synthetic")
+            metrics += [{**m, "sample": "synthetic"} for m in self.judge_samples(samples[None], "synthetic")]
         if "prometheus" in self.sources:
             metrics += self.prometheus(self.sources["prometheus"])
         if "http_probe" in self.sources:
             metrics += self.probe(self.sources["http_probe"])
         elapsed = (ended - started).total_seconds()
         figures = self.color_figures(samples, synthetic, elapsed)
+        self.check_marked(figures, synthetic)
         if watch is not None:
             container_metrics, container_figures = watch.end(
                 requests={role: figures[role]["requests"] or 0 for role in ROLES}
@@ -400,10 +421,32 @@ class CanaryGate:
         }
         if self.lb:
             measurement["route_figures"] = {
-                route: {role: self.named(role, judge.figures(*totals(samples[route], role), elapsed)) for role in ROLES}
+                route: {
+                    role: self.named(
+                        role,
+                        {
+                            **judge.figures(*totals(samples[route], role), elapsed),
+                            **split_counts([samples[route]], role),
+                        },
+                    )
+                    for role in ROLES
+                }
                 for route in self.routes
             }
         return measurement
+
+    def check_marked(self, figures, synthetic):
+        """Warn (once) when the LB answered synthetic requests but its log shows none marked: its format lacks
+        the request line, so real and synthetic requests are judged together."""
+        answered = sum(counts["answered"] for counts in (synthetic or {}).values())
+        logged = [figures[role]["synthetic_requests"] for role in ROLES]
+        if answered and None not in logged and not any(logged) and not self.unmarked_warned:
+            self.unmarked_warned = True
+            self.module.warn(
+                f"canary gate: {answered} synthetic requests were answered but the LB's log marks none: without the"
+                " request line in its log format (%{+Q}r, switchyard_lb_log_format) real and synthetic requests"
+                " are judged together"
+            )
 
     def named(self, role, figures):
         """Figures with the server's (or color's) name first."""
@@ -421,23 +464,16 @@ class CanaryGate:
                 {
                     # Nothing read the traffic (Prometheus or probes alone): unknown, not zero.
                     **(measured if observed else dict.fromkeys(measured)),
+                    **split_counts(samples.values(), role),
                     **judge.synthetic_figures((synthetic or {}).get(role), requests),
                 },
             )
         return out
 
     def judge_samples(self, samples, source):
-        """Error rates and latencies of per-role samples ({"requests", "errors", "latencies_ms"})."""
-        c, b = samples["canary"], samples["baseline"]
-        metrics = judge.error_rates(
-            {"requests": c["requests"], "errors": c["errors"]},
-            {"requests": b["requests"], "errors": b["errors"]},
-            self.limits,
-            source,
-        )
-        if c.get("latencies_ms") is not None:
-            metrics += judge.latencies(c["latencies_ms"], b["latencies_ms"] or [], self.limits, source)
-        return metrics
+        """Error rates and latencies of per-role samples ({"requests", "errors", "latencies_ms"}, and their
+        "real" and "synthetic" parts from an LB log), like requests against like (judge.compare)."""
+        return judge.compare(samples["canary"], samples["baseline"], self.limits, source)
 
     def judge_route(self, route, start_snap, end_snap, started, ended, log_offset):
         """The metrics, counter resets, counts and per-role sample ({"requests", "errors", "latencies_ms"},
@@ -479,9 +515,9 @@ class CanaryGate:
             for role in ROLES:
                 server = samples.get(self.params[role])
                 sample[role] = {
-                    "requests": server.requests if server else 0,
-                    "errors": server.errors if server else 0,
-                    "latencies_ms": list(server.latencies_ms) if server else [],
+                    **counted(server),
+                    "real": counted(server and server.real),
+                    "synthetic": counted(server and server.synthetic),
                 }
             metrics += self.judge_samples(sample, log_source)
         elif counts is not None and not resets:
@@ -569,11 +605,14 @@ class CanaryGate:
         for _attempt in range(source.get("count", 10)):
             began = time.monotonic()
             try:
+                headers = source.get("headers") or {}
                 response = open_url(
                     source["url"],
-                    headers=source.get("headers") or {},
+                    headers=headers,
                     timeout=source.get("timeout", 5),
-                    force_basic_auth=True,  # a challenge without a realm is otherwise never answered
+                    # The URL's user:password sent up front (a challenge without a realm is otherwise never
+                    # answered) - unless the operator gives an Authorization header of their own.
+                    force_basic_auth=not any(name.lower() == "authorization" for name in headers),
                 )
                 statuses.append(response.getcode())
                 response.read()

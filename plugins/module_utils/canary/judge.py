@@ -197,6 +197,56 @@ def latencies(canary_ms, baseline_ms, limits, source):
     return out
 
 
+def like_for_like(canary, baseline, enough):
+    """("real" or "synthetic", canary's, baseline's) requests to compare; (None, canary, baseline) when the
+    samples do not tell them apart (counters). Real traffic is split by weight and synthetic requests go equally
+    to each color: mixed, a 10 % canary's sample is mostly synthetic and the baseline's mostly real - two request
+    mixes. So the real requests when both colors have enough of them (enough(side)), else the synthetic ones
+    (the same requests at the same rate on both sides), else the real ones (too few: inconclusive)."""
+    if "real" not in canary or "real" not in baseline:
+        return None, canary, baseline
+    if enough(canary["real"]) and enough(baseline["real"]):
+        return "real", canary["real"], baseline["real"]
+    if canary["synthetic"]["requests"] or baseline["synthetic"]["requests"]:
+        return "synthetic", canary["synthetic"], baseline["synthetic"]
+    return "real", canary["real"], baseline["real"]
+
+
+def compare(canary, baseline, limits, source):
+    """Error rates and latencies of two colors' samples ({"requests", "errors", "latencies_ms"}, with "real"
+    and "synthetic" parts when the LB's log tells them apart), each over like requests: every metric then says
+    which in `sample`, and its reason why synthetic requests were compared."""
+    min_requests, min_samples = max(1, limits["min_requests"]), max(1, limits["min_samples"])
+
+    def said(kind, metrics, real_c, real_b, what):
+        if kind is None:
+            return metrics
+        note = f" (synthetic requests compared: {real_c} canary and {real_b} baseline real {what}, too few)"
+        return [{**m, "sample": kind, "reason": m["reason"] + (note if kind == "synthetic" else "")} for m in metrics]
+
+    kind, c, b = like_for_like(canary, baseline, lambda side: side["requests"] >= min_requests)
+    out = said(
+        kind,
+        error_rates(
+            {"requests": c["requests"], "errors": c["errors"]},
+            {"requests": b["requests"], "errors": b["errors"]},
+            limits,
+            source,
+        ),
+        *(side.get("real", {}).get("requests") for side in (canary, baseline)),
+        "requests",
+    )
+    if canary.get("latencies_ms") is not None:
+        kind, c, b = like_for_like(canary, baseline, lambda side: len(side["latencies_ms"]) >= min_samples)
+        out += said(
+            kind,
+            latencies(c["latencies_ms"], b["latencies_ms"] or [], limits, source),
+            *(len(side.get("real", {}).get("latencies_ms") or []) for side in (canary, baseline)),
+            "latency samples",
+        )
+    return out
+
+
 def verdict(metrics):
     statuses = [m["status"] for m in metrics]
     if FAIL in statuses:

@@ -6,7 +6,9 @@
 A quiet service gives the gate nothing to judge: these requests, pinned to each color by the trusted
 canary header, go through the LB's public address, so the LB's log counts them like any other request
 and they fill min_requests/min_samples. They are spread evenly over the window, sent from one thread per
-color, and none starts after the window's end (a request in flight then gets what is left of its timeout).
+color, and none starts after the window's end (one in flight then has its whole timeout: stop() waits for it,
+so a slow service's last request is not failed for want of time). Their query carries SYNTHETIC_MARKER, so
+the LB's log tells them from real traffic and the judge compares like with like.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import math
 import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import SYNTHETIC_MARKER
 
 ROLES = ("baseline", "canary")
 
@@ -36,11 +41,19 @@ def tally(sent, statuses, expect_status):
     return {"sent": sent, "answered": answered, "failed": sent - good}
 
 
+def marked(url):
+    """The URL with SYNTHETIC_MARKER first in its query (any query of its own kept after it: a long one cut in
+    the LB's log keeps the marker)."""
+    parts = urlsplit(url)
+    query = f"{SYNTHETIC_MARKER}&{parts.query}" if parts.query else SYNTHETIC_MARKER
+    return urlunsplit(parts._replace(query=query))
+
+
 class SyntheticProbes:
     """One window of synthetic requests: start() before the window, stop() at its end."""
 
     def __init__(self, source, values, opener=open_url, clock=time.monotonic):
-        self.url = source["url"].rstrip("/") + "/" + source.get("path", "/").lstrip("/")
+        self.url = marked(source["url"].rstrip("/") + "/" + source.get("path", "/").lstrip("/"))
         self.rate = source.get("rate", 5)
         self.timeout = source.get("timeout", 5)
         self.expect = source.get("expect_status", 200)
@@ -71,14 +84,13 @@ class SyntheticProbes:
             wait = began + offset - self.clock()
             if wait > 0 and self.stopped.wait(wait):
                 return
-            left = self.deadline - self.clock()
-            if self.stopped.is_set() or left <= 0:
+            if self.stopped.is_set() or self.deadline - self.clock() <= 0:
                 return
             out["sent"] += 1
             started = self.clock()
             status = None
             try:
-                response = self.opener(self.url, headers=headers, timeout=min(self.timeout, max(left, 0.1)))
+                response = self.opener(self.url, headers=headers, timeout=self.timeout)
                 response.read()
                 status = response.getcode()
             except Exception as exc:  # HTTPError carries a code; anything else is no answer
@@ -88,11 +100,13 @@ class SyntheticProbes:
                 out["latencies_ms"].append((self.clock() - started) * 1000)
 
     def stop(self):
-        """End the window (no request starts after it) and wait for those in flight; per role the counts,
-        and the statuses and latencies of the answers (for a gate that has no LB log to read)."""
+        """End the window (no request starts after it) and wait for those in flight (at most about their
+        timeout); per role the counts, and the statuses and latencies of the answers (for a gate that has no
+        LB log to read)."""
         self.stopped.set()
+        until = self.clock() + self.timeout + 1  # one bound for all threads: their requests run side by side
         for thread in self.threads:
-            thread.join(self.timeout + 1)
+            thread.join(max(0, until - self.clock()))
         return {
             role: {
                 **tally(result["sent"], result["statuses"], self.expect),

@@ -16,6 +16,9 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.errors i
 COLORS = ("blue", "green")
 STATES = ("ready", "drain", "maint")
 MAX_WEIGHT = 256
+# The query parameter the canary gate's synthetic requests carry: an LB log that keeps the request line tells
+# them apart from real traffic (which is split by weight, while synthetic requests go equally to each color).
+SYNTHETIC_MARKER = "switchyard-synthetic=1"
 
 
 class LBError(SwitchyardError):
@@ -117,9 +120,10 @@ class LoadBalancer:
         """{color: samples} of the requests logged between since and until (statuses and latencies)."""
         raise NotImplementedError
 
-    def request_log(self, routes, since, until):
+    def request_log(self, routes, since, until, max_records=None):
         """[(epoch seconds, route, color, status, latency ms or None)] of every request logged on routes between
-        since and until, in time order (the release report's time series; status -1: no answer)."""
+        since and until, in time order (the release report's time series; status -1: no answer). Read as a
+        stream: at most max_records are kept (the latest), and self.request_log_dropped counts the others."""
         raise NotImplementedError
 
 

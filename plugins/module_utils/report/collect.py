@@ -66,11 +66,20 @@ def figures_of(records, color, start, end):
 
 
 def gate_figures(verdict):
-    """{color: figures} the gate recorded with a verdict, or {}: a `figures` object keyed by color, or
-    by route then color (the first route's, in the order of the verdict's routes)."""
+    """{color: figures} the gate recorded with a verdict, or {}: a `figures` object keyed by side
+    (baseline, canary: each names its color), by color, or by route then color
+    (the first route's, in the order of the verdict's routes)."""
     recorded = (verdict or {}).get("figures")
     if not isinstance(recorded, dict) or not recorded:
         return {}
+    # The gate's own shape: keyed by side (baseline, canary), the color in each side's name.
+    sides = {
+        f["name"]: f
+        for side, f in recorded.items()
+        if side in ("baseline", "canary") and isinstance(f, dict) and f.get("name") in COLORS
+    }
+    if sides:
+        return sides
     if any(c in recorded for c in COLORS):
         return {c: f for c, f in recorded.items() if c in COLORS and isinstance(f, dict)}
     routes = [r.get("route") for r in verdict.get("routes", [])] or sorted(recorded)
@@ -219,7 +228,7 @@ def migrations_of(entry, period_end):
 
 def before_after(entry, records, now, before_s):
     """The color live before the release, over the before_s seconds before it began, against the release's
-    color from its promotion to now (only for a promoted release)."""
+    color from its promotion to now, the report's horizon (only for a promoted release)."""
     start = epoch(entry.get("started_at")) or now
     old, new = entry.get("from_color"), entry.get("color")
     out = {"before": None, "after": None}
@@ -243,15 +252,30 @@ def before_after(entry, records, now, before_s):
     return out
 
 
+def failed(entry, run):
+    """Whether the release did not end well: by the ledger's outcome, or by the run's own summary - a ledger
+    entry still `running` (the run lost the lock, or writing the failure failed) is no success."""
+    run = run or {}
+    return (
+        entry.get("outcome") in FAILED_OUTCOMES or run.get("outcome") in FAILED_OUTCOMES or bool(run.get("failed_task"))
+    )
+
+
+FAILED_OUTCOMES = ("failed", "rolled_back", "abandoned")
+
+
 def failure_of(entry, steps, run):
     """A release that did not end well: the step that failed and the metrics that made it fail."""
-    if entry.get("outcome") not in ("failed", "rolled_back", "abandoned"):
+    if not failed(entry, run):
         return None
     failed_step = next((s for s in reversed(steps) if s["gate"] and s["gate"]["verdict"] != "promote"), None)
     if failed_step is None:
         failed_step = next((s for s in reversed(steps) if s["outcome"] == "failed"), steps[-1] if steps else None)
     metrics = failed_step["gate"]["failing"] if failed_step and failed_step["gate"] else []
+    outcome = entry.get("outcome")
     return {
+        # What the banner says: the ledger's outcome, or the run's when the ledger never got the failure.
+        "outcome": outcome if outcome in FAILED_OUTCOMES else (run or {}).get("outcome") or "failed",
         "step": failed_step["name"] if failed_step else None,
         "metrics": metrics,
         "metric_names": sorted({m.get("metric") for m in metrics if m.get("metric")}),
@@ -261,13 +285,22 @@ def failure_of(entry, steps, run):
     }
 
 
-def collect(app, entry, records, now, before_s=60, bucket=None, run=None):
+def horizon_of(entry, now, before_s):
+    """The report's end: before_s seconds after the release ended (now, while it runs or when that is
+    sooner). Nothing after it counts, so a report made again later on an unchanged release is the same."""
+    _start, end = release_period(entry, now)
+    return min(now, end + before_s) if epoch(entry.get("finished_at")) else end
+
+
+def collect(app, entry, records, now, before_s=60, bucket=None, run=None, log=None):
     """The report of the release `entry` (a ledger entry) from the LB's request records (all routes, time
-    order) read over [start - before_s, now]; run is the role's summary of the Ansible run."""
+    order) read over [start - before_s, horizon_of()]; run is the role's summary of the Ansible run, log
+    what was read of the LB's log (its span, the records dropped)."""
     start, end = release_period(entry, now)
+    horizon = max(horizon_of(entry, now, before_s), end)
     steps = entry.get("steps", [])
     reports = [step_report(s, i, steps, records, end, entry) for i, s in enumerate(steps)]
-    chart_start, chart_end = start - before_s, max(now, end)
+    chart_start, chart_end = start - before_s, horizon
     bucket = bucket or max(1.0, round((chart_end - chart_start) / 120.0))
     release = {k: entry.get(k) for k in ("id", "kind", "version", "color", "from_color", "owner", "outcome", "reason")}
     release.update(started_at=entry.get("started_at"), finished_at=entry.get("finished_at"))
@@ -282,8 +315,9 @@ def collect(app, entry, records, now, before_s=60, bucket=None, run=None):
         "series": series(records, chart_start, chart_end, bucket),
         "images": images_of(entry),
         "migrations": migrations_of(entry, end),
-        "before_after": before_after(entry, records, now, before_s),
+        "before_after": before_after(entry, records, horizon, before_s),
         "failure": failure_of(entry, reports, run),
         "requests_read": len(records),
+        "log": log or {},
         "run": run or {},
     }

@@ -40,7 +40,8 @@ th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabu
 </style></head><body>
 <h1>{{ r.app }}: {{ r.release.kind }} {{ r.release.version or '' }} <span class="muted">({{ r.release.id }})</span></h1>
 {% if r.failure %}
-<div class="banner" id="failure"><strong>{{ r.release.outcome | upper }}</strong>{% if r.failure.step %} at step
+<div class="banner" id="failure"><strong>{{ (r.failure.outcome or r.release.outcome) | upper }}</strong>
+{%- if r.failure.step %} at step
 <strong>{{ r.failure.step }}</strong>{% endif %}{% if r.failure.metric_names %}: failing metric(s)
 <strong class="failing-metric-name">{{ r.failure.metric_names | join(', ') }}</strong>{% endif %}.
 {% for m in r.failure.metrics %}<br>{{ m.route ~ ': ' if m.route else '' }}{{ m.metric }} ({{ m.status }}):
@@ -115,8 +116,10 @@ th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabu
 {% for m in r.migrations %}<tr><td>{{ m.step }}</td><td>{{ m.at }}</td><td class="num">{{ m.duration_s }} s</td>
 <td>{% for f in m.migrations | default([]) %}{{ f.version }} {{ f.name }}: {{ f.duration_ms }} ms<br>{% endfor %}
 {% for b in m.backfills | default([]) %}backfill {{ b.version }} {{ b.name }}: {{ b.rows_this_run }} rows
-({{ b.rows_done }}/{{ b.rows_total }}) in {{ b.seconds }} s, {{ b.rows_per_second }} rows/s, {{ b.batches }} batches<br>{% endfor %}
-{% for k, v in m | dictsort if k not in ['step', 'at', 'duration_s', 'migrations', 'backfills'] %}{{ k }}: {{ v }} {% endfor %}</td>
+({{ b.rows_done }}/{{ b.rows_total }}) in {{ b.seconds }} s, {{ b.rows_per_second }} rows/s,
+{{ b.batches }} batches<br>{% endfor %}
+{% for k, v in m | dictsort if k not in ['step', 'at', 'duration_s', 'migrations', 'backfills'] -%}
+{{ k }}: {{ v }} {% endfor %}</td>
 </tr>{% endfor %}</table>
 {% else %}<p class="muted">none in this {{ r.release.kind }}</p>{% endif %}
 

@@ -12,7 +12,9 @@ verified reload (weights in the configuration, states in the server-state file).
 
 from __future__ import annotations
 
+import collections
 import os
+import subprocess
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
     COLORS,
@@ -21,7 +23,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     LoadBalancer,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.canary import MAP_FILE, map_path, set_canary
-from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_lines, parse_timed_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import (
+    is_synthetic,
+    iter_timed_lines,
+    parse_lines,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_names
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import (
     RuntimeAPI,
@@ -193,30 +199,52 @@ class HAProxy(LoadBalancer):
         samples = parse_lines((out + "\n" + err).splitlines(), backend_name(route))
         return {c: samples[server_name(route, c)] for c in COLORS if server_name(route, c) in samples}
 
-    def request_log(self, routes, since, until):
+    def request_log(self, routes, since, until, max_records=None):
+        """The records of routes over [since, until], read from `docker logs` as a stream: memory is bounded
+        by max_records (the latest kept; self.request_log_dropped counts the others), never by the log's size."""
         self.check_routes(routes)
         if not self.container:
             raise LBError("lb.container is needed to read HAProxy's request log (docker logs of the LB container)")
-        _rc, out, err = self.runner.run(
-            [
-                self.docker,
-                "logs",
-                "--timestamps",
-                "--since",
-                since.isoformat(),
-                "--until",
-                until.isoformat(),
-                self.container,
-            ],
-            f"reading the logs of {self.container}",
-        )
+        args = [self.docker, "logs", "--timestamps", "--since", since.isoformat(), "--until", until.isoformat()]
+        args.append(self.container)
         names = {(backend_name(r), server_name(r, c)): (r, c) for r in routes for c in COLORS}
-        records = []
-        for at, backend, server, status, latency in parse_timed_lines(
-            (out + "\n" + err).splitlines(), [backend_name(r) for r in routes]
-        ):
-            route_color = names.get((backend, server))
-            if route_color:
-                records.append((at, *route_color, status, latency))
-        records.sort(key=lambda record: record[0])  # stdout and stderr come apart
-        return records
+        records = collections.deque(maxlen=max_records or None)
+        seen = 0
+        other = collections.deque(maxlen=20)  # the last lines that are no request: docker's error, if any
+        env = {**os.environ, **getattr(self.runner, "environ", {})}
+
+        def lines(stream):
+            # Real traffic only: the gate's synthetic requests (marked in the request line) are its own sample.
+            for line in stream:
+                if not line.startswith("20"):
+                    other.append(line.rstrip())
+                elif not is_synthetic(line):
+                    yield line
+
+        # stderr into stdout: HAProxy's lines on either come in one stream (sorted by time below).
+        try:
+            process = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except OSError as exc:
+            raise LBError(f"cannot run {self.docker} logs: {exc}") from exc
+        with process:
+            for at, backend, server, status, latency in iter_timed_lines(
+                lines(process.stdout), [backend_name(r) for r in routes]
+            ):
+                route_color = names.get((backend, server))
+                if route_color:
+                    seen += 1
+                    records.append((at, *route_color, status, latency))
+            rc = process.wait()
+        if rc != 0:
+            raise LBError(f"reading the logs of {self.container} failed (rc={rc}): {' / '.join(other)[-1000:]}")
+        self.request_log_dropped = seen - len(records)
+        return sorted(records, key=lambda record: record[0])

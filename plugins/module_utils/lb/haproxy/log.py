@@ -5,7 +5,9 @@
 
 The lb role logs `%b/%s %ST %Tr %Ta` in that order (backend/server, status, server response time,
 total active time, in ms); only these fields are read, wherever they stand in the line. This is
-the only place real percentiles come from: the stats socket only has averaged latencies.
+the only place real percentiles come from: the stats socket only has averaged latencies. The request line
+(`%{+Q}r`, last by default) tells the canary gate's synthetic requests (their query carries
+SYNTHETIC_MARKER) from real traffic; a format without it counts every request as real.
 """
 
 from __future__ import annotations
@@ -14,10 +16,21 @@ import calendar
 import re
 import time
 
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import SYNTHETIC_MARKER
+
 LINE_RE = re.compile(r"(?:^|\s)([\w.-]+)/([\w.<>-]+) (-?\d+) (-?\d+) (-?\d+)(?:\s|$)")
+# The request line's target (quoted by %{+Q}r or not; an absolute URI over HTTP/2), wherever it stands.
+REQUEST_RE = re.compile(r'(?:^|\s)"?[A-Z]+ (\S+) HTTP/\d')
+MARKER_RE = re.compile(r"[?&]" + re.escape(SYNTHETIC_MARKER) + r"(?:&|#|$)")
 
 
-class ServerSamples:
+def is_synthetic(line):
+    """Whether the logged request's target carries the synthetic marker in its query."""
+    request = REQUEST_RE.search(line)
+    return bool(request and MARKER_RE.search(request.group(1)))
+
+
+class Samples:
     def __init__(self):
         self.statuses = []
         self.latencies_ms = []  # %Ta of requests that got an answer from the server
@@ -37,6 +50,19 @@ class ServerSamples:
         return sum(1 for s in self.statuses if s >= 500 or s < 0)
 
 
+class ServerSamples(Samples):
+    """Every request of one server, and apart its real and its synthetic ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.real = Samples()
+        self.synthetic = Samples()
+
+    def add(self, status, response_ms, total_ms, synthetic=False):
+        super().add(status, response_ms, total_ms)
+        (self.synthetic if synthetic else self.real).add(status, response_ms, total_ms)
+
+
 def parse_lines(lines, backend):
     """{server: ServerSamples} for the lines of one backend; other lines are ignored."""
     servers = {}
@@ -48,7 +74,8 @@ def parse_lines(lines, backend):
         samples = servers.get(server)
         if samples is None:
             samples = servers[server] = ServerSamples()
-        samples.add(int(match.group(3)), int(match.group(4)), int(match.group(5)))
+        status, response_ms, total_ms = int(match.group(3)), int(match.group(4)), int(match.group(5))
+        samples.add(status, response_ms, total_ms, synthetic=is_synthetic(line))
     return servers
 
 
@@ -59,9 +86,13 @@ STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z\s")
 def parse_timed_lines(lines, backends):
     """[(epoch seconds, backend, server, status, total ms or None)] of the timestamped lines of the given
     backends, in log order: the per-request evidence a release report draws its time series from."""
+    return list(iter_timed_lines(lines, backends))
+
+
+def iter_timed_lines(lines, backends):
+    """parse_timed_lines one record at a time: a log read as a stream is never held whole."""
     wanted = set(backends)
     seconds = {}  # a log holds many lines per second: each second's prefix is converted once
-    records = []
     for line in lines:
         stamp = STAMP_RE.match(line)
         if not stamp:
@@ -77,5 +108,4 @@ def parse_timed_lines(lines, backends):
         at = epoch + (float("0." + fraction) if fraction else 0.0)
         response_ms, total_ms = int(match.group(4)), int(match.group(5))
         latency = total_ms if response_ms >= 0 and total_ms >= 0 else None
-        records.append((at, match.group(1), match.group(2), int(match.group(3)), latency))
-    return records
+        yield at, match.group(1), match.group(2), int(match.group(3)), latency

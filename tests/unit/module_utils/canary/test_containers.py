@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 
+import docker
 import pytest
+import requests
 from support.recorded import DOCKER
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary import containers as c
@@ -62,6 +65,43 @@ def test_parse_inspect_reads_project_state_health_and_restarts():
     for bad in ('{"Id": "x"}', "[1, 2]", "not json"):
         with pytest.raises(ValueError):
             c.parse_inspect(bad)
+
+
+def recorded_jobs():
+    """`docker compose up migrate` (runs `true`, exits 0) and `docker compose run migrate` of project h16rec."""
+    states = c.parse_inspect((DOCKER / "inspect-jobs.json").read_text())
+    (job,) = (cid for cid, state in states.items() if not state["oneoff"])
+    (oneoff,) = (cid for cid, state in states.items() if state["oneoff"])
+    return states, job, oneoff
+
+
+def test_a_finished_job_is_not_unhealthy_and_a_one_off_is_not_watched():
+    states, job, oneoff = recorded_jobs()
+    assert (states[job]["state"], states[job]["exit_code"], states[job]["restart_policy"]) == ("exited", 0, "no")
+    assert c.completed(states[job]) and states[oneoff]["oneoff"]
+    for other in ({"exit_code": 1}, {"restart_policy": "always"}, {"restart_policy": "unless-stopped"}):
+        assert not c.completed({**states[job], **other})  # failed, or Docker would start it again
+    # containers(): the one-off (`docker compose run`) is left out, the job is listed.
+    ids = [API_ID, job, oneoff]
+    inspected = json.loads((DOCKER / "inspect-containers.json").read_text())
+    inspected += json.loads((DOCKER / "inspect-jobs.json").read_text())
+    w, _module = watch(
+        {
+            "ps": (0, "".join(f"{cid}\th16rec\n" for cid in ids), ""),
+            "inspect": (0, json.dumps([i for i in inspected if i["Id"] in ids]), ""),
+        }
+    )
+    found = w.containers()
+    assert set(found["baseline"]) == {API_ID, job}
+    # The finished job, there at both ends of the window: not a container of the color, not unhealthy, no
+    # restart (and its logs are not read: no Docker asked here).
+    w.started = 0
+    done = {job: {**found["baseline"][job], "cpu_ns": None, "memory_bytes": None}}  # as snapshot() has it
+    fig = w.role_figures("baseline", done, done, 0, 1, 1.0)
+    assert (fig["containers"], fig["healthy"], fig["unhealthy"], fig["restarts"]) == (0, 0, 0, 0)
+    # Nor is it a restart when it appears during the window or is removed.
+    assert w.role_figures("baseline", {}, done, 0, 1, 1.0)["restarts"] == 0
+    assert w.role_figures("baseline", done, {}, 0, 1, 1.0)["restarts"] == 0
 
 
 def test_cpu_and_memory_from_one_shot_stats_as_docker_stats_counts_them():
@@ -141,6 +181,27 @@ def test_cpu_per_request_compares_with_the_baseline_with_a_tolerance():
     assert c.judge_cpu(figures(cpu=0.0), figures(cpu=0.0), OPTS, 1)["status"] == "pass"
 
 
+def test_idle_cpu_spread_over_a_small_share_passes_and_a_real_burner_on_top_fails():
+    """Two identical apps (1 ms per request, 30 ms/s idle per container, 2 containers per color) at a 10 %
+    step of 60 requests/s over 10 s: the canary's idle CPU weighs on 9 times fewer requests."""
+    seconds, containers, idle_s, rate = 10, 2, 0.030, 60
+
+    def color(requests, ms_per_request):
+        cpu = requests * ms_per_request / 1000 + containers * idle_s * seconds
+        return figures(containers=containers, healthy=containers, requests=requests, cpu=cpu)
+
+    canary, baseline = rate * seconds // 10, rate * seconds * 9 // 10  # 60 and 540 requests
+    same = c.judge_cpu(color(canary, 1), color(baseline, 1), OPTS, 1)
+    # Per request alone it would fail: 11 ms vs 2.1 ms, x5.2 and 8.9 ms more.
+    assert same["canary"] == 11 and round(same["baseline"], 1) == 2.1 and same["ratio"] > 5
+    assert same["status"] == "pass" and same["extra_ms"] < 0, same
+    # The same candidate burning 15 ms more per request (the demo app's CPU_BURN_MS=15) fails.
+    burner = c.judge_cpu(color(canary, 1 + 15), color(baseline, 1), OPTS, 1)
+    assert burner["status"] == "fail" and burner["extra_ms"] == pytest.approx(7), burner  # (1.56 - 1.14 s) / 60
+    # The other way round - the canary has the bigger share - identical apps pass too.
+    assert c.judge_cpu(color(baseline, 1), color(canary, 1), OPTS, 1)["status"] == "pass"
+
+
 @pytest.mark.parametrize(
     ("canary", "baseline", "why"),
     [
@@ -174,6 +235,23 @@ def test_log_errors_per_request_against_the_baseline():
     assert more["status"] == "fail", more  # a traceback per request on top of the noise
     capped = c.judge_log_errors(figures(errors=3, requests=0), figures(requests=0), {**OPTS, "max_log_errors": 2}, 1)
     assert capped["status"] == "fail" and "max_log_errors=2" in capped["reason"]
+
+
+def api_error(status, explanation):
+    """The SDK's own exception for an Engine answer, as docker.errors.create_api_error_from_http_exception
+    makes it."""
+    response = requests.Response()
+    response.status_code = status
+    return docker.errors.APIError(f"{status} Server Error", response=response, explanation=explanation)
+
+
+def test_a_logging_driver_docker_cannot_read_back_is_told_apart_from_an_error():
+    # What Docker 26 answers for a container run with --log-driver none.
+    unreadable = api_error(501, "configured logging driver does not support reading")
+    assert c.logs_unreadable(unreadable) == "configured logging driver does not support reading"
+    assert c.logs_unreadable(docker.errors.DockerException("configured logging driver does not support reading"))
+    assert c.logs_unreadable(api_error(500, "internal error")) is None
+    assert c.logs_unreadable(docker.errors.NotFound("No such container", response=None)) is None
 
 
 # -- validation and the commands -----------------------------------------------------------------------
@@ -218,3 +296,41 @@ def test_output_the_parser_rejects_reports_the_command_whole():
     result = caught.value.result()
     assert result["cmd"][:4] == ["docker", "inspect", "--type", "container"]
     assert (result["rc"], result["stdout"], result["stderr"]) == (0, "<html>oops</html>", "warning")
+
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the socket is
+
+
+def test_the_sdk_talks_to_the_daemon_the_cli_does(monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    # DOCKER_HOST of the commands' environment, as the CLI: nothing listens there, and the error says where.
+    port = closed_port()
+    module = Module({})
+    w = c.ContainerWatch(
+        {"projects": {"baseline": "a", "canary": "b"}},
+        CommandRunner(module, {"DOCKER_HOST": f"tcp://127.0.0.1:{port}"}),
+        {},
+    )
+    with pytest.raises(c.ContainerSourceError, match=f"cannot reach the Docker daemon at tcp://127.0.0.1:{port}: "):
+        w.begin()
+    # docker_host wins over the environment's; a docker context that does not exist is said as such.
+    w, _module = watch({}, docker_host=f"tcp://127.0.0.1:{port}")
+    with pytest.raises(c.ContainerSourceError, match=f"127.0.0.1:{port}"):
+        w.client()
+    w = c.ContainerWatch(
+        {"projects": {"baseline": "a", "canary": "b"}}, CommandRunner(module, {"DOCKER_CONTEXT": "sytest-none"}), {}
+    )
+    with pytest.raises(c.ContainerSourceError, match="docker context 'sytest-none' not found"):
+        w.begin()
+
+
+def test_without_the_docker_sdk_begin_names_the_way_out(monkeypatch):
+    monkeypatch.setattr(c, "HAS_DOCKER_SDK", False)
+    w, module = watch({})
+    with pytest.raises(c.ContainerSourceError, match="switchyard_gate_containers: false") as caught:
+        w.begin()
+    assert "Failed to import the required Python library (docker" in caught.value.msg
+    assert module.ran == []  # said before anything is asked of Docker

@@ -12,7 +12,11 @@ from support.compose import free_port
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
 from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import evidence
-from ansible_collections.switchyard.release.plugins.module_utils.canary.synthetic import SyntheticProbes, schedule
+from ansible_collections.switchyard.release.plugins.module_utils.canary.synthetic import (
+    SyntheticProbes,
+    marked,
+    schedule,
+)
 
 
 class ByColor(http.server.BaseHTTPRequestHandler):
@@ -22,7 +26,7 @@ class ByColor(http.server.BaseHTTPRequestHandler):
         color = self.headers.get("X-Canary")
         self.server.seen.append((time.monotonic(), color, self.path, self.headers.get("X-Extra")))
         if color == "slow":
-            time.sleep(3)
+            time.sleep(0.6)
         self.send_response(500 if color == "green" else 200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -68,24 +72,43 @@ def test_both_colors_are_probed_over_the_window_and_counted(server) -> None:
     # Answered, but not with expect_status: failed.
     assert counts["canary"] == {**counts["canary"], "sent": 10, "answered": 10, "failed": 10}
     assert len(counts["canary"]["latencies_ms"]) == 10
-    assert {(c, p, x) for _t, c, p, x in server.seen} == {("blue", "/orders", "1"), ("green", "/orders", "1")}
+    # Marked, so the LB's log tells them from real traffic.
+    path = "/orders?switchyard-synthetic=1"
+    assert {(c, p, x) for _t, c, p, x in server.seen} == {("blue", path, "1"), ("green", path, "1")}
     offsets = sorted(t - began for t, c, _p, _x in server.seen if c == "blue")
     assert offsets[0] < 0.2 and offsets[-1] > 0.8, f"spread over the window, not sent at once: {offsets}"
 
 
-def test_no_request_starts_after_the_window_and_no_answer_counts_as_failed(server) -> None:
-    """A request that cannot finish in the window is cut at its end; stop() never waits past the timeout."""
+def test_no_request_starts_after_the_window_and_the_last_one_has_its_whole_timeout(server) -> None:
+    """A slow service (600 ms) is not failed for the window's end: the last request, started 150 ms before it,
+    gets the configured timeout and stop() waits for its answer; none starts after the end."""
     began = time.monotonic()
     probes = SyntheticProbes(
         {"url": url(server), "rate": 2, "timeout": 5}, {"baseline": "blue", "canary": "slow"}
     ).start(1.0)
     time.sleep(1.0)
     counts = probes.stop()
-    assert time.monotonic() - began < 4
-    assert counts["canary"]["sent"] >= 1 and counts["canary"]["answered"] == 0
-    assert counts["canary"]["failed"] == counts["canary"]["sent"]
+    assert time.monotonic() - began < 2
+    assert counts["canary"] == {**counts["canary"], "sent": 2, "answered": 2, "failed": 0}
+    assert min(counts["canary"]["latencies_ms"]) >= 600
     assert counts["baseline"] == {**counts["baseline"], "sent": 2, "answered": 2, "failed": 0}
     assert all(t - began <= 1.05 for t, _c, _p, _x in server.seen), "no request after the window's end"
+
+
+def test_stop_waits_no_longer_than_the_timeout_and_no_answer_counts_as_failed(server) -> None:
+    began = time.monotonic()
+    probes = SyntheticProbes(
+        {"url": url(server), "rate": 2, "timeout": 0.3}, {"baseline": "blue", "canary": "slow"}
+    ).start(0.5)
+    time.sleep(0.5)
+    counts = probes.stop()
+    assert time.monotonic() - began < 1.0, "the window's end is bounded by the timeout"
+    assert counts["canary"] == {**counts["canary"], "sent": 1, "answered": 0, "failed": 1}
+
+
+def test_the_marker_keeps_the_query_of_the_path() -> None:
+    assert marked("http://lb:8080/orders?page=2") == "http://lb:8080/orders?switchyard-synthetic=1&page=2"
+    assert marked("http://lb:8080/") == "http://lb:8080/?switchyard-synthetic=1"
 
 
 def test_an_unreachable_lb_sends_nothing_answered() -> None:

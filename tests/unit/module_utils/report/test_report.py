@@ -3,6 +3,7 @@ back, as the e2e suite's ledger kept them) and HAProxy log lines as `docker logs
 
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.backend import HAProxy
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import parse_timed_lines
 from ansible_collections.switchyard.release.plugins.module_utils.report import archive, collect, render
 
@@ -106,6 +109,21 @@ def test_figures_the_gate_recorded_win_over_the_log():
     assert green["requests"] == 29 and green["cpu_percent"] == 12.5 and green["source"] == "gate"
 
 
+def test_the_gates_figures_by_side_are_the_colors_figures():
+    entry = json.loads(json.dumps(ENTRIES["promoted"]))
+    step = next(s for s in entry["steps"] if s["name"] == "canary-10")
+    step["verdict"]["figures"] = {
+        "baseline": {"name": "blue", "requests": 261, "cpu_percent": 3.0, "restarts": 0, "memory_bytes": 31457280},
+        "canary": {"name": "green", "requests": 29, "cpu_percent": 12.5, "restarts": 1, "memory_bytes": 41943040},
+    }
+    report = collect.collect("demo", entry, [], collect.epoch(entry["finished_at"]))
+    colors = next(s for s in report["steps"] if s["name"] == "canary-10")["colors"]
+    assert (
+        colors["green"]["requests"] == 29 and colors["green"]["restarts"] == 1 and colors["green"]["source"] == "gate"
+    )
+    assert colors["blue"]["requests"] == 261 and colors["blue"]["cpu_percent"] == 3.0
+
+
 def test_a_rolled_back_release_names_the_failing_step_and_metrics_and_the_page_highlights_them():
     entry = ENTRIES["rolled_back"]
     records = records_of(log_lines(entry, canary_errors=0.4))
@@ -195,4 +213,84 @@ def test_the_archive_leaves_out_secret_files_and_masks_secret_values(tmp_path):
         text = "".join(tar.extractfile(m).read().decode() for m in tar.getmembers())
     assert sorted(names) == ["r1/ansible-run.json", "r1/compose.yaml", "r1/green/color.env", "r1/ledger-entry.json"]
     assert "s3cret-pw" not in text and "abcd1234" not in text
-    assert "SWITCHYARD_COLOR=green" in text and "DB_PASSWORD=****" in text
+    assert "SWITCHYARD_COLOR=****" in text and "DB_PASSWORD=****" in text
+
+
+# Secrets a name does not give away, as an app's env file and Compose override hold them.
+UNNAMED_SECRETS = {
+    "DATABASE_URL": "postgresql://app:s3cretpw@db/app",
+    "DB_PASS": "Zq8-hunter2-x",
+    "SENTRY_DSN": "https://0123456789abcdef@o42.ingest.sentry.io/77",
+    "STRIPE_KEY": "sk_live_51Hx0AbCdEfGh",
+    "JSON_CONFIG": '{"api": {"key": "k-json-value-99"}}',
+}
+PEM = [
+    "-----BEGIN PRIVATE KEY-----",
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7==",
+    "-----END PRIVATE KEY-----",
+]
+CLEAR = ["s3cretpw", "hunter2", "0123456789abcdef", "sk_live_51Hx0AbCdEfGh", "k-json-value-99", "MIIEvQIBADAN", "BEGIN"]
+
+
+def test_the_archive_masks_every_env_value_keeps_the_keys_and_masks_url_userinfo(tmp_path):
+    """Every value of an env file and of a Compose `environment:` is masked whatever its name (a URL with a
+    password, a DSN, a key, JSON, a multi-line private key); the keys stay; elsewhere only URL userinfo goes."""
+    env = "".join(f"{k}={v}\n" if k != "JSON_CONFIG" else f"{k}='{v}'\n" for k, v in UNNAMED_SECRETS.items())
+    env += 'PRIVATE_KEY="' + "\n".join(PEM) + '"\nSWITCHYARD_COLOR=green\n'
+    (tmp_path / "color.env").write_text(env)
+    mapping = "".join(f"      {k}: '{v}'\n" for k, v in UNNAMED_SECRETS.items())
+    mapping += "      PRIVATE_KEY: |\n" + "".join(f"        {line}\n" for line in PEM)
+    listed = "".join(f"      - {k}={v}\n" for k, v in UNNAMED_SECRETS.items()) + "      - FROM_HOST\n"
+    (tmp_path / "color.override.yaml").write_text(
+        f"services:\n  api:\n    image: demo:2\n    environment:\n{mapping}    labels:\n      tier: api\n"
+        f"  worker:\n    environment:\n{listed}  cron:\n    environment: {{DB_PASS: 'Zq8-hunter2-x'}}\n"
+    )
+    (tmp_path / "haproxy.cfg").write_text(
+        "backend be_api\n    server api_blue 10.0.0.2:80 check\n"
+        "    http-request set-header X-Up https://ops:s3cretpw@hooks.example/x\n"
+    )
+    dest = tmp_path / "a.tar.gz"
+    files = {
+        "green/color.env": str(tmp_path / "color.env"),
+        "green/color.override.yaml": str(tmp_path / "color.override.yaml"),
+        "lb/haproxy.cfg": str(tmp_path / "haproxy.cfg"),
+    }
+    run = {"failure": "cannot connect to postgresql://app:s3cretpw@db/app"}
+    archive.build_archive(str(dest), "r1", files, {"id": "r1"}, run)
+    with tarfile.open(dest) as tar:
+        text = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+    for secret in CLEAR:
+        assert all(secret not in t for t in text.values()), secret
+    env_lines = text["r1/green/color.env"].splitlines()
+    assert env_lines == [f"{k}=****" for k in [*UNNAMED_SECRETS, "PRIVATE_KEY", "SWITCHYARD_COLOR"]]
+    override = text["r1/green/color.override.yaml"]
+    for key in UNNAMED_SECRETS:
+        assert f"      {key}: ****\n" in override and f"      - {key}=****\n" in override
+    assert "      PRIVATE_KEY: ****\n    labels:\n      tier: api\n" in override and "      - FROM_HOST\n" in override
+    assert "    environment: {DB_PASS: ****}\n" in override and "    image: demo:2\n" in override
+    assert text["r1/lb/haproxy.cfg"] == (tmp_path / "haproxy.cfg").read_text().replace("ops:s3cretpw@", "****@")
+    assert "postgresql://****@db/app" in text["r1/ansible-run.json"]
+    # Written atomically: no temporary file is left beside it.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_ledger_entry_left_running_by_a_failed_run_is_reported_as_a_failure():
+    """The run failed but its ledger entry still says `running` (the lock lost, the fail write failed): the
+    run's summary decides - a red FAILED banner, never a green "Outcome: running"."""
+    entry = {**ENTRIES["promoted"], "outcome": "running", "finished_at": None}
+    now = collect.epoch(ENTRIES["promoted"]["finished_at"]) + 5
+    run = {"outcome": "failed", "failed_task": "Shift traffic", "failure": "lock lost"}
+    report = collect.collect("demo", entry, [], now, run=run)
+    assert report["failure"]["outcome"] == "failed" and report["failure"]["task"] == "Shift traffic"
+    html = render.render(report)
+    assert 'id="failure"><strong>FAILED</strong>' in html and 'class="ok"' not in html
+    assert collect.collect("demo", entry, [], now, run={"failed_task": "Shift traffic"})["failure"] is not None
+    assert collect.collect("demo", entry, [], now, run={"outcome": "paused"})["failure"] is None
+
+
+def test_a_docker_client_that_cannot_run_is_an_lb_error(tmp_path):
+    """No docker client: an LBError (the report warns and keeps the gate's numbers), not a crash."""
+    lb = HAProxy({"dir": str(tmp_path), "container": "lb", "docker_cli": str(tmp_path / "no-docker")}, runner=None)
+    since = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
+    with pytest.raises(LBError, match="cannot run .*no-docker logs"):
+        lb.request_log(["api"], since, since + datetime.timedelta(seconds=60))
