@@ -95,6 +95,16 @@ print(time.perf_counter() - t)
 """
 
 
+# The floor, in the same run: reading the same log and entry and splitting the lines, nothing else.
+FLOOR = """
+import json, sys, time
+began = time.perf_counter()
+json.loads(open(sys.argv[1]).read())
+lines = open(sys.argv[2]).read().splitlines()
+print(time.perf_counter() - began)
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
@@ -102,12 +112,14 @@ def main() -> None:
     args = parser.parse_args()
     entry, lines = make_release(args.lines)
     env = {"PYTHONPATH": str(COLLECTIONS)}
-    host, controller = [], []
+    host, controller, floor = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         paths = {n: str(Path(tmp) / n) for n in ("entry.json", "log.txt", "report.json", "report.html")}
         Path(paths["entry.json"]).write_text(json.dumps(entry))
         Path(paths["log.txt"]).write_text("\n".join(lines) + "\n")
         for _run in range(args.runs):
+            run = [sys.executable, "-c", FLOOR, paths["entry.json"], paths["log.txt"]]
+            floor.append(float(subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout))
             run = [sys.executable, "-c", HOST, paths["entry.json"], paths["log.txt"], paths["report.json"]]
             host.append(float(subprocess.run(run, env=env, check=True, capture_output=True, text=True).stdout))
             run = [sys.executable, "-c", CONTROLLER, paths["report.json"], paths["report.html"]]
@@ -118,6 +130,10 @@ def main() -> None:
     print(f"  host: parse + collect + JSON   {statistics.median(host):.3f} s")
     print(f"  controller: charts + page      {statistics.median(controller):.3f} s  ({size / 1024:.0f} KiB)")
     print(f"  total                          {statistics.median(total):.3f} s (target < 2 s)")
+    print(
+        f"  floor: read + split the log    {statistics.median(floor):.3f} s "
+        f"(host part x{statistics.median(host) / statistics.median(floor):.1f})"
+    )
 
 
 if __name__ == "__main__":

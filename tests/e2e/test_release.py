@@ -159,10 +159,16 @@ def test_the_canary_release_leaves_a_report_matching_the_gate_and_the_ledger(app
         step = steps[verdict["step"]]
         assert step["gate"]["verdict"] == verdict["verdict"] and step["gate"]["metrics"] == verdict["metrics"]
         error_rate = {m["metric"]: m for m in verdict["metrics"]}["error_rate"]
-        # The LB log read again over the gate's window gives the gate's sample (the log is the gate's source).
+        # Each color's figures are the gate's own (its LB log sample and the containers' figures), and the
+        # error rate was judged on the real or on the synthetic part of that sample (like for like).
         green, blue = step["colors"]["green"], step["colors"]["blue"]
-        assert abs(green["requests"] - error_rate["canary_n"]) <= 2, (green, error_rate)
-        assert abs(blue["requests"] - error_rate["baseline_n"]) <= 2, (blue, error_rate)
+        assert green["source"] == blue["source"] == "gate", (green, blue)
+        figures = verdict["figures"]
+        assert (figures["canary"]["name"], figures["baseline"]["name"]) == ("green", "blue")
+        assert (green["requests"], blue["requests"]) == (figures["canary"]["requests"], figures["baseline"]["requests"])
+        sample = {"real": "real_requests", "synthetic": "synthetic_requests"}[error_rate["sample"]]
+        assert (green[sample], blue[sample]) == (error_rate["canary_n"], error_rate["baseline_n"]), (green, error_rate)
+        assert green["synthetic_sent"] > 0 and green["cpu_seconds"] is not None and green["restarts"] == 0, green
     assert report["failure"] is None
     before, after = report["before_after"]["before"], report["before_after"]["after"]
     assert before["color"] == "blue" and before["figures"]["requests"] > 0
