@@ -386,21 +386,23 @@ class CanaryGate:
                     route_resets = [f"route {route}: {r}" for r in route_resets]
             metrics += route_metrics
             resets += route_resets
-        if synthetic is not None and all(sample is None for sample in samples.values()):
-            # No LB figures to read: the synthetic answers themselves are the sample.
-            samples = {
-                None: {
-                    role: {"requests": sent["sent"], "errors": sent["failed"], "latencies_ms": sent["latencies_ms"]}
-                    for role, sent in synthetic.items()
-                }
+        figure_samples = samples
+        discarded = any(m.get("unobserved") for m in metrics)
+        if synthetic is not None and not discarded and all(sample is None for sample in samples.values()):
+            # No LB figures to read: the synthetic answers themselves are the sample. Not when the LB did not
+            # answer: that window is discarded (the probes failed for the LB's sake, not the colors').
+            own = {
+                role: {"requests": sent["sent"], "errors": sent["failed"], "latencies_ms": sent["latencies_ms"]}
+                for role, sent in synthetic.items()
             }
-            metrics += [{**m, "sample": "synthetic"} for m in self.judge_samples(samples[None], "synthetic")]
+            figure_samples = {None: own}
+            metrics += [{**m, "sample": "synthetic"} for m in self.judge_samples(own, "synthetic")]
         if "prometheus" in self.sources:
             metrics += self.prometheus(self.sources["prometheus"])
         if "http_probe" in self.sources:
             metrics += self.probe(self.sources["http_probe"])
         elapsed = (ended - started).total_seconds()
-        figures = self.color_figures(samples, synthetic, elapsed)
+        figures = self.color_figures(figure_samples, synthetic, elapsed)
         self.check_marked(figures, synthetic)
         if watch is not None:
             container_metrics, container_figures = watch.end(

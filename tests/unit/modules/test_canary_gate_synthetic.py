@@ -77,3 +77,35 @@ def test_a_rate_that_sends_nothing_is_refused() -> None:
         },
     )
     assert result.get("failed") and "sources.synthetic.rate=0.0" in result["msg"], result
+
+
+def test_a_window_the_lb_did_not_answer_in_is_discarded_not_judged_on_the_probes(tmp_path) -> None:
+    """With the lb source, an LB that does not answer (restarting: here, no admin socket at all) discards the
+    window: the synthetic requests are not judged on their own answers (they fail for the LB's sake), and the
+    per-route figures are still there, empty."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Colors)
+    server.statuses = {"blue": 200, "green": 503}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_module(
+            "canary_gate",
+            {
+                "baseline": "blue",
+                "canary": "green",
+                "window": 1,
+                "fail_on": "never",
+                "min_requests": 15,
+                "min_samples": 15,
+                "sources": {
+                    "lb": {"dir": str(tmp_path / "lb"), "container": "no-such-lb", "route": "api", "timeout": 0.5},
+                    "synthetic": {"url": f"http://127.0.0.1:{server.server_address[1]}", "rate": 20},
+                },
+            },
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.get("failed"), result.get("msg")
+    assert result["verdict"] == "hold" and result["unobserved"], result
+    assert [m["metric"] for m in result["metrics"]] == ["counters"], result["metrics"]
+    assert result["routes"][0]["figures"]["canary"]["requests"] == 0
