@@ -54,8 +54,16 @@ integration: venv collection ## integration tests against the testbed
 e2e: venv collection ## end-to-end tests of the playbooks on the testbed
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+# The tests wait on Docker, the LB and canary windows far more than they compute: they run on TEST_WORKERS
+# workers (pytest-xdist, a test file per worker), then the tests marked serial (a Docker daemon restart, the
+# testbed's re-run, the measurement under load) one at a time with the machine to themselves.
+TEST_WORKERS ?= 2
+
 test: testbed lint ## testbed + lint + unit, integration and e2e tests (what CI runs)
-	$(BIN)/pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+	rc=0; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial" tests/unit tests/integration tests/e2e $(PYTEST_ARGS) || rc=$$?; \
+	$(BIN)/pytest -m serial tests/unit tests/integration tests/e2e $(PYTEST_ARGS) || rc=$$?; \
+	exit $$rc
 
 build: venv ## build the collection tarball into dist/
 	mkdir -p dist

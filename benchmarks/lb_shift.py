@@ -1,13 +1,15 @@
-"""Traffic shifts under constant load: haproxy_weight (Runtime API) against the runbook's method
-(rewrite the weights in the configuration with sed, then SIGHUP the master), in the same run.
+"""Traffic shifts under constant load, every LB kind side by side in one run: the traffic module as a release
+calls it in front of HAProxy (Runtime API), Nginx (file, nginx -t, graceful reload, verified) and Traefik (watched
+file, read back from its API), and, as the baseline, the runbook's method on HAProxy (sed on the weights in the
+configuration, then SIGHUP to the master).
 
-    .venv/bin/python benchmarks/lb_shift.py [--shifts 20] [--rate 300] [--pause 1.0]
+    .venv/bin/python benchmarks/lb_shift.py [--kinds haproxy,nginx,traefik] [--shifts 20] [--rate 300] [--pause 1.0]
 
-A stack (lb role, PostgreSQL, blue v1, green v2) comes up on the testbed; a rate-limited load
-generator sends GET / through the LB from a few keep-alive connections while each method shifts
-all traffic blue -> green -> blue --shifts times. It reports failed requests (non-2xx, socket
-errors, timeouts), the module's run time and its Runtime API part, the time from the call to the
-first response of the new color, the load rate achieved and the CPU left idle.
+One stack per kind (lb role of that kind, PostgreSQL, blue v1, green v2) comes up on the testbed; for each
+method in turn a rate-limited load generator sends GET / through that LB from a few keep-alive connections while
+the method shifts all traffic blue -> green -> blue --shifts times (2 x shifts moves). It reports failed requests
+(non-2xx, socket errors, timeouts), the call's run time, the time from the call to the first response of the new
+color, the load rate achieved, the CPU left idle on the machine and the CPU the LB's container used.
 """
 
 from __future__ import annotations
@@ -85,13 +87,36 @@ def cpu_snapshot() -> tuple[int, int]:
     return fields[3] + fields[4], sum(fields)
 
 
-def shift_with_module(stack: Stack, to: str, stats: dict) -> float:
-    weights = {"api_blue": 256, "api_green": 0} if to == "blue" else {"api_blue": 0, "api_green": 256}
+def lb_cpu_seconds(container: str) -> float:
+    """CPU seconds the container's cgroup has used (cgroup v2 cpu.stat of its init process's cgroup)."""
+    pid = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Pid}}", container], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    with open(f"/proc/{pid}/cgroup", encoding="ascii") as handle:
+        path = handle.read().strip().split("::", 1)[-1]
+    with open(f"/sys/fs/cgroup{path}/cpu.stat", encoding="ascii") as handle:
+        usage = dict(line.split() for line in handle)
+    return int(usage["usage_usec"]) / 1e6
+
+
+def shift_with_traffic(stack: Stack, to: str, stats: dict) -> float:
+    """The traffic module, as a release's step calls it (weights and states on every route, read back)."""
+    weights = {"blue": 256, "green": 0} if to == "blue" else {"blue": 0, "green": 256}
+    args = {
+        "app": stack.app,
+        "path": str(stack.workdir / "state"),
+        "lb": {"kind": stack.kind, "dir": str(stack.lb_dir), "container": stack.lb_container},
+        "routes": ["api"],
+        "weights": weights,
+        "states": {"blue": "ready", "green": "ready"},
+    }
     started = time.monotonic()
-    result = run_module("haproxy_weight", stack.weights(weights=weights))
+    result = run_module("traffic", args)
     stats["module_s"].append(time.monotonic() - started)
     assert not result.get("failed"), result.get("msg")
-    stats["runtime_ms"].append(result["timings"]["runtime_ms"])
+    runtime = (result["routes"][0].get("timings") or {}).get("runtime_ms")
+    if runtime is not None:
+        stats["runtime_ms"].append(runtime)
     return started
 
 
@@ -124,7 +149,9 @@ def run_method(stack: Stack, load: Load, shift, shifts: int, pause: float) -> di
         if first is not None:
             stats["first_response_s"].append(first)
     end = time.monotonic()
-    stats.update(requests=load.count(start, end), failed=load.failures(start, end), seconds=end - start)
+    stats.update(
+        requests=load.count(start, end), failed=load.failures(start, end), seconds=end - start, moves=shifts * 2
+    )
     return stats
 
 
@@ -138,35 +165,50 @@ def report(name: str, stats: dict, idle: float) -> None:
         f"({stats['requests'] / stats['seconds']:.0f} req/s, CPU idle {idle:.0%}); "
         f"call median {med(stats['module_s']) * 1000:.0f} ms"
         + (f", Runtime API part median {med(stats['runtime_ms']):.1f} ms" if stats["runtime_ms"] else "")
+        + f", LB container CPU {stats['lb_cpu_s']:.2f} s ({stats['lb_cpu_s'] / stats['moves'] * 1000:.0f} ms per move)"
         + f", first response of the new color after the call: median {med(stats['first_response_s']) * 1000:.0f} ms"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--kinds", default="haproxy,nginx,traefik")
     parser.add_argument("--shifts", type=int, default=20)
     parser.add_argument("--rate", type=float, default=300)
     parser.add_argument("--pause", type=float, default=1.0)
     opts = parser.parse_args()
+    kinds = [k for k in opts.kinds.split(",") if k]
+    testbed = Testbed.load()
     with tempfile.TemporaryDirectory() as workdir:
-        stack = Stack(Testbed.load(), Path(workdir), f"sytest-bench-{uuid.uuid4().hex[:6]}")
+        for kind in kinds:
+            (Path(workdir) / kind).mkdir()
+        stacks = {
+            kind: Stack(testbed, Path(workdir) / kind, f"sytest-bench-{kind[:3]}-{uuid.uuid4().hex[:6]}", kind=kind)
+            for kind in kinds
+        }
+        methods = [(f"traffic ({kind})", stacks[kind], shift_with_traffic) for kind in kinds]
+        if "haproxy" in stacks:
+            methods.append(("sed + SIGHUP (runbook, haproxy)", stacks["haproxy"], shift_with_sed_and_hup))
         try:
-            stack.up()
+            for stack in stacks.values():
+                stack.up()
             results = {}
-            with Load(stack.url + "/", opts.rate) as load:
-                time.sleep(2)
-                for name, shift in (
-                    ("haproxy_weight", shift_with_module),
-                    ("sed + SIGHUP (runbook)", shift_with_sed_and_hup),
-                ):
+            for name, stack, shift in methods:
+                shift(stack, "blue", {"module_s": [], "runtime_ms": []})
+                time.sleep(1)
+                with Load(stack.url + "/", opts.rate) as load:
+                    time.sleep(2)
                     idle0, total0 = cpu_snapshot()
+                    cpu0 = lb_cpu_seconds(stack.lb_container)
                     stats = run_method(stack, load, shift, opts.shifts, opts.pause)
+                    stats["lb_cpu_s"] = lb_cpu_seconds(stack.lb_container) - cpu0
                     idle1, total1 = cpu_snapshot()
-                    results[name] = (stats, (idle1 - idle0) / max(1, total1 - total0))
+                results[name] = (stats, (idle1 - idle0) / max(1, total1 - total0))
             for name, (stats, idle) in results.items():
                 report(name, stats, idle)
         finally:
-            stack.down()
+            for stack in stacks.values():
+                stack.down()
 
 
 if __name__ == "__main__":

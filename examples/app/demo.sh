@@ -8,7 +8,9 @@
 #   demo.sh up      the above
 #   demo.sh down    remove the demo's projects, networks and ledger (keeps the database volume
 #                   and its password)
-# DEMO_APP, DEMO_PORT and DEMO_STATE_DIR change the app name, the public port and the state directory.
+# DEMO_APP, DEMO_PORT and DEMO_STATE_DIR change the app name, the public port and the state directory;
+# SWITCHYARD_LB_KIND (haproxy, nginx or traefik) the load balancer in front; DEMO_EXTRA_VARS (JSON) is given
+# to every playbook as extra vars (shorter windows, say).
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,6 +20,7 @@ PORT=${DEMO_PORT:-8080}
 STATE=${DEMO_STATE_DIR:-/var/lib/switchyard/$APP}
 FIRST=${DEMO_FIRST_VERSION:-v1}
 NEXT=${DEMO_NEXT_VERSION:-v2}
+KIND=${SWITCHYARD_LB_KIND:-haproxy}
 # The checkout's virtual environment (make venv) has ansible-core and what the modules need.
 PLAYBOOK=${ANSIBLE_PLAYBOOK:-$ROOT/.venv/bin/ansible-playbook}
 [[ -x $PLAYBOOK ]] || PLAYBOOK=ansible-playbook
@@ -29,7 +32,8 @@ play() {
   local playbook=$1
   shift
   "$PLAYBOOK" -i "$ROOT/inventories/local" "$ROOT/playbooks/$playbook" \
-    -e "switchyard_app=$APP" -e "switchyard_lb_public_port=$PORT" -e "switchyard_state_dir=$STATE" "$@"
+    -e "switchyard_app=$APP" -e "switchyard_lb_public_port=$PORT" -e "switchyard_state_dir=$STATE" \
+    -e "switchyard_lb_kind=$KIND" ${DEMO_EXTRA_VARS:+-e "$DEMO_EXTRA_VARS"} "$@"
 }
 
 # The live color in the release ledger, or nothing.
@@ -43,7 +47,7 @@ up() {
     log "first release of $APP: $FIRST on blue, 100 % (nothing is live yet)"
     play release.yml -e "switchyard_version=$FIRST"
   fi
-  log "releasing $NEXT with canary steps under steady traffic (python3 traffic.py, 40 requests/s)"
+  log "releasing $NEXT with canary steps under steady traffic, $KIND in front (python3 traffic.py, 40 requests/s)"
   python3 "$HERE/traffic.py" --url "http://127.0.0.1:$PORT/" --rate 40 --duration 600 &
   local traffic=$!
   trap 'kill "$traffic" 2>/dev/null || true' EXIT

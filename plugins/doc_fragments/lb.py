@@ -18,9 +18,13 @@ options:
     required: true
     suboptions:
       kind:
-        description: The kind of load balancer.
+        description:
+          - The kind of load balancer (the lb role's C(switchyard_lb_kind)).
+          - V(haproxy) changes weights through the Runtime API; V(nginx) rewrites its upstream file, validates it
+            with C(nginx -t) and reloads gracefully; V(traefik) rewrites a file its file provider watches and reads
+            the result back from its API.
         type: str
-        choices: [haproxy]
+        choices: [haproxy, nginx, traefik]
         default: haproxy
       dir:
         description:

@@ -161,7 +161,7 @@ options:
           kind:
             description: The kind of load balancer.
             type: str
-            choices: [haproxy]
+            choices: [haproxy, nginx, traefik]
             default: haproxy
           dir:
             description:

@@ -60,7 +60,7 @@ options:
       kind:
         description: The LB kind.
         type: str
-        choices: [haproxy]
+        choices: [haproxy, nginx, traefik]
         default: haproxy
       dir:
         description: The LB's directory on the host.
@@ -100,8 +100,11 @@ options:
     default: 200000
   archive:
     description:
-      - Files to archive with the report, each name in the archive mapped to its path on the host - the LB
-        configuration, the Compose files and override.
+      - Files to archive with the report, each name in the archive mapped to its path on the host - the Compose
+        files and override.
+      - With O(lb), the LB's own files are archived too, under C(lb/), as its kind names them - C(haproxy.cfg) and
+        C(canary.map); C(nginx.conf) and C(routes.conf); C(traefik.yml), C(switchyard.json) and the C(dynamic/)
+        files of the routes.
       - A path under a C(secrets) directory (or a dot file) is never copied. An env file (a name ending in
         C(.env)) keeps its keys and every value is masked, and so is every value of an C(environment) of a YAML
         file; anywhere, the userinfo of a URL, the value of an assignment whose name looks secret and the
@@ -313,9 +316,12 @@ class ReportManager:
         base = os.path.join(reports, entry["id"])
         report["archive"] = base + ".tar.gz"
         text = json.dumps(report, indent=1, sort_keys=True) + "\n"
-        members, listing = archive_members(
-            entry["id"], params["archive"] or {}, entry, run, secret_values=secret_values
-        )
+        # The LB's own files (each kind knows which make what it runs), then the caller's.
+        files = {}
+        if params["lb"]:
+            files.update(load_balancer(params["lb"], CommandRunner(self.module)).config_files(params["routes"] or []))
+        files.update(params["archive"] or {})
+        members, listing = archive_members(entry["id"], files, entry, run, secret_values=secret_values)
         same_json = _same_report(base + ".json", json.loads(text))
         same_archive = read_members(base + ".tar.gz") == members
         self.result.update(report=report, json=base + ".json", changed=not (same_json and same_archive))

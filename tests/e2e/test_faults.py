@@ -6,7 +6,8 @@ during a rollback, and a full disk when the ledger is written.
 
 Each ends with users on a healthy color, the ledger consistent with the LB and the containers, the
 lock released, and a re-run converging. The tests of the first part share one application and run in
-order, each starting from the state the previous one left.
+order, each starting from the state the previous one left; the Docker daemon's restart has an application of
+its own and runs alone (marked serial).
 """
 
 from __future__ import annotations
@@ -117,15 +118,31 @@ def psql(app: ReleasedApp, sql: str) -> str:
 
 
 # -- the shared application ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
-    workdir = tmp_path_factory.mktemp("faults")
+def faults_app(workdir) -> ReleasedApp:
     migrations = workdir / "migrations"
     shutil.copytree(MIGRATIONS, migrations)
     released = ReleasedApp(workdir, kind="fault", reports=False)
     # Every version up to the directory's highest (v1 and v2 both run on the expanded 0002).
     released.extra.update(switchyard_migrations_dir=str(migrations), switchyard_migrations_target="")
     released.migrations = migrations
+    return released
+
+
+@pytest.fixture(scope="module")
+def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
+    """v2 live on green, v1 on blue: where the Docker daemon's restart below leaves its own application."""
+    released = faults_app(tmp_path_factory.mktemp("faults"))
+    try:
+        released.play("release.yml", switchyard_version="v1")
+        released.play("release.yml", switchyard_version="v2", switchyard_canary_steps=[100])
+        yield released
+    finally:
+        released.down()
+
+
+@pytest.fixture
+def restarted_app(testbed, tmp_path) -> Iterator[ReleasedApp]:
+    released = faults_app(tmp_path)
     try:
         released.play("release.yml", switchyard_version="v1")
         yield released
@@ -133,25 +150,27 @@ def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
         released.down()
 
 
-def test_the_docker_daemon_restarted_while_the_candidate_is_deployed(app) -> None:
+# The daemon's restart stops every other test's Docker calls: it runs alone (make test's serial part).
+@pytest.mark.serial
+def test_the_docker_daemon_restarted_while_the_candidate_is_deployed(restarted_app) -> None:
     """The daemon restarts (live-restore, as on a production host) just as the candidate's containers
     are created: whatever step the restart breaks, users stay on blue, and a re-run converges."""
     assert docker("info", "--format", "{{.LiveRestoreEnabled}}").stdout.strip() == "true"
-    load = traffic(app, 240)
-    run = app.start("release.yml", switchyard_version="v2")
-    wait_for("green container", lambda: bool(app.containers_all("green")), run)
+    load = traffic(restarted_app, 240)
+    run = restarted_app.start("release.yml", switchyard_version="v2")
+    wait_for("green container", lambda: bool(restarted_app.containers_all("green")), run)
     restarted_at = time.time()
     took = restart_docker()
     rc, out = finish(run)
     print(f"daemon restarted in {took:.1f} s; release rc={rc}")
     if rc != 0:
         assert "Traffic is back on blue" in out, out[-3000:]
-        assert app.last_release()["outcome"] in ("rolled_back", "failed"), app.last_release()
-        assert_consistent(app)
-        assert app.ledger()["live"] == "blue"
-        app.play("release.yml", switchyard_version="v2")  # converges
+        assert restarted_app.last_release()["outcome"] in ("rolled_back", "failed"), restarted_app.last_release()
+        assert_consistent(restarted_app)
+        assert restarted_app.ledger()["live"] == "blue"
+        restarted_app.play("release.yml", switchyard_version="v2")  # converges
     load.stop()
-    ledger = assert_consistent(app)
+    ledger = assert_consistent(restarted_app)
     assert ledger["live"] == "green" and ledger["colors"]["green"]["version"] == "v2"
     # While the daemon starts it sets its NAT rules up again: the published port refuses connections
     # for a moment (Docker's own, not the release's). Nothing fails outside the restart.

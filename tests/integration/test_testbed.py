@@ -130,6 +130,8 @@ def test_postgres_takes_its_password_from_a_secret_file(testbed: Testbed, tmp_pa
         docker("rm", "--force", "--volumes", name, check=False)
 
 
+# `testbed.sh up` removes what test runs left behind (sytest-* projects): it runs alone.
+@pytest.mark.serial
 def test_rerunning_the_testbed_changes_nothing(testbed: Testbed) -> None:
     before = json.dumps(testbed.summary, sort_keys=True)
     # Other tests' containers may be up: leave them (CI's `make testbed` clears leftovers).

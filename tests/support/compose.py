@@ -7,6 +7,7 @@ with tests/testbed/testbed.sh (TESTBED_TEST_PROJECT_PREFIX).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -24,9 +25,22 @@ def unique_name(kind: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port on 127.0.0.1. Under pytest-xdist each worker picks from a range of its own (gw0 20000-24999,
+    gw1 25000-29999...), so two workers never get the same port between its check and its use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    low = 20000 + 5000 * (int(worker[2:]) % 8)
+    for port in random.sample(range(low, low + 5000), 5000):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + 4999}")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -33,8 +33,9 @@ TEST_SETTINGS = {
 
 
 class ReleasedApp:
-    def __init__(self, workdir: Path, kind: str = "rel", reports: bool = True) -> None:
+    def __init__(self, workdir: Path, kind: str = "rel", reports: bool = True, lb: str = "haproxy") -> None:
         self.app = unique_name(kind)
+        self.lb_kind = lb
         self.port = free_port()
         self.state = workdir / "state"
         self.inventory = INVENTORY
@@ -58,6 +59,8 @@ class ReleasedApp:
             # The report costs ~2 s a run: suites about something else may turn it off (test_release.py,
             # the AWX, SSH, demo and under-load runs keep it, and check it).
             "switchyard_report_enabled": reports,
+            # The image comes from the inventory's switchyard_lb_images.
+            "switchyard_lb_kind": lb,
             "switchyard_compose_env": {
                 **TEST_SETTINGS["switchyard_compose_env"],
                 "DEMO_SECRETS_DIR": str(self.state / "secrets"),
@@ -151,8 +154,16 @@ class ReleasedApp:
         assert not result.get("failed"), result.get("msg")
         return result["after"]
 
+    def lb_servers(self) -> dict:
+        """{color: {weight, state, up, status, sessions}} of route api, as the traffic module reads any LB kind."""
+        lb_dir = self.extra.get("switchyard_lb_dir") or str(self.state / "lb")
+        lb = {"kind": self.lb_kind, "dir": lb_dir, "container": f"{self.app}-lb-{self.lb_kind}-1"}
+        result = run_module("traffic", {"app": self.app, "path": str(self.state), "lb": lb, "routes": ["api"]})
+        assert not result.get("failed"), result.get("msg")
+        return result["servers"]["api"]
+
     def weights(self) -> dict:
-        return {name.split("_")[-1]: server["weight"] for name, server in self.servers().items()}
+        return {color: server["weight"] for color, server in self.lb_servers().items()}
 
     def answer(self) -> dict:
         return requests.get(self.url + "/", timeout=5).json()

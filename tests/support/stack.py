@@ -34,9 +34,14 @@ def make_demo_secrets(directory: Path) -> Path:
     return directory
 
 
+# The testbed image of each LB kind (the lb role's switchyard_lb_image).
+LB_IMAGES = {"haproxy": "haproxy:2.6", "nginx": "nginx:1.22", "traefik": "traefik:3.7"}
+
+
 class Stack:
-    def __init__(self, testbed: Testbed, workdir: Path, app: str) -> None:
+    def __init__(self, testbed: Testbed, workdir: Path, app: str, kind: str = "haproxy") -> None:
         self.testbed = testbed
+        self.kind = kind
         self.workdir = workdir
         self.app = app
         self.port = free_port()
@@ -55,11 +60,13 @@ class Stack:
         )
         self.lb_vars = {
             "switchyard_app": app,
-            "switchyard_lb_image": testbed.image("haproxy:2.6"),
+            "switchyard_lb_kind": kind,
+            "switchyard_lb_image": testbed.image(LB_IMAGES[kind]),
             "switchyard_lb_dir": str(self.lb_dir),
             "switchyard_lb_bind_address": "127.0.0.1",
             "switchyard_lb_public_port": self.port,
-            "switchyard_lb_metrics_port": self.metrics_port,
+            # HAProxy's exporter; the other kinds have none of their own here.
+            "switchyard_lb_metrics_port": self.metrics_port if kind == "haproxy" else 0,
         }
 
     # -- paths and names -------------------------------------------------------------------------
@@ -67,7 +74,7 @@ class Stack:
     master_socket = property(lambda self: str(self.lb_dir / "run" / "master.sock"))
     config = property(lambda self: str(self.lb_dir / "etc" / "haproxy.cfg"))
     state_file = property(lambda self: str(self.lb_dir / "state" / "servers.state"))
-    lb_container = property(lambda self: f"{self.app}-lb-haproxy-1")
+    lb_container = property(lambda self: f"{self.app}-lb-{self.kind}-1")
     url = property(lambda self: f"http://127.0.0.1:{self.port}")
     metrics_url = property(lambda self: f"http://127.0.0.1:{self.metrics_port}/metrics")
 
@@ -110,8 +117,17 @@ class Stack:
         self.data.psql_file(DEMO_DIR / "migrations" / "0002_display_name" / "expand.sql")
         self.deploy("blue", "v1")
         self.deploy("green", "v2", **green_env)
-        self.wait_status({"api_blue": "UP", "api_green": "UP"})
+        self.wait_up()
         return self
+
+    def wait_up(self, seconds: float = 30) -> None:
+        """Both colors healthy as the LB sees them, whatever its kind."""
+        if self.kind == "nginx":
+            self.wait_nginx({"blue": "UP", "green": "UP"}, seconds)
+        elif self.kind == "haproxy":
+            self.wait_status({"api_blue": "UP", "api_green": "UP"}, seconds)
+        elif self.kind == "traefik":
+            self.wait_traefik({"blue": "UP", "green": "UP"}, seconds)
 
     def down(self) -> None:
         for project in (f"{self.app}-blue", f"{self.app}-green", f"{self.app}-lb"):
@@ -151,6 +167,42 @@ class Stack:
             if all(str(servers[n]["status"]).startswith(s) for n, s in wanted.items()):
                 return servers
             assert time.monotonic() < deadline, f"servers did not reach {wanted}: {servers}"
+            time.sleep(0.3)
+
+    def nginx(self, **args) -> dict:
+        """nginx_upstream's options for route api of this stack's Nginx."""
+        return {"dir": str(self.lb_dir), "container": self.lb_container, "route": "api", **args}
+
+    def nginx_servers(self, route: str = "api") -> dict:
+        result = run_module("nginx_upstream", self.nginx(route=route))
+        assert not result.get("failed"), result.get("msg")
+        return result["after"]
+
+    def wait_nginx(self, wanted: dict[str, str], seconds: float = 30, route: str = "api") -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            servers = self.nginx_servers(route)
+            if all(servers[c]["status"] == s for c, s in wanted.items()):
+                return servers
+            assert time.monotonic() < deadline, f"colors did not reach {wanted}: {servers}"
+            time.sleep(0.3)
+
+    def traefik(self, **args) -> dict:
+        """traefik_weight's options for route api of this stack's Traefik."""
+        return {"dir": str(self.lb_dir), "container": self.lb_container, "route": "api", **args}
+
+    def traefik_servers(self, route: str = "api") -> dict:
+        result = run_module("traefik_weight", self.traefik(route=route))
+        assert not result.get("failed"), result.get("msg")
+        return result["after"]
+
+    def wait_traefik(self, wanted: dict[str, str], seconds: float = 30, route: str = "api") -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            servers = self.traefik_servers(route)
+            if all(servers[c]["status"] == s for c, s in wanted.items()):
+                return servers
+            assert time.monotonic() < deadline, f"colors did not reach {wanted}: {servers}"
             time.sleep(0.3)
 
     def colors(self, count: int, headers: dict | None = None) -> collections.Counter:

