@@ -13,11 +13,17 @@ description:
   - Shifts traffic between the blue and green colors of one route of the Nginx the lb role runs
     (C(switchyard_lb_kind=nginx)). Open-source Nginx has no runtime weights, so the route's weights and states
     live in C(<dir>/etc/routes.conf) (its first line holds them as JSON; the rest is rendered from it).
-  - Reads first and compares the weights and states the file holds; does nothing when they already match.
-  - A change rewrites C(routes.conf) atomically (a temporary file renamed in the mounted directory), checks it
-    with C(nginx -t) in O(container) (an invalid file is replaced by the previous one at once, and the task fails
-    with Nginx's message), reloads gracefully (C(nginx -s reload) - the old workers finish their requests), and
-    waits until the workers that answer serve the new file (a generation token on an internal listener).
+  - Reads first and compares the weights and states the file holds, and the generation Nginx serves with the
+    file's; does nothing when both match. A file Nginx has not loaded (C(loaded=false) on each color) is a change,
+    even with the same weights - rewritten and reloaded, so a re-run converges.
+  - A change, holding the writers' lock C(<dir>/etc/.switchyard.lock), rewrites C(routes.conf) atomically (a
+    temporary file renamed in the mounted directory), checks it with C(nginx -t) in O(container), reloads
+    gracefully (C(nginx -s reload) - the old workers finish their requests), and waits until the workers that
+    answer serve the new file (a generation token on an internal listener).
+  - Any failure after the write (Nginx refusing the file, the lease lost, the container stopped, the generation
+    not served in O(timeout)) rewrites the previous C(routes.conf), and reloads it again when a reload was sent,
+    before the task fails with Nginx's message and what was restored.
+  - Runs C(sh), C(cat), C(getent) and C(curl) in O(container) (see docs/nginx_upstream.md).
   - Weight 0, V(drain) and V(maint) take no new traffic (Nginx refuses C(weight=0)); the header canary
     (C(X-Canary), trusted sources only) still reaches a color at weight 0 or in V(drain), not one in V(maint).
   - Refuses, before any change, an unknown route, a weight outside 0..256, new traffic for a color whose health
@@ -92,7 +98,8 @@ options:
     default: false
 notes:
   - Colors are addressed by name (C(<route>-<color>:<port>)) and resolved per request through Docker's DNS, so
-    Nginx starts and reloads whether or not a color is deployed, and a redeployed color is reached at once.
+    Nginx starts and reloads whether or not a color is deployed, and a redeployed color is reached once the
+    resolver's cached answer expires (up to C(switchyard_lb_resolver_hold)) or at the next reload.
 """
 
 EXAMPLES = r"""
@@ -127,8 +134,9 @@ route:
   returned: always
   type: str
 before:
-  description: Per color before the change - weight, state (as the file holds them), up, status (C(UP), C(DOWN),
-    C(DRAIN), C(MAINT)), sessions (in-flight connections from the LB), addresses (what the name resolves to).
+  description: Per color before the change - weight, state (as the file holds them), loaded (whether Nginx serves
+    that file's generation), up, status (C(UP), C(DOWN), C(DRAIN), C(MAINT)), sessions (in-flight connections
+    from the LB), addresses (what the name resolves to).
   returned: success
   type: dict
 after:

@@ -103,6 +103,13 @@ options:
     description: Seconds for Traefik to show a written file loaded (at least 3 are waited).
     type: int
     default: 10
+  ready_timeout:
+    description:
+      - Seconds to wait first until Traefik answers C(/ping) and its API shows the route's file loaded - after a
+        restart (the lb role passes C(switchyard_lb_wait_timeout)); 0 does not wait (a Traefik that does not answer
+        fails the module at once).
+    type: int
+    default: 0
   docker_cli:
     description: The docker client that reaches the LB's engine.
     type: str
@@ -110,8 +117,13 @@ options:
 notes:
   - A color at weight 0 stays in the weighted service (Traefik accepts weight 0 and sends it nothing) and keeps
     being health-checked.
-  - Traefik rebuilds its services on every reload, and a rebuilt service counts as UP until its first check - a DOWN
-    color with weight above 0 can get requests for up to one check interval after any change of the route.
+  - Traefik rebuilds its services on every load of the route file (and when it starts), and a rebuilt service counts
+    as UP until its first check; before trusting UP for a color gaining traffic, the module waits until 1.5 check
+    intervals have passed since the file's last load (its mtime plus the provider's throttle) or Traefik's start.
+    A DOWN color already holding weight can still get requests for up to one check interval after a reload.
+  - Every writer of the route files (this module, the traffic module's canary) holds C(<dir>/etc/.switchyard.lock)
+    (flock) from its read to its read-back, so no change is lost to a concurrent one.
+  - A file Traefik does not show loaded within O(timeout) is replaced by the previous one (or removed).
 """
 
 EXAMPLES = r"""
@@ -163,6 +175,16 @@ drain:
   description: How long the drain waited and the connections left.
   returned: when a color was drained with drain_timeout
   type: dict
+ready_waited_s:
+  description: Seconds waited for Traefik to answer with the route loaded (O(ready_timeout)).
+  returned: when O(ready_timeout) is above 0
+  type: float
+settled_s:
+  description:
+    - Seconds waited before trusting that a color gaining traffic is UP - Traefik counts a service it has just
+      rebuilt (on every load of the route file, and when it starts) as UP until its first check.
+  returned: when it waited
+  type: float
 timings:
   description: Milliseconds from each write to Traefik showing it loaded (C(loaded_ms)), and in all (C(total_ms)).
   returned: when something was written
@@ -193,6 +215,7 @@ ARGUMENT_SPEC = {
     "up_timeout": {"type": "int", "default": 30},
     "drain_timeout": {"type": "int", "default": 0},
     "timeout": {"type": "int", "default": 10},
+    "ready_timeout": {"type": "int", "default": 0},
     "docker_cli": {"type": "str", "default": "docker"},
     **lease_argument_spec(),
 }
@@ -224,6 +247,7 @@ class TraefikWeight:
     def run(self):
         params = self.module.params
         with self.lease.kept():
+            waited = self.lb.wait_ready(params["route"], params["ready_timeout"]) if params["ready_timeout"] else None
             result = self.lb.shift(
                 params["route"],
                 {c: w for c, w in (params["weights"] or {}).items() if w is not None},
@@ -233,6 +257,8 @@ class TraefikWeight:
                 check_mode=self.module.check_mode,
                 guard=self.lease.guard(),
             )
+        if waited is not None:
+            result["ready_waited_s"] = waited
         self.result = result
         return result
 

@@ -77,6 +77,17 @@ options:
         the old color only then).
     type: str
     choices: [blue, green]
+  idle_seconds:
+    description:
+      - With O(require_idle), also wait until the LB's request log shows no request answered by that color on any
+        route over the last O(idle_seconds) seconds (up to O(idle_timeout)), and fail otherwise - what the LB served
+        confirms the color idle before it is stopped. 0 does not read the log. Not in check mode.
+    type: int
+    default: 0
+  idle_timeout:
+    description: Seconds to wait for O(idle_seconds) without a request before failing.
+    type: int
+    default: 60
   best_effort:
     description:
       - V(false) - every route is read and planned before the first command is sent, so a refusal changes nothing.
@@ -152,6 +163,11 @@ weights:
   returned: always
   type: dict
   sample: {blue: 230, green: 26}
+idle:
+  description: With O(idle_seconds), the color and the span over which the LB's request log showed it no request.
+  returned: with require_idle and idle_seconds, not in check mode
+  type: dict
+  sample: {color: blue, seconds: 5, quiet_since: "2026-12-04T05:20:01+00:00"}
 reached:
   description: Whether the LB shows the weights and states asked on every route, read back after the change (true
     when only reading).
@@ -203,6 +219,8 @@ ARGUMENT_SPEC = {
     "drain_timeout": {"type": "int", "default": 0},
     "canary": {"type": "str", "choices": ["blue", "green"]},
     "require_idle": {"type": "str", "choices": ["blue", "green"]},
+    "idle_seconds": {"type": "int", "default": 0},
+    "idle_timeout": {"type": "int", "default": 60},
     "best_effort": {"type": "bool", "default": False},
     "record": {
         "type": "dict",

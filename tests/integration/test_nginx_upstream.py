@@ -18,7 +18,9 @@ from support.modules import four_way, run_module
 from support.stack import Stack
 from support.testbed import Testbed
 
-from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.config import parse
+from ansible_collections.switchyard.release.plugins.module_utils.common.files import write_atomically
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBUnreachable
+from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.config import parse, render
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +150,74 @@ def test_an_invalid_configuration_is_refused_and_the_old_one_keeps_serving(lb: S
     assert answers(lb, 20) == [("blue", None)] * 20
 
 
+def test_a_container_stopped_after_the_write_leaves_the_previous_file_and_nginx_agrees(lb: Stack) -> None:
+    before = routes_conf(lb)
+    calls: list[int] = []
+
+    def stop_before_the_reload() -> None:  # the second guard: after nginx -t passed, before nginx -s reload
+        calls.append(1)
+        if len(calls) == 2:
+            docker("stop", "--time", "5", lb.lb_container)
+
+    try:
+        with pytest.raises(LBUnreachable) as caught:
+            backend(lb).shift("api", {"blue": 128, "green": 128}, {}, guard=stop_before_the_reload)
+    finally:
+        docker("start", lb.lb_container)
+    assert "previous routes.conf is back in place, but reloading it failed too" in caught.value.msg, caught.value.msg
+    assert routes_conf(lb) == before
+    servers = lb.wait_nginx({"blue": "UP", "green": "UP"})
+    assert {c: (s["weight"], s["loaded"]) for c, s in servers.items()} == {"blue": (256, True), "green": (0, True)}
+    assert answers(lb, 10) == [("blue", None)] * 10
+
+
+def test_a_file_nginx_never_loaded_is_reported_and_the_rerun_reloads_it(lb: Stack) -> None:
+    # What a writer that died between its write and its reload leaves: a routes.conf Nginx does not serve.
+    state = parse(routes_conf(lb))
+    served = state["generation"]
+    for route in state["routes"]:
+        if route["name"] == "api":
+            route["weights"] = {"blue": 0, "green": 256}
+    path = str(lb.lb_dir / "etc" / "routes.conf")
+    write_atomically(path, render({**state, "generation": "never-loaded-1"}), like=path)
+    servers = backend(lb).servers("api")
+    assert servers["green"]["weight"] == 256 and not servers["green"]["loaded"] and not servers["blue"]["loaded"]
+    assert answers(lb, 10) == [("blue", None)] * 10  # Nginx still serves the file before
+    result = run_module("nginx_upstream", lb.nginx(weights={"blue": 0, "green": 256}))
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] and result["commands"] == [
+        f"reload routes.conf (generation never-loaded-1; Nginx serves {served})"
+    ]
+    assert all(s["loaded"] for s in result["after"].values()) and not result["before"]["green"]["loaded"]
+    assert answers(lb, 10) == [("green", None)] * 10
+    again = run_module("nginx_upstream", lb.nginx(weights={"blue": 0, "green": 256}))
+    assert not again["changed"] and all(s["loaded"] for s in again["after"].values())
+
+
+def test_two_writers_at_once_lose_no_change(lb: Stack) -> None:
+    # The weights of api and the canary candidate, by two backends at once: each under the lock, both kept.
+    errors: list[BaseException] = []
+
+    def write(change) -> None:
+        try:
+            change(backend(lb))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(lambda nginx: nginx.shift("api", {"blue": 128, "green": 128}, {}),)),
+        threading.Thread(target=write, args=(lambda nginx: nginx.set_canary("green"),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    state = parse(routes_conf(lb))
+    assert state["canary"] == "green" and held(lb) == {"blue": (128, "ready"), "green": (128, "ready")}
+    assert all(s["loaded"] for s in backend(lb).servers("api").values())
+
+
 def test_a_restart_of_the_container_keeps_the_weights(lb: Stack) -> None:
     run_module("nginx_upstream", lb.nginx(weights={"blue": 0, "green": 256}))
     docker("restart", "--time", "5", lb.lb_container)
@@ -214,6 +284,23 @@ def test_no_request_fails_while_the_weights_shift_under_load(lb: Stack) -> None:
         for thread in threads:
             thread.join()
     assert done["requests"] > 100 and failures == [], (done, failures[:5])
+
+
+def test_lb_role_whose_reload_fails_puts_both_previous_files_back(lb: Stack) -> None:
+    # The container paused: the role stages, validates and puts the new pair in place, then its reload fails for
+    # real (docker exec refuses a paused container). Both files come back, and Nginx (never reloaded) agrees.
+    etc = lb.lb_dir / "etc"
+    main, routes = (etc / "nginx.conf").read_text(), routes_conf(lb)
+    docker("pause", lb.lb_container)
+    try:
+        failed = lb.lb_role(check=False, switchyard_lb_sticky_cookie="sy_paused")
+    finally:
+        docker("unpause", lb.lb_container)
+    assert failed.returncode != 0, failed.stdout
+    assert "Put the previous configuration back (both files)" in failed.stdout, failed.stdout[-3000:]
+    assert "the previous nginx.conf and routes.conf are back in place, but reloading them failed" in failed.stdout
+    assert (etc / "nginx.conf").read_text() == main and routes_conf(lb) == routes
+    assert all(s["loaded"] for s in backend(lb).servers("api").values())
 
 
 def test_lb_role_rerun_changes_nothing_and_a_config_change_reloads_sticky(lb: Stack) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,11 @@ from support.compose import docker
 from support.lb_kinds import UNTRUSTED_CLIENT, backend, kind_stack
 from support.load import Load
 from support.modules import four_way, run_module
+from support.playbooks import PLAYBOOKS, run_playbook
 from support.stack import Stack
 from support.testbed import Testbed
+
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBError
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +140,14 @@ def test_refuses_weight_for_a_color_that_is_down(lb: Stack) -> None:
         result = run_module("traefik_weight", lb.traefik(weights={"green": 10}))
         assert result["failed"] and "color green is DOWN; refusing to send it traffic" in result["msg"], result
         assert route_file(lb).read_text() == before
+        # The route file rewritten (blue's weight): Traefik rebuilds green's service and calls it UP until its first
+        # check (seen: the write's own read-back shows the stopped green UP); a shift right after waits that out
+        # before it trusts UP, and refuses.
+        rewritten = run_module("traefik_weight", lb.traefik(weights={"blue": 250}))
+        assert not rewritten.get("failed"), rewritten.get("msg")
+        result = run_module("traefik_weight", lb.traefik(weights={"green": 10}))
+        assert result["failed"] and "color green is DOWN; refusing to send it traffic" in result["msg"], result
+        assert '"blue": {"state": "ready", "weight": 250}' in route_file(lb).read_text().splitlines()[0]
     finally:
         docker("start", f"{lb.app}-green-api-1")
     lb.wait_traefik({"green": "UP"}, seconds=60)
@@ -161,6 +173,23 @@ def test_a_file_traefik_did_not_load_is_never_built_on(lb: Stack) -> None:
         route_file(lb).with_name(".good").write_text(good)
         route_file(lb).with_name(".good").rename(route_file(lb))
     assert backend(lb).validate_config()["valid"]
+
+
+def test_control_level_names_a_tool_the_lb_image_lacks(lb: Stack) -> None:
+    # A container of the LB image without curl (and, like it, without wget): preflight's lb_admin is told what.
+    name = f"{lb.app}-lb-notools"
+    docker("run", "-d", "--rm", "--name", name, "--user", "0", "--entrypoint", "sh", lb.testbed.pinned("traefik:3.7"),
+           "-c", "rm -f /usr/bin/curl /usr/bin/wget && touch /tmp/ready && exec sleep 60")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while docker("exec", name, "test", "-e", "/tmp/ready", check=False).returncode and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lb_backend = backend(lb)
+        lb_backend.container = name
+        with pytest.raises(LBError, match="lacks curl-or-wget: the LB image must contain a POSIX sh, cat, cut"):
+            lb_backend.control_level()
+    finally:
+        docker("rm", "-f", name, check=False)
 
 
 def test_request_samples_and_log_see_real_requests_apart_from_synthetic(lb: Stack) -> None:
@@ -204,11 +233,50 @@ def test_lb_role_rerun_changes_nothing_and_a_static_change_restarts_keeping_the_
     assert "changed=0" in rerun.stdout.replace(" ", ""), rerun.stdout
     assert backend(lb).counters("api", ["blue", "green"])["pid"] == pid
     assert {c: v["weight"] for c, v in lb.traefik_servers().items()} == {"blue": 200, "green": 56}
-    # traefik.yml changes: Traefik reads it only at start, so the role restarts it; the route files keep the weights.
-    changed = lb.lb_role(switchyard_lb_traefik_log_level="INFO")
+    # Under a release (its lease), a static change is refused before anything is written (check mode: the lease is
+    # not held here, and the refusal comes first).
+    static = route_file(lb).parent.parent / "traefik.yml"
+    before = static.read_text()
+    leased = lb.workdir / "leased.yml"  # as the release sets it: never an extra var
+    leased.write_text(json.dumps({"all": {"vars": {"__switchyard_lease": {"release_id": "r-x", "token": "none"}}}}))
+    info = {**lb.lb_vars, "switchyard_lb_traefik_log_level": "INFO"}
+    refused = run_playbook(PLAYBOOKS / "lb.yml", lb.inventory, info, "--check", "-i", str(leased), check=False)
+    assert refused.returncode != 0 and "would change under a release" in refused.stdout, refused.stdout
+    assert static.read_text() == before
+    # traefik.yml changes: Traefik reads it only at start, so the role restarts it and waits until /ping answers
+    # and the route files are loaded; the route files keep the weights; what follows meets Traefik there at once.
+    down = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            try:
+                requests.get(lb.url + "/", timeout=1).raise_for_status()
+            except requests.RequestException:
+                down.append(time.monotonic())
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=probe)
+    poller.start()
+    try:
+        changed = lb.lb_role(switchyard_lb_traefik_log_level="INFO")
+        servers = lb.traefik_servers()  # no wait: the role waited
+    finally:
+        stop.set()
+        poller.join()
     assert "changed=0" not in changed.stdout.replace(" ", ""), changed.stdout
-    servers = lb.wait_traefik({"blue": "UP", "green": "UP"})
+    assert "a restart, not a reload): its routes refused connections for about" in changed.stdout, changed.stdout
     assert {c: v["weight"] for c, v in servers.items()} == {"blue": 200, "green": 56}
+    # The downtime a static change costs (docs/traefik_weight.md): measured from the outside.
+    assert down and down[-1] - down[0] < 10, down
+    print(f"static change: routes refused connections for {down[-1] - down[0] + 0.05:.2f} s")
+    health = docker("inspect", "-f", "{{.State.Health.Status}}", lb.lb_container).stdout.strip()
+    assert health in ("starting", "healthy"), health  # traefik healthcheck, not curl: see below
+    deadline = time.monotonic() + 10
+    while health != "healthy" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        health = docker("inspect", "-f", "{{.State.Health.Status}}", lb.lb_container).stdout.strip()
+    assert health == "healthy"
     counters = backend(lb).counters("api", ["blue", "green"])
     assert counters["pid"] != pid and counters["servers"]["green"]["status"] == "UP"
     assert counters["servers"]["green"]["req_tot"] == 0

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from support.compose import docker, unique_name
 from support.modules import run_module
 from support.stack import Stack
@@ -298,6 +300,30 @@ def test_require_idle(lb: Stack, state: Path) -> None:
     assert "blue is not idle: route api, color blue has weight 256" in busy["msg"], busy["msg"]
     assert "it must be at weight 0 and drained" in busy["msg"]
     assert shown(lb) == {"blue": (256, "ready"), "green": (0, "ready")}
+
+
+def test_require_idle_waits_until_the_request_log_shows_the_color_served_nothing(lb: Stack, state: Path) -> None:
+    """Weight 0 and no session are not enough: green still answers the header canary (a trusted client naming it),
+    so the LB's log shows it serving and the wait fails; once those requests stop, it passes after idle_seconds."""
+    stop = threading.Event()
+
+    def canary_client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                session.get(lb.url + "/", headers={"X-Canary": "green"}, timeout=5)
+                stop.wait(0.2)
+
+    client = threading.Thread(target=canary_client, daemon=True)
+    client.start()
+    try:
+        busy = run_module("traffic", traffic(lb, state, require_idle="green", idle_seconds=2, idle_timeout=3))
+    finally:
+        stop.set()
+        client.join(10)
+    assert busy["failed"] and "green is not idle: the LB logged" in busy["msg"], busy
+    assert "it must serve none for 2 s before it stops" in busy["msg"]
+    quiet = ok(run_module("traffic", traffic(lb, state, require_idle="green", idle_seconds=2, idle_timeout=10)))
+    assert quiet["idle"]["color"] == "green" and quiet["idle"]["seconds"] == 2
 
 
 # -- rollback --------------------------------------------------------------------------------------

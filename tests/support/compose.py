@@ -24,23 +24,33 @@ def unique_name(kind: str) -> str:
     return f"{TEST_PREFIX}{kind}-{uuid.uuid4().hex[:8]}"
 
 
+# Ports this process handed out: a port is free again once its test's Docker project publishes it, or before.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A free port on 127.0.0.1. Under pytest-xdist each worker picks from a range of its own (gw0 20000-24999,
-    gw1 25000-29999...), so two workers never get the same port between its check and its use."""
+    """A free port on 127.0.0.1, never the same twice in a process. Under pytest-xdist each worker picks from a range
+    of its own below the kernel's ephemeral range (gw0 20000-22999, gw1 23000-25999, ... gw3 29000-31999), so two
+    workers never get the same port between its check and its use."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker.startswith("gw"):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-    low = 20000 + 5000 * (int(worker[2:]) % 8)
-    for port in random.sample(range(low, low + 5000), 5000):
+    if worker.startswith("gw"):
+        index = int(worker[2:])
+        if index > 3:
+            raise RuntimeError(f"free_port: at most 4 xdist workers have port ranges of their own ({worker})")
+        candidates = random.sample(range(20000 + 3000 * index, 23000 + 3000 * index), 3000)
+    else:
+        candidates = [0] * 100
+    for port in candidates:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
             return port
-    raise RuntimeError(f"no free port in {low}-{low + 4999}")
+    raise RuntimeError("free_port: no free port left")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

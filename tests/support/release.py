@@ -24,7 +24,16 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 TEST_SETTINGS = {
     "switchyard_canary_steps": [10, 50, 100],
     "switchyard_canary_window": 3,
-    "switchyard_gate": {"min_requests": 15, "min_samples": 15, "max_error_rate": 0.05, "max_p95_ms": 800},
+    # make test runs two test files at a time on 2 cores: a candidate started just now answers tens of ms slower
+    # than a warm baseline there. The latency comparison keeps a wide tolerance; the gate's latency verdicts are
+    # tested with injected latencies far beyond it (tests/integration/test_canary_gate.py).
+    "switchyard_gate": {
+        "min_requests": 15,
+        "min_samples": 15,
+        "max_error_rate": 0.05,
+        "max_p95_ms": 800,
+        "latency_tolerance_ms": 50,
+    },
     "switchyard_gate_hold_retries": 2,
     "switchyard_rollback_window": 15,
     "switchyard_health_timeout": 60,

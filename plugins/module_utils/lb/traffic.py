@@ -10,6 +10,10 @@ before anything moves: a run that lost its lock must not move traffic under anot
 
 from __future__ import annotations
 
+import datetime
+import time
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.clock import UTC, utc_now
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
@@ -127,9 +131,32 @@ class Traffic:
             why = busy(self.result["servers"], self.params["require_idle"])
             if why:
                 raise LBError(f"{self.params['require_idle']} is not idle: {why}")
+            if self.params["idle_seconds"] and not self.module.check_mode:
+                self.result["idle"] = self.wait_quiet(self.params["require_idle"])
         diffs = [d for r in self.result["routes"] for d in r.pop("diff", [])]
         if diffs and self.module._diff:
             self.result["diff"] = diffs
+
+    def wait_quiet(self, color):
+        """Until the LB's request log shows no request answered by color on any route over the last idle_seconds
+        (bounded by idle_timeout): a color about to be stopped is confirmed idle by what the LB served, not only by
+        its weight and its current sessions (a request in flight on an old Nginx worker, a header canary)."""
+        seconds, routes = self.params["idle_seconds"], self.params["routes"]
+        deadline = time.monotonic() + max(self.params["idle_timeout"], seconds)
+        while True:
+            now = utc_now()
+            since = now - datetime.timedelta(seconds=seconds)
+            served = [r for r in self.lb.request_log(routes, since, now) if r[2] == color]
+            if not served:
+                return {"color": color, "seconds": seconds, "quiet_since": since.isoformat()}
+            last = datetime.datetime.fromtimestamp(served[-1][0], UTC)
+            if time.monotonic() >= deadline:
+                raise LBError(
+                    f"{color} is not idle: the LB logged {len(served)} request(s) answered by {color} over the last "
+                    f"{seconds} s (the last at {last.isoformat()}); it must serve none for {seconds} s before it "
+                    f"stops (waited {self.params['idle_timeout']} s)"
+                )
+            time.sleep(min(1.0, max(0.1, seconds - (now - last).total_seconds())))
 
     # -- the ledger ----------------------------------------------------------------------------
     def state_params(self, record):

@@ -6,20 +6,25 @@ verified, graceful reload.
 
 The lb role keeps its files in one host directory, mounted as a directory at /etc/nginx/switchyard (so a
 renamed file is seen at once): etc/nginx.conf (the role's) includes etc/routes.conf (rendered from its own
-state line by config.py). A change writes routes.conf atomically (temp file + rename in etc/), runs
-`nginx -t` in the container (an invalid file is replaced by the previous one at once, the error carrying
-Nginx's message), reloads (`nginx -s reload`: the old workers finish their requests) and waits until the
-internal listener answers the new file's generation - only new workers know it.
+state line by config.py). A change, under a lock (etc/.switchyard.lock: two writers never lose each other's
+change), writes routes.conf atomically (temp file + rename in etc/), runs `nginx -t` in the container, reloads
+(`nginx -s reload`: the old workers finish their requests) and waits until the internal listener answers the new
+file's generation - only new workers know it. Any failure after the write (Nginx refusing the file, the lease
+lost, the container gone, the generation never served) puts the previous file back, and reloads it again when a
+reload was sent, so routes.conf stays what Nginx serves. What is read back is the file, compared with the
+generation Nginx answers: a file Nginx has not loaded is reported (`loaded: false`) and the next shift reloads it.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import os
 import secrets
 import time
 
-from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
 from ansible_collections.switchyard.release.plugins.module_utils.common.files import read_text, write_atomically
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
     COLORS,
@@ -31,6 +36,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx import config
 from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.log import iter_timed_lines, parse_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.probe import (
+    TOOLS,
+    TOOLS_CHECK,
     parse_probe,
     probe_args,
     status,
@@ -40,6 +47,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.samples impo
 CONFIG_IN_CONTAINER = "/etc/nginx/switchyard"
 NGINX = ["nginx", "-e", "stderr", "-c", f"{CONFIG_IN_CONTAINER}/{config.MAIN_FILE}"]
 DAEMON_ERRORS = ("Error response from daemon", "No such container", "is not running", "Cannot connect")
+LOCK_FILE = ".switchyard.lock"
+LOCK_WAIT = 120  # seconds; a holder takes at most up_timeout + two reloads' verification
 
 
 def new_generation():
@@ -67,6 +76,44 @@ class Nginx(LoadBalancer):
         self.etc = os.path.join(self.dir, "etc")
         self.path = os.path.join(self.etc, config.FILE)
         self.main = os.path.join(self.etc, config.MAIN_FILE)
+        self.lock_path = os.path.join(self.etc, LOCK_FILE)
+        self.lock_depth = 0
+        self.serving = None  # the generation Nginx answered at the last probe
+
+    @contextlib.contextmanager
+    def locked(self):
+        """The writers' lock (flock on etc/.switchyard.lock) around read, write, validate, reload and verify; taken
+        once per backend (nested calls share it)."""
+        if self.lock_depth:
+            self.lock_depth += 1
+            try:
+                yield
+            finally:
+                self.lock_depth -= 1
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise LBError(f"cannot open the lock {self.lock_path}: {exc}") from exc
+        try:
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LBError(
+                            f"another writer of {self.path} has held {self.lock_path} for {LOCK_WAIT} s"
+                        ) from None
+                    time.sleep(0.05)
+            self.lock_depth = 1
+            try:
+                yield
+            finally:
+                self.lock_depth = 0
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- the file --------------------------------------------------------------------------------
     def check_route(self, route):
@@ -91,6 +138,7 @@ class Nginx(LoadBalancer):
         return self.exec([*NGINX, "-t"], f"checking the Nginx configuration in {self.container}")
 
     def probe(self, route):
+        """({color: {code, addresses, sessions}}, generation Nginx answers or None)."""
         rc, out, err = self.runner.run(
             probe_args(self.docker, self.container, route["name"], route["port"], route["health_path"]),
             f"probing the colors of route {route['name']} from {self.container}",
@@ -101,10 +149,12 @@ class Nginx(LoadBalancer):
             raise LBUnreachable(f"cannot probe the colors from {self.container} (rc={rc}): {said}")
         return parse_probe(out, route["port"])
 
-    def view(self, route, weights=None, states=None):
-        """{color: {weight, state, up, status, sessions, addresses}}: weight and state as the file holds them
-        (or as given), health and sessions as seen now from the LB container."""
-        seen = self.probe(route)
+    def view(self, route, generation, weights=None, states=None):
+        """{color: {weight, state, up, status, sessions, addresses, check, loaded}}: weight and state as the file
+        holds them (or as given), health and sessions as seen now from the LB container; loaded: whether Nginx
+        answers the file's generation (false: Nginx serves another file than this one - the next shift reloads)."""
+        seen, serving = self.probe(route)
+        self.serving = serving
         out = {}
         for color in COLORS:
             state = (states or route["states"])[color]
@@ -117,11 +167,13 @@ class Nginx(LoadBalancer):
                 "sessions": seen[color]["sessions"],
                 "addresses": seen[color]["addresses"],
                 "check": check,
+                "loaded": serving == generation,
             }
         return out
 
     def apply(self, text_before, state, guard):
-        """Write state's file, validate it, reload, verify; the previous file back when Nginx refuses it."""
+        """Write state's file, validate it, reload, verify (under the lock, the caller's). Any failure after the
+        write puts text_before back - and reloads and verifies it when a reload was sent - before it is raised."""
         state["generation"] = new_generation()
         text_after = config.render(state)
         timings = {}
@@ -129,29 +181,47 @@ class Nginx(LoadBalancer):
             guard()
         started = time.monotonic()
         write_atomically(self.path, text_after, mode=0o640, like=self.path)
+        reloading = False
         try:
             rc, said = self.nginx_test()
-        except LBError:
-            write_atomically(self.path, text_before, mode=0o640, like=self.path)
+            if rc != 0:
+                errors = [line for line in said.splitlines() if "[emerg]" in line or "[alert]" in line] or [said]
+                raise LBError(f"nginx -t refused the new configuration: {' '.join(errors)[-1500:]}", rc=rc)
+            timings["validate_ms"] = round((time.monotonic() - started) * 1000, 1)
+            if guard:
+                guard()
+            reloading = True  # from here Nginx may have the new file, whatever the exec says
+            rc, said = self.exec([*NGINX, "-s", "reload"], f"reloading Nginx in {self.container}")
+            if rc != 0:
+                raise LBError(f"nginx -s reload failed (rc={rc}): {said[-1500:]}")
+            self.wait_generation(state["generation"])
+        except BaseException as exc:
+            note = self.restore(text_before, reloading)
+            if isinstance(exc, SwitchyardError):
+                exc.msg = f"{exc.msg}; {note}"
+                exc.args = (exc.msg,)
             raise
-        if rc != 0:
-            write_atomically(self.path, text_before, mode=0o640, like=self.path)
-            errors = [line for line in said.splitlines() if "[emerg]" in line or "[alert]" in line] or [said]
-            raise LBError(
-                f"nginx -t refused the new configuration; the previous {config.FILE} is back in place and Nginx "
-                f"still runs it: {' '.join(errors)[-1500:]}",
-                rc=rc,
-            )
-        timings["validate_ms"] = round((time.monotonic() - started) * 1000, 1)
-        if guard:
-            guard()
-        rc, said = self.exec([*NGINX, "-s", "reload"], f"reloading Nginx in {self.container}")
-        if rc != 0:
-            write_atomically(self.path, text_before, mode=0o640, like=self.path)
-            raise LBError(f"nginx -s reload failed (rc={rc}); the previous {config.FILE} is back: {said[-1500:]}")
-        self.wait_generation(state["generation"])
         timings["reload_ms"] = round((time.monotonic() - started) * 1000, 1)
         return text_after, timings
+
+    def restore(self, text_before, reloaded):
+        """Put text_before back after a failed change; when a reload was sent, reload and verify it. Returns what
+        happened, for the error's message."""
+        write_atomically(self.path, text_before, mode=0o640, like=self.path)
+        if not reloaded:
+            return f"the previous {config.FILE} is back in place and Nginx still runs it (not reloaded)"
+        previous = config.parse(text_before)["generation"]
+        try:
+            rc, said = self.exec([*NGINX, "-s", "reload"], f"reloading the previous file in {self.container}")
+            if rc != 0:
+                raise LBError(f"nginx -s reload failed (rc={rc}): {said[-500:]}")
+            self.wait_generation(previous)
+        except LBError as exc:
+            return (
+                f"the previous {config.FILE} is back in place, but reloading it failed too ({exc.msg}): Nginx loads "
+                f"it when it (re)starts, and the next shift reloads it (servers show loaded: false until then)"
+            )
+        return f"the previous {config.FILE} is back in place and Nginx reloaded it (generation {previous})"
 
     def loaded_generation(self):
         rc, said = self.exec(
@@ -171,7 +241,7 @@ class Nginx(LoadBalancer):
             if time.monotonic() >= deadline:
                 raise LBError(
                     f"Nginx was reloaded with generation {generation}, but its workers still answer {seen!r} after "
-                    f"{max(self.timeout, 10)} s (see docker logs {self.container}); {config.FILE} holds the new one"
+                    f"{max(self.timeout, 10)} s (see docker logs {self.container})"
                 )
             time.sleep(0.1)
 
@@ -183,12 +253,26 @@ class Nginx(LoadBalancer):
         return os.path.exists(self.path)
 
     def control_level(self):
-        # "admin" for Nginx: its container runs, its configuration can be validated there, and etc/ is ours to
-        # write - all a change needs (there is no control socket).
+        # "admin" for Nginx: its container runs and has the tools the backend runs there, its configuration can be
+        # validated there, and etc/ is ours to write - all a change needs (there is no control socket).
+        self.check_tools()
         rc, said = self.nginx_test()
         writable = os.access(self.etc, os.W_OK)
         level = "admin" if rc == 0 and writable else ("read-only" if rc == 0 else "invalid-config")
         return {"endpoint": f"docker exec {self.container} nginx", "level": level, "admin": level == "admin"}
+
+    def check_tools(self):
+        """LBError naming what the LB image lacks of TOOLS (sh, cat, getent, curl: see docs/nginx_upstream.md)."""
+        rc, said = self.exec(["sh", "-c", TOOLS_CHECK], f"looking for {', '.join(TOOLS)} in {self.container}")
+        missing = [line.split()[1] for line in said.splitlines() if line.startswith("missing ")]
+        if rc in (126, 127) and "executable file not found" in said:
+            missing = ["sh"]
+        if missing or rc != 0 or "ok" not in said.split():
+            raise LBError(
+                f"the LB container {self.container} lacks {', '.join(missing) or 'a tool'} (rc={rc}: {said[-300:]}): "
+                f"the Nginx backend runs {', '.join(TOOLS)} in it (docker exec) - use an image that has them, such "
+                "as the testbed's (see docs/nginx_upstream.md)"
+            )
 
     def validate_config(self):
         rc, said = self.nginx_test()
@@ -198,7 +282,7 @@ class Nginx(LoadBalancer):
     def servers(self, route):
         self.check_route(route)
         _text, state = self.read_state()
-        return self.view(config.find_route(state, route))
+        return self.view(config.find_route(state, route), state["generation"])
 
     def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, guard=None):
         self.check_route(route)
@@ -208,9 +292,16 @@ class Nginx(LoadBalancer):
         for color, state in (states or {}).items():
             self.check_color(f"states.{color}", color)
             config.check_color_state(f"states.{color}", state)
+        if check_mode:
+            return self.shift_locked(route, weights, states, up_timeout, drain_timeout, True, guard)
+        with self.locked():
+            return self.shift_locked(route, weights, states, up_timeout, drain_timeout, False, guard)
+
+    def shift_locked(self, route, weights, states, up_timeout, drain_timeout, check_mode, guard):
         text, state = self.read_state()
         entry = config.find_route(state, route)
-        before = self.view(entry)
+        before = self.view(entry, state["generation"])
+        unloaded = self.unloaded(state["generation"], before)
         target = {
             c: {
                 "weight": (weights or {}).get(c, entry["weights"][c]),
@@ -219,6 +310,8 @@ class Nginx(LoadBalancer):
             for c in COLORS
         }
         commands = self.plan(route, before, target)
+        if unloaded:
+            commands.append(unloaded)
         out = {"route": route, "changed": bool(commands), "method": "reload", "commands": commands, "before": before}
         out["diff"] = [
             {
@@ -231,7 +324,7 @@ class Nginx(LoadBalancer):
         if not commands:
             out.update(after=before, shares=shares(before), commands=[])
             return out
-        before = self.refuse_unsafe(route, entry, before, target, up_timeout, check_mode)
+        before = self.refuse_unsafe(route, entry, state["generation"], before, target, up_timeout, check_mode)
         new_entry = {
             **entry,
             "weights": {c: t["weight"] for c, t in target.items()},
@@ -247,23 +340,40 @@ class Nginx(LoadBalancer):
             out["diff"].append(
                 {"before_header": self.path, "after_header": self.path, "before": text, "after": planned}
             )
+            for c in COLORS:
+                after[c]["loaded"] = True
             out.update(after=after, shares=shares(after))
             return out
         text_after, timings = self.apply(text, new_state, guard)
         out["diff"].append({"before_header": self.path, "after_header": self.path, "before": text, "after": text_after})
         drained = [c for c in COLORS if target[c]["state"] in ("drain", "maint") and before[c]["state"] == "ready"]
-        after = self.view(new_entry)
+        after = self.view(new_entry, new_state["generation"])
         if drained and drain_timeout > 0:
             started = time.monotonic()
             while any(after[c]["sessions"] for c in drained) and time.monotonic() - started < drain_timeout:
                 time.sleep(0.25)
-                after = self.view(new_entry)
+                after = self.view(new_entry, new_state["generation"])
             out["drain"] = {
                 "waited": round(time.monotonic() - started, 3),
                 "sessions_left": {c: after[c]["sessions"] for c in drained if after[c]["sessions"]},
             }
         out.update(after=after, shares=shares(after), timings=timings, generation=new_state["generation"])
         return out
+
+    def unloaded(self, generation, before):
+        """None when Nginx serves the file's generation; else the command that reloads it (a change whose write
+        Nginx never loaded: the file is not what Nginx serves). A generation seen differently is read again for a
+        moment (Nginx starting, workers being replaced) before it is judged."""
+        deadline = time.monotonic() + 2
+        seen = self.serving
+        while seen != generation and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = self.loaded_generation()
+        if seen == generation:
+            for view in before.values():
+                view["loaded"] = True
+            return None
+        return f"reload {config.FILE} (generation {generation}; Nginx serves {seen or 'none'})"
 
     @staticmethod
     def check_color(where, color):
@@ -288,7 +398,7 @@ class Nginx(LoadBalancer):
                 maint.append(f"set {route}/{c} state maint")
         return lift + raise_ + lower + drain + maint
 
-    def refuse_unsafe(self, route, entry, before, target, up_timeout, check_mode):
+    def refuse_unsafe(self, route, entry, generation, before, target, up_timeout, check_mode):
         """Refuse new traffic for a color whose health path does not answer 200 (a color leaving drain or maint is
         waited for, up to up_timeout) and a route left without a healthy color with weight. Returns the latest
         view."""
@@ -306,7 +416,7 @@ class Nginx(LoadBalancer):
                 break
             if all(before[c]["state"] != "ready" for c in gaining) and time.monotonic() < deadline:
                 time.sleep(0.5)
-                before = self.view(entry)
+                before = self.view(entry, generation)
                 continue
             color = gaining[0]
             raise LBError(
@@ -327,17 +437,25 @@ class Nginx(LoadBalancer):
     def reload(self, check_mode=False, guard=None):
         """A validated, verified reload with the file as it is (a new generation): the lb role's, after it wrote
         a new nginx.conf into a running container."""
-        text, state = self.read_state()
         result = {"changed": True, "method": "reload", "commands": ["nginx -t", "nginx -s reload"]}
         if check_mode:
+            self.read_state()
             return result
-        _text, result["timings"] = self.apply(text, state, guard)
-        result["generation"] = config.parse(read_text(self.path))["generation"]
+        with self.locked():
+            text, state = self.read_state()
+            _text, result["timings"] = self.apply(text, state, guard)
+            result["generation"] = config.parse(read_text(self.path))["generation"]
         return result
 
     def set_canary(self, color, check_mode=False, guard=None):
         if color not in COLORS:
             raise InvalidParameters(f"canary={color!r}: use one of {', '.join(COLORS)}")
+        if check_mode:
+            return self.set_canary_locked(color, True, guard)
+        with self.locked():
+            return self.set_canary_locked(color, False, guard)
+
+    def set_canary_locked(self, color, check_mode, guard):
         text, state = self.read_state()
         before = state.get("canary")
         result = {"changed": before != color, "before": before, "after": color, "file_before": before}
@@ -368,7 +486,7 @@ class Nginx(LoadBalancer):
         pid = self.started_at()  # changes only when the container (re)starts, as a reload keeps the counters' source
         _text, state = self.read_state()
         entry = config.find_route(state, route)
-        seen = self.probe(entry)
+        seen, _serving = self.probe(entry)
         servers = {}
         for color in colors:
             _up, shown, check = status(entry["states"][color], seen[color]["code"])

@@ -7,7 +7,8 @@ A line carries `switchyard=<route>/<color> $status $upstream_response_time $requ
 "$request"`; Nginx's times are seconds with milliseconds. $upstream_response_time is `-` when no server
 answered, and lists one time per server tried (`0.001, 0.002`): the last one answered. Requests that never
 reached a color (the LB's own health URI, a 503 for a route without weight) carry `-` or `none` and are not a
-color's. The request line tells the gate's synthetic requests apart.
+color's. The request line tells the gate's synthetic requests apart; it is the client's, so nothing is read from
+it but that (a line is matched from its start: `$time_iso8601 $remote_addr switchyard=...`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import time
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import ServerSamples, is_synthetic
 
+# Anchored on the fields before it ($time_iso8601 $remote_addr): a line whose own switchyard= field does not match
+# is no request of a route, whatever its client put into "$request" later on the line.
 LINE_RE = re.compile(
-    r"(?:^|\s)switchyard=(?P<route>[a-z0-9_-]+)/(?P<color>blue|green) (?P<status>\d{3}) "
+    r"\d{4}-\d\d-\d\dT[0-9:+-]+ [0-9A-Fa-f.:]+ "
+    r"switchyard=(?P<route>[a-z0-9_-]+)/(?P<color>blue|green) (?P<status>\d{3}) "
     r"(?P<upstream>-|[\d.]+(?:(?:, | : )(?:[\d.]+|-))*) (?P<total>\d+(?:\.\d+)?)(?:\s|$)"
 )
 # `docker logs --timestamps` puts RFC 3339 time (UTC, nanoseconds) before each line.
@@ -38,7 +42,7 @@ def parse_lines(lines, route):
     """{color: ServerSamples} of the lines of route; other lines are ignored."""
     colors = {}
     for line in lines:
-        match = LINE_RE.search(line)
+        match = LINE_RE.match(line)
         if not match or match.group("route") != route:
             continue
         _route, color, status, response_ms, total_ms = fields(match)
@@ -55,7 +59,7 @@ def iter_timed_lines(lines, routes):
         stamp = STAMP_RE.match(line)
         if not stamp:
             continue
-        match = LINE_RE.search(line, stamp.end() - 1)
+        match = LINE_RE.match(line, stamp.end())
         if not match or match.group("route") not in wanted:
             continue
         prefix = stamp.group(1)

@@ -1,10 +1,15 @@
 # Copyright: Switchyard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What Traefik has loaded, read inside its container in one `docker exec`: its API (on the loopback-only
-entrypoint `traefik`, never published), the colors' addresses (Docker's DNS), the established connections
-(`ss`: with no idle keep-alive to the colors, an established connection to a color is a request in flight),
-and the start time of its process (it changes only when Traefik restarts).
+"""What Traefik has loaded, read inside its container in one `docker exec`: /ping and its API (on the
+loopback-only entrypoint `traefik`, never published), the colors' addresses (Docker's DNS), the established
+connections (/proc/net/tcp and tcp6, parsed here: with no idle keep-alive to the colors, an established
+connection to a color is a request in flight), the start time of its process (it changes only when Traefik
+restarts) and the uptime of the host (how long ago that was).
+
+What the LB image must contain (TOOLS): a POSIX sh, cat, cut, awk, sort, getent, and curl or wget - busybox has
+them all but curl (wget is used then), so the official Alpine-based traefik image qualifies; an image without
+them fails naming what is missing.
 
 Nothing user-given goes into the script: the host names are checked route names, passed as arguments.
 """
@@ -12,6 +17,8 @@ Nothing user-given goes into the script: the host names are checked route names,
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, LBError, LBUnreachable
 from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.dynamic import (
@@ -22,16 +29,54 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.dyna
 )
 
 API = "http://127.0.0.1:8081/api"
+TOOLS = ("cat", "cut", "awk", "sort", "getent")
 SCRIPT = r"""
-api=http://127.0.0.1:8081/api
-echo @@services; curl -fsS --max-time 3 "$api/http/services?per_page=10000" || echo '"unreachable"'
-echo; echo @@routers; curl -fsS --max-time 3 "$api/http/routers?per_page=10000" || echo '"unreachable"'
-echo; echo @@middlewares; curl -fsS --max-time 3 "$api/http/middlewares?per_page=10000" || echo '"unreachable"'
+base=http://127.0.0.1:8081
+missing=
+for tool in cat cut awk sort getent; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+if command -v curl >/dev/null 2>&1; then get() { curl -fsS --max-time 3 "$1"; }
+elif command -v wget >/dev/null 2>&1; then get() { wget -q -T 3 -O - "$1"; }
+else missing="$missing curl-or-wget"; get() { return 1; }; fi
+echo @@missing; echo "$missing"
+echo @@ping; get "$base/ping" || echo unreachable
+echo; echo @@services; get "$base/api/http/services?per_page=10000" || echo '"unreachable"'
+echo; echo @@routers; get "$base/api/http/routers?per_page=10000" || echo '"unreachable"'
+echo; echo @@middlewares; get "$base/api/http/middlewares?per_page=10000" || echo '"unreachable"'
 echo; echo @@hosts
-for host in "$@"; do getent ahostsv4 "$host" | awk -v h="$host" '{print h, $1}' | sort -u; done
-echo @@ss; ss -Htn state established
+for host in "$@"; do
+  { getent ahostsv4 "$host" 2>/dev/null || getent hosts "$host"; } | awk -v h="$host" '{print h, $1}' | sort -u
+done
+echo @@tcp; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo @@start; cut -d' ' -f22 /proc/1/stat
+echo @@uptime; cut -d' ' -f1 /proc/uptime
 """
+ESTABLISHED = "01"
+
+
+def tcp_address(text):
+    """'0100007F:1F90' (or the 32 hex digits of IPv6) of /proc/net/tcp* as 'ip:port'; IPv4-mapped as IPv4."""
+    hex_ip, _sep, hex_port = text.partition(":")
+    raw = bytes.fromhex(hex_ip)
+    # The kernel prints each 32-bit word in host order (little-endian here).
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    if len(raw) == 16 and raw[:12] == b"\0" * 10 + b"\xff\xff":
+        raw = raw[12:]
+    address = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    return f"{address}:{int(hex_port, 16)}"
+
+
+def established_peers(text):
+    """The remote 'ip:port' of every established connection in the lines of /proc/net/tcp and tcp6."""
+    peers = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[0] == "sl" or fields[3] != ESTABLISHED:
+            continue
+        try:
+            peers.append(tcp_address(fields[2]))
+        except ValueError:
+            continue
+    return peers
 
 
 def split_sections(text):
@@ -50,6 +95,12 @@ class Snapshot:
 
     def __init__(self, text):
         sections = split_sections(text)
+        lacking = sections.get("missing", "").split()
+        if lacking:
+            raise LBError(
+                f"Traefik's container lacks {', '.join(lacking)}: the LB image must contain a POSIX sh, "
+                f"{', '.join(TOOLS)} and curl or wget (busybox has them, with wget)"
+            )
         missing = [s for s in ("services", "routers", "middlewares", "start") if s not in sections]
         if missing:
             raise LBError(f"Traefik's container answered without {', '.join(missing)}: {text[-500:]!r}")
@@ -68,12 +119,14 @@ class Snapshot:
         for line in sections.get("hosts", "").splitlines():
             host, _sep, address = line.partition(" ")
             self.hosts.setdefault(host, set()).add(address.strip())
-        self.peers = []
-        for line in sections.get("ss", "").splitlines():
-            fields = line.split()
-            if len(fields) >= 4:
-                self.peers.append(fields[3])
+        self.peers = established_peers(sections.get("tcp", ""))
         self.start = sections["start"].strip()
+        self.ping = sections.get("ping", "").strip() == "OK"
+        try:
+            # How many seconds ago Traefik's process started (its start time is in clock ticks since boot).
+            self.age = float(sections["uptime"]) - int(self.start) / os.sysconf("SC_CLK_TCK")
+        except (KeyError, ValueError):
+            self.age = None
 
     def errors(self, prefix=None):
         """["kind name: error"] of what Traefik could not load (all of file's, or those of one route)."""

@@ -17,7 +17,9 @@ service at once: no moment without capacity); then, after the drain wait, maint.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
+import fcntl
 import json
 import os
 import re
@@ -50,6 +52,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.dyna
 from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.log import iter_records, parse_lines
 
 SETTINGS_FILE = "switchyard.json"
+# Held (flock) around read, write and read-back by every writer of the route files: no change is lost.
+LOCK_FILE = ".switchyard.lock"
 INTERVAL_RE = re.compile(r"([0-9]+)(ms|s|m)")
 
 
@@ -73,17 +77,6 @@ def check_change(weights, states):
             raise InvalidParameters(f"states.{color}: unknown color; use {', '.join(COLORS)}")
         if state is not None and state not in STATES:
             raise InvalidParameters(f"states.{color}={state!r}: allowed values are {', '.join(STATES)}")
-
-
-def expected(record, trusted):
-    """What the API shows once record is loaded: {color: (weight, state)} and the canary candidate."""
-    colors = {c: (v["weight"], v["state"]) for c, v in record["colors"].items()}
-    if not trusted:  # no header routers: drain and maint look alike (the record tells them apart)
-        colors = {c: (w, s) for c, (w, s) in colors.items()}
-    candidate = record.get("canary")
-    if not trusted or candidate is None or record["colors"][candidate]["state"] == "maint":
-        candidate = None
-    return colors, candidate
 
 
 def records_text(record):
@@ -163,9 +156,11 @@ class Traefik(LoadBalancer):
             views = self.view(snap, route, record)
         except LBError as exc:
             return problems + [exc.msg]
-        colors, candidate = expected(record, self.settings().get("trusted"))
-        for color, (weight, state) in colors.items():
-            seen = views[color]
+        candidate = record.get("canary")
+        if not self.settings().get("trusted") or candidate is None or record["colors"][candidate]["state"] == "maint":
+            candidate = None  # no header routers (no trusted sources), or the candidate in maint: none loaded
+        for color, view in record["colors"].items():
+            weight, state, seen = view["weight"], view["state"], views[color]
             if (seen["weight"], seen["state"]) != (weight, state):
                 problems.append(f"{color}: weight {seen['weight']}, {seen['state']} (the file says {weight}, {state})")
         if snap.candidate(route) != candidate:
@@ -198,9 +193,84 @@ class Traefik(LoadBalancer):
         guard()
         path = self.route_path(route)
         os.makedirs(self.dynamic_dir, exist_ok=True)
+        previous = read_text(path)
         # A temporary file in the watched directory (no .yml suffix: Traefik skips it), renamed over the route's.
         write_atomically(path, dump_route(self.settings(), route, record), mode=0o644, like=path)
-        return self.wait_loaded(route, record, time.monotonic())
+        try:
+            return self.wait_loaded(route, record, time.monotonic())
+        except LBError as exc:
+            # Never leave a file Traefik did not take in the watched directory (a restart would load it): the
+            # previous one goes back (Traefik still runs it), or none when there was none.
+            if previous is not None:
+                write_atomically(path, previous, mode=0o644, like=path)
+                undone = f"{path} was restored to the previous file"
+            else:
+                os.unlink(path)
+                undone = f"{path} was removed"
+            raise type(exc)(f"{exc.msg}; {undone}", **exc.details) from exc
+
+    @contextlib.contextmanager
+    def locked(self, seconds):
+        """The writers' lock (flock on etc/.switchyard.lock), waited for at most seconds."""
+        path = os.path.join(self.dir, "etc", LOCK_FILE)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise LBError(f"cannot open the writers' lock {path}: {exc.strerror} (run as the lb role's owner)") from exc
+        try:
+            deadline = time.monotonic() + seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LBError(
+                            f"{path} stayed locked by another writer of the route files for {seconds:g} s"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
+
+    def lock_wait(self, up_timeout=30, drain_timeout=0):
+        return up_timeout + drain_timeout + 4 * max(self.timeout, 3) + 30
+
+    def wait_ready(self, route, timeout):
+        """After a restart: wait until /ping answers OK and the API shows route's file loaded; the seconds waited,
+        LBUnreachable naming what was last seen after timeout."""
+        started, seen = time.monotonic(), "nothing"
+        while True:
+            try:
+                snap = self.snapshot([route])
+                text, record = self.read_route(route)
+                problems = [] if snap.ping else ["/ping does not answer OK"]
+                if text is not None:
+                    problems += self.mismatches(snap, route, record)
+                if not problems:
+                    return round(time.monotonic() - started, 3)
+                seen = "; ".join(problems)
+            except LBUnreachable as exc:
+                seen = exc.msg
+            if time.monotonic() - started >= timeout:
+                raise LBUnreachable(
+                    f"Traefik did not answer /ping with route {route} loaded within {timeout:g} s: {seen}"
+                )
+            time.sleep(0.2)
+
+    def settle_left(self, route, snap):
+        """Seconds until Traefik's health of route's colors can be trusted: a service Traefik rebuilds (on every
+        load of the route file, and when Traefik starts) counts as UP until its first check, one interval later.
+        Trusted from 1.5 intervals after the load: the file's mtime plus the provider's throttle, or the start."""
+        settings = self.settings()
+        interval = seconds(settings.get("check_interval", "1s"))
+        try:
+            loaded = os.stat(self.route_path(route)).st_mtime + seconds(settings.get("throttle", "2s"))
+        except FileNotFoundError:
+            loaded = 0
+        if snap.age is not None:
+            loaded = max(loaded, time.time() - snap.age)
+        return loaded + 1.5 * interval - time.time()
 
     def target(self, record, weights, states):
         out = copy.deepcopy(record)
@@ -211,16 +281,34 @@ class Traefik(LoadBalancer):
                 out["colors"][color]["state"] = states[color]
         return out
 
-    def refuse_unsafe(self, route, before, record, target):
-        lifted = [
+    @staticmethod
+    def lifted(record, target):
+        return [
             c for c in COLORS if record["colors"][c]["state"] != "ready" and target["colors"][c]["state"] == "ready"
         ]
-        for color in COLORS:
-            want, was = target["colors"][color], record["colors"][color]
-            gains = (
-                want["state"] == "ready" and want["weight"] > 0 and (want["weight"] > was["weight"] or color in lifted)
-            )
-            if gains and color not in lifted and not before[color]["up"]:
+
+    def gaining(self, record, target):
+        """The colors target sends more traffic than record (a higher weight or a higher share of the ready
+        colors' weights), those lifted out of drain or maint aside (they are lifted at weight 0 and waited for)."""
+        lifted = self.lifted(record, target)
+
+        def share(rec, color):
+            total = sum(v["weight"] for v in rec["colors"].values() if v["state"] == "ready")
+            return rec["colors"][color]["weight"] / total if total else 0
+
+        return [
+            c
+            for c in COLORS
+            if c not in lifted
+            and target["colors"][c]["state"] == "ready"
+            and target["colors"][c]["weight"] > 0
+            and (target["colors"][c]["weight"] > record["colors"][c]["weight"] or share(target, c) > share(record, c))
+        ]
+
+    def refuse_unsafe(self, route, before, record, target):
+        lifted = self.lifted(record, target)
+        for color in self.gaining(record, target):
+            if not before[color]["up"]:
                 raise LBError(
                     f"weights.{color}: route {route}, color {color} is {before[color]['status']}; refusing to send it "
                     "traffic (it must be UP)",
@@ -287,11 +375,17 @@ class Traefik(LoadBalancer):
             time.sleep(0.25)
 
     def shift(self, route, weights, states, up_timeout=30, drain_timeout=0, check_mode=False, guard=None):
-        guard = guard or (lambda: None)
         self.check_route(route)
         check_change(weights, states)
         if up_timeout < 0 or drain_timeout < 0:
             raise InvalidParameters("up_timeout and drain_timeout must be >= 0 (seconds)")
+        if check_mode:
+            return self.shift_locked(route, weights, states, up_timeout, drain_timeout, True, guard)
+        with self.locked(self.lock_wait(up_timeout, drain_timeout)):
+            return self.shift_locked(route, weights, states, up_timeout, drain_timeout, False, guard)
+
+    def shift_locked(self, route, weights, states, up_timeout, drain_timeout, check_mode, guard):
+        guard = guard or (lambda: None)
         text, record = self.read_route(route)
         started = time.monotonic()
         result = {"route": route, "changed": False, "method": "file", "commands": []}
@@ -304,10 +398,17 @@ class Traefik(LoadBalancer):
                 # A file Traefik did not load (invalid, or edited by hand): never build on it silently.
                 snap = self.wait_loaded(route, record, started)
             before = self.view(snap, route, record)
-        result["before"] = before
         target = self.target(record, weights, states)
         rendered = dump_route(self.settings(), route, target)
         moves = target != record
+        if moves and text is not None and any(before[c]["up"] for c in self.gaining(record, target)):
+            # UP of a color gaining traffic is trusted only once Traefik has checked it since it last rebuilt it.
+            settle = self.settle_left(route, snap)
+            if settle > 0:
+                time.sleep(settle)
+                before = self.view(self.snapshot([route]), route, record)
+                result["settled_s"] = round(settle, 3)
+        result["before"] = before
         lifted = self.refuse_unsafe(route, before, record, target) if moves else []
         result["diff"] = [
             {
@@ -362,6 +463,13 @@ class Traefik(LoadBalancer):
         guard = guard or (lambda: None)
         routes = [r["name"] for r in self.settings()["routes"]]
         result = {"changed": False, "before": None, "after": color, "routes": {}, "commands": []}
+        with contextlib.ExitStack() as stack:
+            if not check_mode:
+                stack.enter_context(self.locked(self.lock_wait()))
+            self.write_canary(routes, color, check_mode, guard, result)
+        return result
+
+    def write_canary(self, routes, color, check_mode, guard, result):
         for route in routes:
             text, record = self.read_route(route)
             target = dict(record, canary=color)
@@ -374,7 +482,6 @@ class Traefik(LoadBalancer):
             result["commands"].append(f"write {file_name(route)} (canary {color})")
             if not check_mode:
                 self.write(route, target, guard)
-        return result
 
     # -- the rest of the interface ----------------------------------------------------------------------
     def config_files(self, routes):
@@ -391,14 +498,15 @@ class Traefik(LoadBalancer):
         return os.path.exists(self.settings_path) and os.path.isdir(self.dynamic_dir)
 
     def control_level(self):
-        # "admin" for Traefik: its API answers (the read-back) and the watched directory can be written (the change).
+        """admin for Traefik: its API and /ping answered (the read-back; else LBUnreachable, and LBError naming a
+        tool the LB image lacks) and the watched directory can be written (the change)."""
         snap = self.snapshot()
         writable = os.access(self.dynamic_dir, os.W_OK | os.X_OK)
-        level = "admin" if writable else "read-only"
+        level = "admin" if writable and snap.ping else "read-only" if snap.ping else "API without /ping"
         return {
             "endpoint": f"{self.dynamic_dir} (file provider), {api.API} in {self.container}",
             "level": level,
-            "admin": writable and bool(snap.services is not None),
+            "admin": level == "admin",
         }
 
     def validate_config(self):

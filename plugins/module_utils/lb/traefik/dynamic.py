@@ -97,7 +97,7 @@ def check_settings(settings):
     cookie = settings.get("sticky_cookie") or ""
     if cookie and not COOKIE_RE.fullmatch(cookie):
         raise InvalidParameters(f"settings sticky_cookie={cookie!r}: 1 to 64 cookie token characters")
-    for key, default in (("check_interval", "1s"), ("check_timeout", "2s")):
+    for key, default in (("check_interval", "1s"), ("check_timeout", "2s"), ("throttle", "2s")):
         value = settings.get(key, default)
         if not isinstance(value, str) or not INTERVAL_RE.fullmatch(value):
             raise InvalidParameters(f"settings {key}={value!r}: a duration with a unit ms, s or m, such as 1s")

