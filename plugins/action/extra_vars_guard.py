@@ -61,6 +61,8 @@ ROLE_VARIABLES = (
     "switchyard_migrate_result",
     "switchyard_stack_*",
     "switchyard_canary_candidate",
+    "switchyard_canary_hold_keeps_going",
+    "switchyard_canary_judged",
     "switchyard_canary_live",
     "switchyard_canary_percent",
     "switchyard_canary_release_id",

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.switchyard.release.plugins.module_utils.release.plan import live_schema_level
+from ansible_collections.switchyard.release.plugins.module_utils.release.plan import (
+    last_release,
+    live_schema_level,
+    paused_after,
+)
 
 COLORS = ("blue", "green")
 
@@ -68,11 +72,43 @@ def _lock(lock, lock_state):
 
 
 def _release(entry):
-    said = f"{entry.get('id')}  {entry.get('kind')} {entry.get('version')} on {entry.get('color')}"
+    strategy = f" ({entry['strategy']})" if entry.get("strategy") not in (None, "canary") else ""
+    said = f"{entry.get('id')}  {entry.get('kind')}{strategy} {entry.get('version')} on {entry.get('color')}"
     said += f": {entry.get('outcome')}"
     if entry.get("reason"):
         said += f" - {entry['reason']}"
     return said + (f" ({entry['finished_at']})" if entry.get("finished_at") else "")
+
+
+def _variant(label, figures, version):
+    if not isinstance(figures, dict):
+        return f"{label} {version}: no figures"
+    rate = figures.get("error_rate")
+    said = f"{label} {figures.get('name')} {version}: {figures.get('requests')} requests"
+    said += f", error rate {rate:.2%}" if isinstance(rate, (int, float)) else ", error rate -"
+    return said + (f", p95 {figures['p95_ms']} ms" if figures.get("p95_ms") is not None else "")
+
+
+def _experiment(ledger, entry, lock_state):
+    """The running A/B experiment's lines (what runs on each variant, and the gate's last figures), or []."""
+    if not entry or entry.get("strategy") != "ab" or entry.get("outcome") != "running":
+        return []
+    experiment = entry.get("experiment") or {}
+    paused = paused_after(entry, lock_state)
+    said = (
+        f"A/B experiment {entry.get('id')}: variant B {entry.get('version')} on {entry.get('color')} for "
+        f"{experiment.get('share', '?')} % of users ({experiment.get('key', '?')}), since {entry.get('started_at')}"
+    )
+    lines = [said + ("" if paused is not None else " - a run is moving it now")]
+    judged = [s for s in entry.get("steps") or [] if isinstance(s.get("verdict"), dict)]
+    if judged:
+        verdict = judged[-1]["verdict"]
+        figures = verdict.get("figures") or {}
+        a_version = ((ledger.get("colors") or {}).get(entry.get("from_color")) or {}).get("version")
+        lines.append(f"  last verdict {verdict.get('verdict')} at {judged[-1].get('at')}: {verdict.get('reason')}")
+        lines.append(f"  {_variant('A', figures.get('baseline'), a_version)}")
+        lines.append(f"  {_variant('B', figures.get('canary'), entry.get('version'))}")
+    return lines
 
 
 def _schema(ledger):
@@ -120,6 +156,7 @@ def release_summary(ledger, lock=None, lock_state="free", servers=None, containe
             f"{_containers(containers, name)}"
         )
     lines.append(_lock(lock, lock_state))
+    lines.extend(_experiment(ledger, last_release(ledger), lock_state))
     releases = [r for r in ledger.get("releases") or [] if isinstance(r, dict)][-last:] if last > 0 else []
     lines.append(f"last {len(releases)} releases:" if releases else "no releases yet")
     lines.extend(f"  {_release(r)}" for r in reversed(releases))

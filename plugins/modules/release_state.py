@@ -114,6 +114,29 @@ options:
         description: V(release) - the schema level (highest migration version) the release leaves.
         type: int
         default: 0
+      strategy:
+        description:
+          - V(release) - how the traffic moves (docs/strategies.md). V(canary) - the canary steps, each below 100 %
+            judged by the gate. V(bluegreen) - one switch of 100 %, the first window after it judged against the
+            previous color, kept warm. V(ab) - an experiment - O(plan.ab_percent) of users on the new version
+            until a run promotes it (O(plan.ab_promote)) or rollback.yml ends it.
+          - A paused release goes on with the strategy it began with.
+        type: str
+        choices: [canary, bluegreen, ab]
+        default: canary
+      ab_percent:
+        description: V(release) with O(plan.strategy=ab) - the share of users on variant B, 1 to 99.
+        type: int
+      ab_promote:
+        description: V(release) - promote the running A/B experiment's variant B to 100 %.
+        type: bool
+        default: false
+      ab_key:
+        description:
+          - V(release) with O(plan.strategy=ab) - what keeps a user on one variant, C(cookie <name>) (the LB's
+            sticky cookie); required by an experiment.
+        type: str
+        default: ""
       force_rollback:
         description: V(rollback) - roll back even after contract migrations ran.
         type: bool
@@ -150,6 +173,22 @@ options:
     description: With V(begin) - the color the release starts from. Defaults to the live color.
     type: str
     choices: [blue, green]
+  strategy:
+    description: With V(begin) of a release - the strategy it runs (O(plan.strategy)), kept in its ledger entry.
+    type: str
+    choices: [canary, bluegreen, ab]
+  experiment:
+    description: With V(begin) of an A/B release - the experiment, kept in its ledger entry.
+    type: dict
+    suboptions:
+      share:
+        description: The share of users on variant B, 1 to 99.
+        type: int
+        required: true
+      key:
+        description: What keeps a user on one variant - C(cookie <name>) or C(header <name>).
+        type: str
+        required: true
   images:
     description: With V(begin) - service to digest-pinned image reference.
     type: dict
@@ -344,6 +383,10 @@ ARGUMENT_SPEC = {
             "canary_steps": {"type": "list", "elements": "int", "default": [10, 25, 50, 100]},
             "stop_after_step": {"type": "int"},
             "migrations_level": {"type": "int", "default": 0},
+            "strategy": {"type": "str", "choices": ["canary", "bluegreen", "ab"], "default": "canary"},
+            "ab_percent": {"type": "int"},
+            "ab_promote": {"type": "bool", "default": False},
+            "ab_key": {"type": "str", "default": "", "no_log": False},
             "force_rollback": {"type": "bool", "default": False},
             "rollback_window": {"type": "int", "default": 86400},
             "migrations": {"type": "bool", "default": True},
@@ -353,6 +396,11 @@ ARGUMENT_SPEC = {
     "version": {"type": "str"},
     "color": {"type": "str", "choices": list(COLORS)},
     "from_color": {"type": "str", "choices": list(COLORS)},
+    "strategy": {"type": "str", "choices": ["canary", "bluegreen", "ab"]},
+    "experiment": {
+        "type": "dict",
+        "options": {"share": {"type": "int", "required": True}, "key": {"type": "str", "required": True}},
+    },
     "images": {"type": "dict"},
     "step": {"type": "dict"},
     "weights": {"type": "dict"},

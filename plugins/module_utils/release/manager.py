@@ -39,6 +39,10 @@ def make_plan(ledger, lock_state, options, now):
             new_release_id(now),
             stop_after_step=options.get("stop_after_step"),
             migrations_level=options.get("migrations_level"),
+            strategy=options.get("strategy") or "canary",
+            ab_percent=options.get("ab_percent"),
+            ab_promote=options.get("ab_promote"),
+            ab_key=options.get("ab_key") or "",
         )
     if kind == "rollback":
         return plans.plan_rollback(ledger, new_release_id(now, "rollback"), force=options["force_rollback"])

@@ -17,6 +17,8 @@ VERDICTS = ("promote", "hold", "rollback")
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+# What keeps a user on one variant of an A/B experiment: a cookie's or a header's name (HTTP token characters).
+EXPERIMENT_KEY_PATTERN = re.compile(r"^(cookie|header) [A-Za-z0-9!%&*+.^_`|~-]{1,64}$")
 # A version is a label: it is written into the colors' color.env (KEY=value lines), the ledger and the reports,
 # so nothing that ends a line or a value, at a length that stays readable.
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -128,6 +130,11 @@ def validate_params(params):
         check_version("plan.version", plan["version"])
     if params["action"] == "begin" and params.get("kind") in (None, "release") and params.get("version"):
         check_version("version", params["version"])
+    experiment = params.get("experiment")
+    if experiment:
+        if not 1 <= experiment["share"] <= 99:
+            raise LedgerError(f"experiment.share: {experiment['share']} must be from 1 to 99 (% of users on B)")
+        _check_pattern("experiment.key", experiment["key"], EXPERIMENT_KEY_PATTERN)
     params["weights"] = normalize_weights(params.get("weights"), "weights")
     params["images"] = normalize_images(params.get("images"))
     if params["action"] == "step":

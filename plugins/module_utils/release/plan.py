@@ -20,6 +20,9 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.clock im
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, other_color
 from ansible_collections.switchyard.release.plugins.module_utils.release.weights import canary_weights
 
+# How a release moves traffic to the new version (docs/strategies.md).
+STRATEGIES = ("canary", "bluegreen", "ab")
+
 
 def last_release(ledger, kind="release"):
     """The ledger's last entry of that kind, or {}."""
@@ -48,13 +51,77 @@ def release_id(now, suffix, kind=None):
     return f"{stamp}-{kind}-{suffix}" if kind else f"{stamp}-{suffix}"
 
 
-def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_step=None, migrations_level=0):
+def entry_strategy(entry):
+    """The strategy a ledger entry was released with (entries older than strategies were canaries)."""
+    return entry.get("strategy") or "canary"
+
+
+def strategy_steps(strategy, live, canary_steps, done, stop, ab_percent, ab_promote):
+    """(steps, pause_after, judged) of a strategy: the shares to move to in order, the share to stop at for an
+    approval (None: go on to the promotion), and the shares the gate judges.
+
+    - canary: the steps after done, up to stop; every step below 100 judged;
+    - bluegreen: one switch of 100 %, judged (the previous color, kept warm, is the baseline);
+    - ab: the experiment's share, judged and then left running (paused) until a run promotes it;
+    - a first release (nothing live): 100 % at once, nothing to judge against.
+    """
+    if not live:
+        return [100], None, []
+    if strategy == "bluegreen":
+        return [100], None, [100]
+    if strategy == "ab":
+        if ab_promote:
+            return [100], None, []
+        return [ab_percent], ab_percent, [ab_percent]
+    steps = [int(s) for s in canary_steps if done < int(s) <= stop]
+    return steps, (stop if stop < 100 else None), [s for s in steps if s < 100]
+
+
+def strategy_refusal(strategy, app, last, paused, stop_after_step, ab_percent, ab_promote, ab_key):
+    """Why the strategy's own parameters cannot run as asked, or None."""
+    running_ab = paused is not None and entry_strategy(last) == "ab"
+    if strategy not in STRATEGIES:
+        return f"switchyard_strategy={strategy!r}: use one of {', '.join(STRATEGIES)}"
+    if strategy != "canary" and stop_after_step not in (None, ""):
+        return (
+            f"switchyard_stop_after_step={stop_after_step} pauses a canary; the {strategy} strategy "
+            f"{'switches once' if strategy == 'bluegreen' else 'pauses at its share by itself'}: leave it empty"
+        )
+    if strategy == "ab" and not (isinstance(ab_percent, int) and 1 <= ab_percent <= 99):
+        return f"switchyard_ab_percent={ab_percent!r}: the share of users on variant B, an integer from 1 to 99"
+    if strategy == "ab" and not ab_key:
+        return (
+            "switchyard_strategy=ab keeps each user on one variant by the LB's sticky cookie, and "
+            "switchyard_lb_sticky_cookie is empty: set it (e.g. SWITCHYARD_VARIANT)"
+        )
+    if ab_promote and not running_ab:
+        return (
+            f"switchyard_ab_promote=true promotes a running A/B experiment, and {app} has none: "
+            "start one with switchyard_strategy=ab"
+        )
+    return None
+
+
+def plan_release(
+    ledger,
+    lock_state,
+    version,
+    canary_steps,
+    new_id,
+    stop_after_step=None,
+    migrations_level=0,
+    strategy="canary",
+    ab_percent=None,
+    ab_promote=False,
+    ab_key="",
+):
     """The release of version: colors, the steps left, resume or not, and whether it must not run.
 
     - first release: blue, one step of 100 %;
     - the live color already runs version (and no release is unfinished): noop;
     - a release paused for an approval: the same version resumes after its last step, another
-      version is refused;
+      version is refused; it goes on with the strategy it began with (an A/B experiment: observed
+      again at its share, or promoted with ab_promote);
     - a release killed while it held the lock: not resumed; its lock decides (refused while valid,
       taken over once expired, and the killed release is then abandoned).
     """
@@ -63,22 +130,41 @@ def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_s
     colors = ledger.get("colors") or {}
     last = last_release(ledger)
     paused = paused_after(last, lock_state)
+    if paused is not None:
+        # A resumed release keeps its strategy and its experiment's share, whatever this run's defaults say.
+        strategy = entry_strategy(last)
+        if strategy == "ab":
+            ab_percent, stop_after_step = paused, None
+            ab_key = (last.get("experiment") or {}).get("key") or ab_key
     plan = {
         "kind": "release",
         "version": version,
+        "strategy": strategy,
         "live": live or "",
         "resume": paused is not None,
         "noop": False,
-        "refused": None,
+        "refused": strategy_refusal(
+            strategy, ledger.get("app"), last, paused, stop_after_step, ab_percent, bool(ab_promote), ab_key
+        ),
         "abandons": None,
         "migrations_level": int(migrations_level or 0),
     }
+    if plan["refused"]:
+        strategy = "canary"  # planned as a canary only so that the plan stays whole; it is refused
     if paused is not None and str(last.get("version")) != version:
-        plan["refused"] = (
-            f"Release {last['id']} of {ledger['app']} {last.get('version')} is paused after the {paused} % step "
-            f"(candidate {last.get('color')}). Resume it with -e switchyard_version={last.get('version')}, or undo it "
-            f"with playbooks/rollback.yml, before releasing {version}."
-        )
+        if entry_strategy(last) == "ab":
+            plan["refused"] = (
+                f"An A/B experiment of {ledger['app']} is running: release {last['id']}, variant B "
+                f"{last.get('version')} on {last.get('color')} for {paused} % of users. End it first - promote B with "
+                f"-e switchyard_version={last.get('version')} -e switchyard_ab_promote=true, or keep A with "
+                f"playbooks/rollback.yml - before releasing {version}."
+            )
+        else:
+            plan["refused"] = (
+                f"Release {last['id']} of {ledger['app']} {last.get('version')} is paused after the {paused} % step "
+                f"(candidate {last.get('color')}). Resume it with -e switchyard_version={last.get('version')}, or undo "
+                f"it with playbooks/rollback.yml, before releasing {version}."
+            )
     if paused is not None:
         plan["id"], candidate, done = last["id"], last.get("color"), paused
     else:
@@ -86,15 +172,19 @@ def plan_release(ledger, lock_state, version, canary_steps, new_id, stop_after_s
         if last.get("outcome") == "running":
             plan["abandons"] = last["id"]
     stop = int(stop_after_step) if stop_after_step not in (None, "") else 100
-    steps = [100] if not live else [int(s) for s in canary_steps if done < int(s) <= stop]
+    steps, pause_after, judged = strategy_steps(strategy, live, canary_steps, done, stop, ab_percent, bool(ab_promote))
     plan.update(
         candidate=candidate,
         steps=steps,
+        judged_steps=judged,
+        # A/B: the gate's hold (not enough data yet) keeps the experiment running; only a failing variant ends it.
+        hold_keeps_going=strategy == "ab",
+        experiment={"share": ab_percent, "key": ab_key} if strategy == "ab" and live else None,
         resume_after_step=done if paused is not None else None,
         # A resumed release verifies and keeps the digests its candidate runs (every service, as deployed), or
         # those it began with: a tag moved since changes nothing.
         resume_images=resume_images(last, colors.get(candidate)) if paused is not None else {},
-        pause_after=stop if stop < 100 and live else None,
+        pause_after=pause_after,
         # A list, in step order: a mapping keyed by percent is shown sorted as strings (10, 100, 25, 50).
         weights_per_step=[{"step": s, "weights": canary_weights(s, live, candidate)} for s in steps],
         final_weights=canary_weights(100, live, candidate),

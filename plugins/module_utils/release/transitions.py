@@ -88,6 +88,8 @@ def begin(
     from_color=None,
     images=None,
     history_limit=DEFAULT_HISTORY_LIMIT,
+    strategy=None,
+    experiment=None,
 ):
     """Record a new release (outcome running). An id already in the ledger changes nothing.
 
@@ -138,6 +140,10 @@ def begin(
             "reason": None,
         }
     )
+    if kind == "release" and strategy:
+        after["releases"][-1]["strategy"] = strategy
+        if experiment:
+            after["releases"][-1]["experiment"] = dict(experiment)
     _trim(after["releases"], history_limit)
     return _stamped(ledger, after, now)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from ansible_collections.switchyard.release.plugins.module_utils.release import plan
 from ansible_collections.switchyard.release.plugins.module_utils.release import transitions as tr
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import empty_ledger, find_release
@@ -467,3 +469,98 @@ def test_a_failed_release_whose_restore_failed_is_stranded_whatever_the_weights_
     host.unlock("r3")
     got = plan.plan_rollback(host.ledger, "rb")
     assert (got["mode"], got["to"], got["away"]) == ("canary", "green", "blue")
+
+
+# --- strategies ----------------------------------------------------------------------------------
+
+
+def ab_running(share: int = 20) -> Host:
+    """v1 live on blue; an A/B experiment of v2 on green for share % of users, judged once, lock released."""
+    host = v1_live()
+    host.take_lock("r2", 10)
+    host.ledger = tr.begin(
+        host.ledger,
+        "r2",
+        at(10),
+        owner=OWNER,
+        version="v2",
+        strategy="ab",
+        experiment={"share": share, "key": "cookie SV"},
+    )
+    host.step("r2", {"name": "deploy", "deployed": True}, 11)
+    host.step("r2", {"name": f"canary-{share}", "weights": canary_weights(share, "blue", "green")}, 12)
+    host.step("r2", {"name": f"pause-{share}", "after": share}, 13)
+    host.unlock("r2")
+    return host
+
+
+def test_bluegreen_switches_once_and_the_gate_judges_the_switch() -> None:
+    got = plan.plan_release(v1_live().ledger, "free", "v2", STEPS, "new-id", strategy="bluegreen")
+    assert got["refused"] is None and got["strategy"] == "bluegreen"
+    assert got["steps"] == [100] and got["judged_steps"] == [100] and got["pause_after"] is None
+    assert got["weights_per_step"] == [{"step": 100, "weights": {"blue": 0, "green": 256}}]
+    assert got["experiment"] is None and got["hold_keeps_going"] is False
+
+
+def test_a_canary_judges_every_step_below_100() -> None:
+    got = plan.plan_release(v1_live().ledger, "free", "v2", STEPS, "new-id")
+    assert got["strategy"] == "canary" and got["judged_steps"] == [10, 25, 50]
+    paused = plan.plan_release(v1_live().ledger, "free", "v2", STEPS, "new-id", stop_after_step=25)
+    assert paused["steps"] == [10, 25] and paused["judged_steps"] == [10, 25] and paused["pause_after"] == 25
+
+
+def test_a_first_release_is_whole_whatever_the_strategy() -> None:
+    for strategy in ("bluegreen", "ab"):
+        got = plan.plan_release(
+            Host().ledger, "free", "v1", STEPS, "new-id", strategy=strategy, ab_percent=10, ab_key="cookie SV"
+        )
+        assert got["refused"] is None and got["steps"] == [100] and got["judged_steps"] == []
+        assert got["experiment"] is None and got["pause_after"] is None
+
+
+def test_ab_starts_an_experiment_at_its_share_and_pauses_there() -> None:
+    got = plan.plan_release(
+        v1_live().ledger, "free", "v2", STEPS, "new-id", strategy="ab", ab_percent=20, ab_key="cookie SV"
+    )
+    assert got["refused"] is None and got["strategy"] == "ab"
+    assert got["steps"] == [20] and got["judged_steps"] == [20] and got["pause_after"] == 20
+    assert got["experiment"] == {"share": 20, "key": "cookie SV"} and got["hold_keeps_going"] is True
+
+
+def test_a_running_experiment_is_observed_again_or_promoted_whatever_this_run_asks_for() -> None:
+    host = ab_running(20)
+    # The run's own defaults (canary, another share) do not change the experiment it resumes.
+    again = plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id", strategy="canary", ab_percent=50)
+    assert again["refused"] is None and again["resume"] is True and again["id"] == "r2"
+    assert again["strategy"] == "ab" and again["steps"] == [20] and again["pause_after"] == 20
+    assert again["experiment"] == {"share": 20, "key": "cookie SV"}
+    promoted = plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id", ab_promote=True)
+    assert promoted["refused"] is None and promoted["steps"] == [100] and promoted["judged_steps"] == []
+    assert promoted["pause_after"] is None and promoted["final_weights"] == {"blue": 0, "green": 256}
+
+
+def test_another_version_during_an_experiment_is_refused_with_how_to_end_it() -> None:
+    got = plan.plan_release(ab_running(20).ledger, "free", "v3", STEPS, "new-id")
+    assert "An A/B experiment of shop is running" in got["refused"]
+    assert "switchyard_ab_promote=true" in got["refused"] and "rollback.yml" in got["refused"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"strategy": "rolling"}, "switchyard_strategy='rolling': use one of canary, bluegreen, ab"),
+        ({"strategy": "bluegreen", "stop_after_step": 10}, "switchyard_stop_after_step=10 pauses a canary"),
+        ({"strategy": "ab", "ab_percent": 0, "ab_key": "cookie SV"}, "switchyard_ab_percent=0: the share"),
+        ({"strategy": "ab", "ab_percent": 100, "ab_key": "cookie SV"}, "an integer from 1 to 99"),
+        ({"strategy": "ab", "ab_percent": 10}, "switchyard_lb_sticky_cookie is empty"),
+        ({"ab_promote": True}, "switchyard_ab_promote=true promotes a running A/B experiment, and shop has none"),
+    ],
+)
+def test_a_strategy_asked_wrongly_is_refused_naming_the_variable(kwargs, said) -> None:
+    got = plan.plan_release(v1_live().ledger, "free", "v2", STEPS, "new-id", **kwargs)
+    assert got["refused"] and said in got["refused"], got["refused"]
+
+
+def test_promoting_a_paused_canary_as_an_experiment_is_refused() -> None:
+    got = plan.plan_release(v2_paused_after_10().ledger, "free", "v2", STEPS, "new-id", ab_promote=True)
+    assert "has none" in got["refused"]
