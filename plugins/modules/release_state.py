@@ -399,7 +399,10 @@ ARGUMENT_SPEC = {
     "strategy": {"type": "str", "choices": ["canary", "bluegreen", "ab"]},
     "experiment": {
         "type": "dict",
-        "options": {"share": {"type": "int", "required": True}, "key": {"type": "str", "required": True}},
+        "options": {
+            "share": {"type": "int", "required": True},
+            "key": {"type": "str", "required": True, "no_log": False},
+        },
     },
     "images": {"type": "dict"},
     "step": {"type": "dict"},

@@ -34,9 +34,13 @@ def test_ab_runs_an_experiment_on_a_share_of_users_until_b_is_promoted_or_fails(
     ab = {"switchyard_strategy": "ab", "switchyard_ab_percent": 30}
     try:
         app.play("release.yml", switchyard_version="v1")
-        refused = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_ab_percent=0, **{
-            k: v for k, v in ab.items() if k != "switchyard_ab_percent"
-        })
+        refused = app.play(
+            "release.yml",
+            ok=False,
+            switchyard_version="v2",
+            switchyard_ab_percent=0,
+            **{k: v for k, v in ab.items() if k != "switchyard_ab_percent"},
+        )
         assert "switchyard_ab_percent=0: the share of users on variant B" in refused.stdout, refused.stdout[-2000:]
 
         if kind == "haproxy":

@@ -137,3 +137,41 @@ def test_a_host_never_released_to() -> None:
 def test_bad_input_is_named(args, named) -> None:
     with pytest.raises(AnsibleFilterError, match=named):
         release_summary(*args)
+
+
+def test_a_running_ab_experiment_is_shown_with_each_variant_of_the_gate_s_last_window() -> None:
+    ledger = released(empty_ledger("shop"), "r1", "v1", V1, 0, 1)
+    ledger = tr.begin(
+        ledger,
+        "r2",
+        at(10),
+        owner="ops@ctl",
+        version="v2",
+        strategy="ab",
+        experiment={"share": 20, "key": "cookie SV"},
+    )
+    ledger = tr.record_step(ledger, "r2", {"name": "deploy", "deployed": True}, at(11))
+    verdict = {
+        "verdict": "promote",
+        "reason": "route api: promote - all 1 measurement(s) passed",
+        "figures": {
+            "baseline": {"name": "blue", "requests": 400, "error_rate": 0.0025, "p95_ms": 4},
+            "canary": {"name": "green", "requests": 100, "error_rate": 0.0, "p95_ms": 5},
+        },
+    }
+    weights = canary_weights(20, "blue", "green")
+    ledger = tr.record_step(ledger, "r2", {"name": "canary-20", "weights": weights, "verdict": verdict}, at(12))
+    ledger = tr.record_step(ledger, "r2", {"name": "pause-20", "after": 20}, at(13))
+    lines = release_summary(ledger)["lines"]
+    assert (
+        "A/B experiment r2: variant B v2 on green for 20 % of users (cookie SV), since 2026-11-26T17:10:00Z"
+    ) in lines
+    assert "  A blue v1: 400 requests, error rate 0.25%, p95 4 ms" in lines
+    assert "  B green v2: 100 requests, error rate 0.00%, p95 5 ms" in lines
+    assert any(line.startswith("  r2  release (ab) v2 on green: running") for line in lines), lines
+    # While a run holds the lock it is moving the experiment (observing it again, or promoting it).
+    held = release_summary(ledger, lock_state="held")["lines"]
+    assert any(line.endswith("- a run is moving it now") for line in held), held
+    # Promoted, it is no longer an experiment.
+    ledger = tr.promote(ledger, "r2", at(20), color="green", weights=canary_weights(100, "blue", "green"))
+    assert not any(line.startswith("A/B experiment") for line in release_summary(ledger)["lines"])
