@@ -80,9 +80,12 @@ options:
         type: str
         default: /
       rate:
-        description: Probes per second while the traffic moves (one at a time; slow - 4 a second - while it holds).
+        description:
+          - Probes per second while the traffic moves (one at a time over a kept-alive connection; 4 a second while
+            it holds). The resolution of the RTO; for a partial drill, the first probe the target serves comes after
+            about 100 / O(percent) probes.
         type: float
-        default: 100
+        default: 200
       timeout:
         description: Seconds a probe waits for its answer.
         type: float
@@ -208,7 +211,7 @@ ARGUMENT_SPEC = {
         "options": {
             "url": {"type": "str", "required": True},
             "path": {"type": "str", "default": "/"},
-            "rate": {"type": "float", "default": 100},
+            "rate": {"type": "float", "default": 200},
             "timeout": {"type": "float", "default": 2},
         },
     },

@@ -80,12 +80,12 @@ def matches(after, weights, states):
 
 
 class DrillManager:
-    def __init__(self, module, runner=None, opener=None):
+    def __init__(self, module, runner=None, connection=None):
         self.module = module
         self.params = module.params
         self.runner = runner or CommandRunner(module)
         self.lb = load_balancer(self.params["lb"], self.runner)
-        self.opener = opener
+        self.connection = connection
         self.lease = None
         self.own_lock = None
         self.result = {"changed": False, "kind": self.lb.kind}
@@ -195,9 +195,8 @@ class DrillManager:
         params, routes = self.params, self.params["routes"]
         probe = params["probe"]
         tag = f"{random.randrange(16**8):08x}"
-        opener = {"opener": self.opener} if self.opener else {}
         prober = Prober(
-            probe["url"], probe["path"], tag, fast_rate=probe["rate"], timeout=probe["timeout"], **opener
+            probe["url"], probe["path"], tag, fast_rate=probe["rate"], timeout=probe["timeout"], connection=self.connection
         )
         wall_start = utc_now()
         prober.start(fast=True)

@@ -6,17 +6,20 @@ with its own number in its query, so the LB's own request log says which color s
 the LB kind: no header is needed from the LB, and none is trusted from the application).
 
 The query also carries SYNTHETIC_MARKER: the canary gate and the release report keep them apart from real
-traffic. They are sent fast while the traffic moves (to time it) and slowly while it holds.
+traffic. They are sent fast while the traffic moves (to time it) and slowly while it holds, over one kept-alive
+connection (every kind of LB balances each request of it on its own): a new connection per probe would cost more
+than the change it times.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
+import socket
+import ssl
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
-
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import SYNTHETIC_MARKER
 
@@ -37,15 +40,57 @@ def probe_number(target, tag):
     return int(match.group(2)) if match and match.group(1) == tag else None
 
 
+class Connection:
+    """GET over one kept-alive HTTP(S) connection, opened again after any error; the status, or None (no answer)."""
+
+    def __init__(self, url, timeout):
+        parts = urlsplit(url)
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.timeout = timeout
+        self.conn = None
+
+    def open(self):
+        if self.scheme == "https":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # the LB's own address: it is timed, not trusted
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a probe is not held for the next one
+        return conn
+
+    def get(self, url):
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            self.conn = self.conn or self.open()
+            self.conn.request("GET", target or "/", headers={"User-Agent": "switchyard-drill"})
+            response = self.conn.getresponse()
+            response.read()
+            if response.will_close:
+                self.close()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 class Prober:
     """Sends probes until stop(); fast() and slow() set the pace. Each probe is kept as a dict: n, sent and
     answered (monotonic seconds), status (None: no HTTP answer)."""
 
-    def __init__(self, url, path, tag, fast_rate=100.0, slow_rate=4.0, timeout=2.0, opener=open_url, clock=None):
+    def __init__(self, url, path, tag, fast_rate=200.0, slow_rate=4.0, timeout=2.0, connection=None, clock=None):
         self.url, self.path, self.tag = url, path, tag
         self.fast_interval, self.slow_interval = 1.0 / fast_rate, 1.0 / slow_rate
         self.timeout = timeout
-        self.opener = opener
+        self.connection = connection or Connection(url, timeout)
         self.clock = clock or time.monotonic
         self.probes = []
         self.lock = threading.Lock()
@@ -69,18 +114,7 @@ class Prober:
         while not self.stopped.is_set():
             number += 1
             sent = self.clock()
-            status = None
-            try:
-                response = self.opener(
-                    probe_url(self.url, self.path, self.tag, number),
-                    timeout=self.timeout,
-                    follow_redirects="none",
-                    validate_certs=False,
-                )
-                response.read()
-                status = response.getcode()
-            except Exception as exc:  # an HTTPError carries its code; anything else is no answer
-                status = getattr(exc, "code", None)
+            status = self.connection.get(probe_url(self.url, self.path, self.tag, number))
             probe = {"n": number, "sent": sent, "answered": self.clock(), "status": status}
             with self.lock:
                 self.probes.append(probe)
@@ -90,6 +124,7 @@ class Prober:
     def stop(self):
         self.stopped.set()
         self.thread.join(self.timeout + 2)
+        self.connection.close()
         return self.taken()
 
     def taken(self):
