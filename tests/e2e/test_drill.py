@@ -70,7 +70,6 @@ def test_a_partial_then_a_full_drill_under_load_fail_nothing_and_end_on_the_live
     assert app.lock() is None
 
     partial, full = drills(app)
-    print("DRILLS", partial, full)
     for drill, percent in ((partial, 10), (full, 100)):
         assert (drill["to"], drill["from"], drill["outcome"], drill["percent"]) == ("blue", "green", "done", percent)
         assert drill["rto_ms"] is not None and 0 < drill["rto_ms"] < 10_000, drill
