@@ -5,7 +5,8 @@
 - refused, with nothing changed, when the previous color is stopped;
 - the target killed for real in the middle of a full drill's hold: traffic ends on the live color, the lock is
   released, the ledger says the drill failed and why;
-- refused after a contract retired the previous color.
+- refused after a contract retired the previous color;
+- a full drill behind Traefik (the LB interface, another kind).
 
 The tests share one application and run in order.
 """
@@ -132,3 +133,24 @@ def test_a_drill_is_refused_after_a_contract(app) -> None:
         result.stdout[-3000:]
     )
     assert app.lock() is None
+
+
+def test_a_full_drill_behind_traefik_under_load(testbed, tmp_path) -> None:
+    """The same drill through the LB interface on another kind: Traefik's watched files and JSON access log."""
+    app = ReleasedApp(tmp_path, kind="drt", reports=False, lb="traefik")
+    app.extra.update(switchyard_canary_steps=[100], switchyard_gate_enabled=False)
+    try:
+        app.play("release.yml", switchyard_version="v1")
+        app.play("release.yml", switchyard_version="v2")
+        before = app.lb_servers()
+        load = Load(app.url + "/", rate=50, seconds=60, record=True).start()
+        app.play("drill.yml", switchyard_drill_full=True, **DRILL)
+        load.stop()
+        assert not [a for a in load.records if a.status != 200]
+        assert {a.color for a in load.records} == {"blue", "green"}
+        assert placed(app.lb_servers()) == placed(before) and app.lock() is None
+        (drill,) = drills(app)
+        assert (drill["lb"], drill["outcome"], drill["failed_requests"]) == ("traefik", "done", 0), drill
+        assert drill["rto_ms"] is not None and drill["back_ms"] is not None and drill["probes"]["unlogged"] == 0, drill
+    finally:
+        app.down()
