@@ -95,7 +95,8 @@ options:
     type: path
     default: docker
   owner:
-    description: Who holds the lock (when the module takes it) and ran the drill. Defaults to C(<login user>@<hostname>).
+    description:
+      - Who holds the lock (when the module takes it) and ran the drill. Defaults to C(<login user>@<hostname>).
     type: str
   lock_ttl:
     description: Seconds the lock the module takes (without O(lease)) stays valid between renewals.

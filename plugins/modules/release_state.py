@@ -195,7 +195,8 @@ options:
     type: bool
     default: false
   unlock:
-    description: V(promote), V(rollback), V(fail), V(retire) and V(drill) also release the lock when O(release_id) holds it.
+    description:
+      - V(promote), V(rollback), V(fail), V(retire) and V(drill) also release the lock when O(release_id) holds it.
     type: bool
     default: true
   history_limit:
@@ -274,7 +275,8 @@ RETURN = r"""
 ledger:
   description:
     - The ledger after the action (the would-be ledger in check mode) - schema, app, live, previous, colors,
-      weights, migrations, releases, takeovers, drills (once a drill was recorded), updated_at. See the collection's docs/release_state.md.
+      weights, migrations, releases, takeovers, drills (once a drill was recorded), updated_at. See the
+      collection's docs/release_state.md.
   returned: always
   type: dict
   sample:

@@ -129,9 +129,9 @@ def test_a_drill_is_refused_after_a_contract(app) -> None:
     app.play("contract.yml")
     assert app.ledger()["colors"]["blue"]["state"] == "retired"
     result = app.play("drill.yml", ok=False, **DRILL)
-    assert "no previous color to drill to" in result.stdout and "retired by a contract" in result.stdout, (
-        result.stdout[-3000:]
-    )
+    assert "no previous color to drill to" in result.stdout and "retired by a contract" in result.stdout, result.stdout[
+        -3000:
+    ]
     assert app.lock() is None
 
 

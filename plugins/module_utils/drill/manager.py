@@ -196,7 +196,12 @@ class DrillManager:
         probe = params["probe"]
         tag = f"{random.randrange(16**8):08x}"
         prober = Prober(
-            probe["url"], probe["path"], tag, fast_rate=probe["rate"], timeout=probe["timeout"], connection=self.connection
+            probe["url"],
+            probe["path"],
+            tag,
+            fast_rate=probe["rate"],
+            timeout=probe["timeout"],
+            connection=self.connection,
         )
         wall_start = utc_now()
         prober.start(fast=True)
@@ -274,7 +279,7 @@ class DrillManager:
             if now >= end and "fast_end" in times:
                 return None
             if prober.failing(FAILING_PROBES):
-                return f"{FAILING_PROBES} probes in a row failed during the hold (the target {plan['to']} stopped answering?)"
+                return f"{FAILING_PROBES} probes in a row failed during the hold ({plan['to']} stopped answering?)"
             if now >= next_look:
                 next_look = now + 0.5
                 self.lease.check()
@@ -388,7 +393,9 @@ class DrillManager:
                 pid=store.process_id(),
             )
         except SwitchyardError as exc:
-            exc.msg = f"the drill ended ({record['outcome']}, traffic back as before) but recording it failed: {exc.msg}"
+            exc.msg = (
+                f"the drill ended ({record['outcome']}, traffic back as before) but recording it failed: {exc.msg}"
+            )
             raise
         if token == self.own_lock:
             self.own_lock = None  # released with the record

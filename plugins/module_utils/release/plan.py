@@ -329,7 +329,5 @@ def plan_drill(ledger, lock_state, new_id, percent=10, full=False):
             " Set switchyard_force_rollback=true to roll back anyway.", " A drill is never forced."
         )
     if plan["refused"] is None:
-        plan["weights"] = (
-            {target: MAX_WEIGHT, live: 0} if full else canary_weights(share, live, target)
-        )
+        plan["weights"] = {target: MAX_WEIGHT, live: 0} if full else canary_weights(share, live, target)
     return plan

@@ -141,13 +141,31 @@ def test_bad_input_is_named(args, named) -> None:
 
 def test_the_last_drill_with_its_rto_and_failures_once_there_is_one(ledger) -> None:
     assert not [line for line in release_summary(ledger)["lines"] if "drill" in line]
-    drill = {"to": "blue", "from": "green", "version": "v1", "percent": 10, "full": False, "rto_ms": 41.6,
-             "back_ms": 12.2, "failed_requests": 0, "outcome": "done", "reason": None}
+    drill = {
+        "to": "blue",
+        "from": "green",
+        "version": "v1",
+        "percent": 10,
+        "full": False,
+        "rto_ms": 41.6,
+        "back_ms": 12.2,
+        "failed_requests": 0,
+        "outcome": "done",
+        "reason": None,
+    }
     ledger = tr.record_drill(ledger, {**drill, "id": "d1"}, datetime(2026, 12, 4, 9, 0, tzinfo=timezone.utc))  # noqa: UP017
     ledger = tr.record_drill(
         ledger,
-        {**drill, "id": "d2", "full": True, "percent": 100, "rto_ms": None, "failed_requests": 7, "outcome": "failed",
-         "reason": "blue went DOWN on route api during the hold"},
+        {
+            **drill,
+            "id": "d2",
+            "full": True,
+            "percent": 100,
+            "rto_ms": None,
+            "failed_requests": 7,
+            "outcome": "failed",
+            "reason": "blue went DOWN on route api during the hold",
+        },
         datetime(2026, 12, 4, 9, 5, tzinfo=timezone.utc),  # noqa: UP017
     )
     lines = release_summary(ledger)["lines"]

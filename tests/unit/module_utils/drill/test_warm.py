@@ -10,8 +10,14 @@ DIGEST = "127.0.0.1:5000/demo/api@sha256:" + "a" * 64
 
 
 def container(state="running", health="healthy", image=DIGEST, service="api") -> dict:
-    return {"name": f"shop-blue-{service}-1", "service": service, "state": state, "health": health,
-            "restart_count": 0, "image": image}
+    return {
+        "name": f"shop-blue-{service}-1",
+        "service": service,
+        "state": state,
+        "health": health,
+        "restart_count": 0,
+        "image": image,
+    }
 
 
 def test_running_healthy_containers_of_the_recorded_digests_are_warm() -> None:
@@ -54,8 +60,19 @@ def test_the_restore_is_exactly_what_each_route_showed_before() -> None:
 
 
 def test_the_summary_says_what_would_happen_and_what_happened() -> None:
-    drill = {"id": "d1", "to": "blue", "from": "green", "version": "v1", "percent": 10, "full": False,
-             "rto_ms": 41.6, "back_ms": None, "failed_requests": 0, "outcome": "planned", "reason": None}
+    drill = {
+        "id": "d1",
+        "to": "blue",
+        "from": "green",
+        "version": "v1",
+        "percent": 10,
+        "full": False,
+        "rto_ms": 41.6,
+        "back_ms": None,
+        "failed_requests": 0,
+        "outcome": "planned",
+        "reason": None,
+    }
     assert summary("shop", drill, 10).startswith("Would move 10 % of new traffic of shop to blue (v1) for 10 s")
     done = summary("shop", {**drill, "outcome": "failed", "full": True, "reason": "blue went DOWN"}, 10)
     assert done == (

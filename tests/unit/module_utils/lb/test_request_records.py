@@ -16,11 +16,13 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import
 SINCE = datetime.datetime(2026, 12, 4, tzinfo=datetime.UTC)
 PROBE = "/health?switchyard-synthetic=1&switchyard-drill=a1b2c3d4.7"
 
+# `docker logs --timestamps` of HAProxy with the lb role's log format (%t %ci %b/%s %ST %Tr %Ta %B %{+Q}r).
+STAMP = "2026-12-04T04:16:38.0{0}0000000Z 04/Dec/2026:04:16:38.0{0}0 192.168.208.1"
 HAPROXY_LINES = [
-    '2026-12-04T04:16:38.013000000Z 04/Dec/2026:04:16:38.013 192.168.208.1 be_api/api_green 200 0 0 182 "GET / HTTP/1.1"',
-    f'2026-12-04T04:16:38.020000000Z 04/Dec/2026:04:16:38.020 192.168.208.1 be_api/api_blue 200 1 1 181 "GET {PROBE} HTTP/1.1"',
-    '2026-12-04T04:16:38.030000000Z 04/Dec/2026:04:16:38.030 192.168.208.1 be_api/<NOSRV> 503 -1 0 217 "GET /x HTTP/1.1"',
-    '2026-12-04T04:16:38.040000000Z 04/Dec/2026:04:16:38.040 192.168.208.1 be_web/web_blue 200 0 0 181 "GET /w HTTP/1.1"',
+    STAMP.format(1) + ' be_api/api_green 200 0 0 182 "GET / HTTP/1.1"',
+    STAMP.format(2) + f' be_api/api_blue 200 1 1 181 "GET {PROBE} HTTP/1.1"',
+    STAMP.format(3) + ' be_api/<NOSRV> 503 -1 0 217 "GET /x HTTP/1.1"',
+    STAMP.format(4) + ' be_web/web_blue 200 0 0 181 "GET /w HTTP/1.1"',
     "2026-12-04T04:16:38.050000000Z [WARNING]  (8) : Server be_api/api_blue is DOWN",
 ]
 

@@ -142,4 +142,3 @@ def test_a_bad_record_is_refused_before_anything_is_read(drill, message) -> None
 def test_a_ledger_whose_drills_are_not_a_list_is_damaged() -> None:
     with pytest.raises(LedgerError, match="drills is not a list"):
         parse_ledger('{"schema": 1, "app": "shop", "drills": {}}', "shop", "ledger.json")
-
