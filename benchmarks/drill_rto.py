@@ -75,12 +75,12 @@ def bench(kind: str, workdir: Path, runs: int, rate: float, hold: int) -> dict:
     try:
         app.play("release.yml", switchyard_version="v1")
         app.play("release.yml", switchyard_version="v2")
-        baseline = [noop_weight_set(app) for _ in range(runs)]
+        baseline = [noop_weight_set(app) for _run in range(runs)]
         drills = {"partial": [], "full": []}
         load = Load(app.url + "/", rate=rate, seconds=3600).start()
         try:
             time.sleep(1)
-            for _ in range(runs):
+            for _run in range(runs):
                 drills["partial"].append(drill(app, False, hold))
                 drills["full"].append(drill(app, True, hold))
         finally:

@@ -109,7 +109,7 @@ def test_a_target_killed_during_the_hold_ends_with_traffic_on_the_live_color(app
         time.sleep(0.1)
     docker("kill", *app.containers("blue"))
     killed = time.time()
-    output, _ = drill.communicate(timeout=120)
+    output, _err = drill.communicate(timeout=120)
     time.sleep(1)
     settled = time.time()
     time.sleep(1)

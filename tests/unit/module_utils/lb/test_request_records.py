@@ -68,7 +68,7 @@ def test_nginx_records_with_their_targets(tmp_path: Path) -> None:
 
 def test_traefik_records_with_their_request_paths(tmp_path: Path) -> None:
     first = (FIXTURES / "traefik-3.7.15" / "access.log").read_text().splitlines()[0]
-    stamp, _, body = first.partition(" ")
+    stamp, _space, body = first.partition(" ")
     entry = json.loads(body)
     probe = json.dumps({**entry, "RequestPath": PROBE, "ServiceName": "api-green@file"})
     # The LB's container logs without docker's timestamps: Traefik's StartUTC dates each request.

@@ -97,7 +97,7 @@ def params(**overrides) -> dict:
 
 def test_a_drill_is_recorded_apart_from_the_releases_and_releases_the_lock() -> None:
     host = v2_promoted()
-    lock, _ = take_lock(None, "shop", "d1", "ops", 900, at(20), "h", 1, "token-of-d1")
+    lock, _takeover = take_lock(None, "shop", "d1", "ops", 900, at(20), "h", 1, "token-of-d1")
     got = apply_action(host.ledger, lock, params(lock_token="token-of-d1"), at(21), "h", 1)
     assert got["lock"] is None and got["changed"]
     assert got["ledger"]["releases"] == host.ledger["releases"]
@@ -116,7 +116,7 @@ def test_the_same_record_again_changes_nothing_and_drills_are_trimmed() -> None:
 
 
 def test_under_another_runs_lock_the_record_is_refused() -> None:
-    lock, _ = take_lock(None, "shop", "r9", "ops", 900, at(20), "h", 1, "token-of-r9")
+    lock, _takeover = take_lock(None, "shop", "r9", "ops", 900, at(20), "h", 1, "token-of-r9")
     with pytest.raises(LockError, match="does not hold it"):
         apply_action(v2_promoted().ledger, lock, params(lock_token="token-of-d1x"), at(21), "h", 1)
 
