@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import random
 import time
+from urllib.parse import urlsplit
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.clock import utc_now
 from ansible_collections.switchyard.release.plugins.module_utils.common.command import CommandRunner
@@ -38,6 +39,17 @@ FAILING_PROBES = 3
 
 class DrillFailed(SwitchyardError):
     """The drill did not go as rehearsed; the traffic was put back."""
+
+
+def check_probe(probe):
+    """The probe's address and path go into HTTP requests: an http(s) URL with a host, a path from /, no space or
+    control character (http.client would refuse them only once the drill runs)."""
+    parts = urlsplit(probe["url"])
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameters(f"probe.url={probe['url']!r}: an http:// or https:// address of the LB, with its host")
+    path = probe["path"]
+    if not path.startswith("/") or any(ord(c) <= 32 or ord(c) == 127 for c in path):
+        raise InvalidParameters(f"probe.path={path!r}: a path from /, without spaces or control characters")
 
 
 def restore_targets(before):
@@ -101,6 +113,7 @@ class DrillManager:
                 raise InvalidParameters(f"{name}={params[name]}: a number of seconds, 0 or more")
         if params["probe"]["rate"] <= 0 or params["probe"]["timeout"] <= 0:
             raise InvalidParameters("probe.rate and probe.timeout must be positive")
+        check_probe(params["probe"])
         self.lb.check_routes(routes)
         ledger, lock = store.read_state(params)
         lease = params.get("lease") or {}

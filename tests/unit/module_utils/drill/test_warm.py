@@ -3,7 +3,14 @@ send it requests (UP, or in maint where the shift lifts it as a rollback does)."
 
 from __future__ import annotations
 
-from ansible_collections.switchyard.release.plugins.module_utils.drill.manager import restore_targets, summary
+import pytest
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.drill.manager import (
+    check_probe,
+    restore_targets,
+    summary,
+)
 from ansible_collections.switchyard.release.plugins.module_utils.drill.warm import container_problems, lb_problems
 
 DIGEST = "127.0.0.1:5000/demo/api@sha256:" + "a" * 64
@@ -79,3 +86,16 @@ def test_the_summary_says_what_would_happen_and_what_happened() -> None:
         "Drill d1: all new traffic of shop to blue (v1) and back to green - RTO 42 ms, back not reached, "
         "0 failed requests: failed (blue went DOWN)"
     )
+
+
+def test_a_probe_address_or_path_that_would_break_the_request_is_refused() -> None:
+    check_probe({"url": "http://127.0.0.1:8080", "path": "/health?x=1"})
+    for url, path, named in [
+        ("ftp://lb", "/", "probe.url"),
+        ("http://", "/", "probe.url"),
+        ("http://lb", "health", "probe.path"),
+        ("http://lb", "/a b", "probe.path"),
+        ("http://lb", "/a\r\nX-Canary: 1", "probe.path"),
+    ]:
+        with pytest.raises(InvalidParameters, match=named):
+            check_probe({"url": url, "path": path})
