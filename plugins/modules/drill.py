@@ -51,7 +51,9 @@ options:
     type: int
     default: 10
   measure_seconds:
-    description: Seconds of fast probing after the shift call (the RTO is measured within them); slow after.
+    description:
+      - Seconds of fast probing after the shift call returned, within the hold (the RTO is measured from the call to
+        the end of them); 4 probes a second after.
     type: float
     default: 3
   settle_seconds:

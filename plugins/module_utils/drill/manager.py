@@ -281,8 +281,10 @@ class DrillManager:
         """Probe fast for the measure window, then slowly to the end of the hold, watching the target: DOWN on
         the LB or failing probes end the hold at once. The reason it ended early, or None."""
         params = self.params
-        fast_until = times["shift"] + min(params["measure_seconds"], max(params["hold_seconds"], 0.5))
         end = times["shifted"] + params["hold_seconds"]
+        # Fast from the shift call until measure_seconds after it returned (an LB that applies a change late - a
+        # watched file - is still timed), within the hold.
+        fast_until = min(times["shifted"] + params["measure_seconds"], max(end, times["shifted"] + 0.5))
         next_look = 0.0
         while True:
             now = time.monotonic()
