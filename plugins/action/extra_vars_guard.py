@@ -54,6 +54,7 @@ ROLE_VARIABLES = (
     "switchyard_preflight",
     "switchyard_contract",
     "switchyard_rollback",
+    "switchyard_drill",
     "switchyard_canary_gate",
     "switchyard_db_address",
     "switchyard_lb_servers",

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """release_summary: the few lines that answer "what runs where" - per color its version, digests, state,
-weight, health and sessions on the LB, its containers; the lock; the last releases and why they ended;
-the schema level; the latest report - decided here rather than in Jinja, so that status.yml prints them
+weight, health and sessions on the LB, its containers; the lock; the last releases and why they ended; the last
+rollback drill; the schema level; the latest report - decided here rather than in Jinja, so that status.yml prints them
 first and the ledger's JSON only at -v. The lock's token is never read."""
 
 from __future__ import annotations
@@ -111,6 +111,25 @@ def _experiment(ledger, entry, lock_state):
     return lines
 
 
+def _drill(entry):
+    """'last drill: <id> 10 % of new traffic to blue (v1) and back to green - RTO 40 ms, back 12 ms, 0 failed
+    requests: done (<when>)'."""
+
+    def ms(value):
+        return f"{float(value):.0f} ms" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
+
+    share = "all new traffic" if entry.get("full") else f"{entry.get('percent')} % of new traffic"
+    failed = entry.get("failed_requests")
+    said = (
+        f"last drill: {entry.get('id')} {share} to {entry.get('to')} ({entry.get('version') or '?'}) and back to "
+        f"{entry.get('from')} - RTO {ms(entry.get('rto_ms'))}, back {ms(entry.get('back_ms'))}, "
+        f"{failed if failed is not None else 'unknown'} failed requests: {entry.get('outcome')}"
+    )
+    if entry.get("reason"):
+        said += f" - {entry['reason']}"
+    return said + (f" ({entry['recorded_at']})" if entry.get("recorded_at") else "")
+
+
 def _schema(ledger):
     migrations = ledger.get("migrations") or {}
     level = live_schema_level(ledger)
@@ -160,6 +179,9 @@ def release_summary(ledger, lock=None, lock_state="free", servers=None, containe
     releases = [r for r in ledger.get("releases") or [] if isinstance(r, dict)][-last:] if last > 0 else []
     lines.append(f"last {len(releases)} releases:" if releases else "no releases yet")
     lines.extend(f"  {_release(r)}" for r in reversed(releases))
+    drills = [d for d in ledger.get("drills") or [] if isinstance(d, dict)]
+    if drills:
+        lines.append(_drill(drills[-1]))
     lines.append(_schema(ledger))
     reports = reports or {}
     host = _newest(reports.get("host"))

@@ -48,9 +48,11 @@ options:
       - V(begin) records a new release (it needs the lock); V(step) records one of its steps. Both renew the lock.
       - V(promote), V(rollback), V(fail) and V(retire) end a release and update the colors, then release the lock
         (see O(unlock)).
+      - V(drill) records a rollback drill (O(drill)) in the ledger's C(drills) - nothing else changes - then
+        releases the lock (see O(unlock)); refused under another run's lock.
     type: str
     required: true
-    choices: [get, plan, lock, renew, unlock, begin, step, promote, rollback, fail, retire]
+    choices: [get, plan, lock, renew, unlock, begin, step, promote, rollback, fail, retire, drill]
   release_id:
     description:
       - The release, for example C(shop-20261126T170000-v2). Letters, digits, C(.), C(_), C(:) and C(-).
@@ -208,6 +210,15 @@ options:
       - C(deployed) - V(true) records the release's version and images on its color, in state candidate; the step's
         own C(images), when given, are recorded instead (the digests actually deployed).
     type: dict
+  drill:
+    description:
+      - With V(drill) - the drill's record, stored with the time in C(recorded_at); the same O(release_id) again
+        replaces it.
+      - C(to) and C(from) (required) - the color that took the drill's share and the live color; C(percent)
+        (required) - the share of new traffic moved, 1 to 100; C(outcome) (required) - V(done) or V(failed).
+      - C(rto_ms) and C(back_ms) - milliseconds from the shift to the target serving (and back), null when not
+        measured; C(failed_requests) - requests the LB failed over the drill; any other key is stored as given.
+    type: dict
   weights:
     description: With V(promote), V(rollback), V(fail) or V(retire) - color to weight (0 to 256), stored in the ledger.
     type: dict
@@ -218,11 +229,13 @@ options:
     description:
       - With V(lock) - take over a lock that another release holds and that has not expired.
       - With V(unlock) - release a lock that another release holds.
-      - With V(promote), V(rollback), V(fail) or V(retire) - change the ledger although another release holds the lock.
+      - With V(promote), V(rollback), V(fail), V(retire) or V(drill) - change the ledger although another release holds
+        the lock.
     type: bool
     default: false
   unlock:
-    description: V(promote), V(rollback), V(fail) and V(retire) also release the lock when O(release_id) holds it.
+    description:
+      - V(promote), V(rollback), V(fail), V(retire) and V(drill) also release the lock when O(release_id) holds it.
     type: bool
     default: true
   history_limit:
@@ -301,7 +314,8 @@ RETURN = r"""
 ledger:
   description:
     - The ledger after the action (the would-be ledger in check mode) - schema, app, live, previous, colors,
-      weights, migrations, releases, takeovers, updated_at. See the collection's docs/release_state.md.
+      weights, migrations, releases, takeovers, drills (once a drill was recorded), updated_at. See the
+      collection's docs/release_state.md.
   returned: always
   type: dict
   sample:
@@ -406,6 +420,7 @@ ARGUMENT_SPEC = {
     },
     "images": {"type": "dict"},
     "step": {"type": "dict"},
+    "drill": {"type": "dict"},
     "weights": {"type": "dict"},
     "reason": {"type": "str"},
     "force": {"type": "bool", "default": False},
@@ -422,6 +437,7 @@ def main():
             *[("action", action, ["release_id"]) for action in ACTIONS if action not in ("get", "plan", "renew")],
             ("action", "step", ["step"]),
             ("action", "rollback", ["color"]),
+            ("action", "drill", ["drill"]),
             ("action", "plan", ["plan"]),
         ],
     )

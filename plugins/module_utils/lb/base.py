@@ -131,6 +131,14 @@ class LoadBalancer:
         stream: at most max_records are kept (the latest), and self.request_log_dropped counts the others."""
         raise NotImplementedError
 
+    def request_records(self, routes, since, until):
+        """[(epoch seconds, route, color or None, status, request target or None)] of every request logged on
+        routes between since and until, in time order: real and synthetic alike (the target - path and query -
+        tells them apart, and names a probe), and where the kind logs them, the requests the LB answered
+        itself without a color (color None: no server could take them). What a drill reads to know which
+        color served each of its probes and how many requests failed; small windows only (kept whole)."""
+        raise NotImplementedError
+
 
 def shares(servers):
     """Percent of new traffic per server: weight over the total of ready, UP servers."""

@@ -26,6 +26,12 @@ def is_synthetic_target(target):
     return bool(target and MARKER_RE.search(target))
 
 
+def request_target(line):
+    """The target (path and query) of the logged request line, or None."""
+    request = REQUEST_RE.search(line)
+    return request.group(1) if request else None
+
+
 def is_synthetic(line):
     """Whether the logged request line's target carries the synthetic marker in its query."""
     request = REQUEST_RE.search(line)

@@ -24,13 +24,14 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.transit
     begin,
     fail,
     promote,
+    record_drill,
     record_step,
     record_takeover,
     retire,
     rollback,
 )
 
-ENDING_ACTIONS = ("promote", "rollback", "fail", "retire")
+ENDING_ACTIONS = ("promote", "rollback", "fail", "retire", "drill")
 
 
 def lock_changed(before, after):
@@ -91,6 +92,8 @@ def apply_action(ledger, lock, params, now, host, pid):
             new_ledger = rollback(
                 ledger, release_id, params["color"], now, reason=params.get("reason"), weights=weights
             )
+        elif action == "drill":
+            new_ledger = record_drill(ledger, params["drill"], now, limit)
         elif action == "fail":
             new_ledger = fail(ledger, release_id, now, reason=params.get("reason"), weights=weights)
         else:

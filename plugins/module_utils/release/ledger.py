@@ -75,6 +75,8 @@ def parse_ledger(text, app, source):
         _expect(isinstance(ledger[key], dict), source, f"{key} is not an object")
     for key in ("releases", "takeovers"):
         _expect(isinstance(ledger[key], list), source, f"{key} is not a list")
+    # Rollback drills (playbooks/drill.yml): only in ledgers that recorded one.
+    _expect(isinstance(ledger.get("drills", []), list), source, "drills is not a list")
     _expect(
         all(isinstance(entry, dict) and "id" in entry for entry in ledger["releases"]),
         source,

@@ -12,7 +12,8 @@ import re
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import MAX_WEIGHT
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, LedgerError
 
-ACTIONS = ("get", "plan", "lock", "renew", "unlock", "begin", "step", "promote", "rollback", "fail", "retire")
+ACTIONS = ("get", "plan", "lock", "renew", "unlock", "begin", "step", "promote", "rollback", "fail", "retire", "drill")
+DRILL_OUTCOMES = ("done", "failed")
 VERDICTS = ("promote", "hold", "rollback")
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
@@ -97,6 +98,33 @@ def normalize_step(step):
     return normalized
 
 
+def normalize_drill(drill, release_id):
+    """A drill's record as stored (release_state action=drill): its id is the release_id; colors, share, outcome
+    and the measured figures checked, so the summary and the reports can rely on their types."""
+    if not isinstance(drill, dict):
+        raise LedgerError(f"drill: expected a mapping (to, from, percent, outcome...), got {drill!r}")
+    record = dict(drill)
+    if record.setdefault("id", release_id) != release_id:
+        raise LedgerError(f"drill.id={record['id']!r} differs from release_id={release_id!r}")
+    for key in ("to", "from"):
+        if record.get(key) not in COLORS:
+            raise LedgerError(f"drill.{key}: {record.get(key)!r} is not a color (blue, green)")
+    if record["to"] == record["from"]:
+        raise LedgerError(f"drill: to and from are both {record['to']}")
+    if record.get("outcome") not in DRILL_OUTCOMES:
+        raise LedgerError(f"drill.outcome: {record.get('outcome')!r} is not one of {', '.join(DRILL_OUTCOMES)}")
+    percent = record.get("percent")
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+        raise LedgerError(f"drill.percent: {percent!r} is not a whole percentage from 1 to 100")
+    for key in ("rto_ms", "back_ms"):
+        if record.get(key) is not None and (isinstance(record[key], bool) or not isinstance(record[key], (int, float))):
+            raise LedgerError(f"drill.{key}: {record[key]!r} is not a number of milliseconds (or null)")
+    failed = record.get("failed_requests")
+    if failed is not None and (isinstance(failed, bool) or not isinstance(failed, int) or failed < 0):
+        raise LedgerError(f"drill.failed_requests: {failed!r} is not a count (or null)")
+    return record
+
+
 def check_version(name, version):
     """A version label (switchyard_version), or LedgerError naming name and the characters allowed."""
     if not isinstance(version, str) or VERSION_PATTERN.fullmatch(version) is None:
@@ -139,6 +167,8 @@ def validate_params(params):
     params["images"] = normalize_images(params.get("images"))
     if params["action"] == "step":
         params["step"] = normalize_step(params.get("step"))
+    if params["action"] == "drill":
+        params["drill"] = normalize_drill(params.get("drill"), params["release_id"])
     if params["action"] == "rollback" and not params.get("color"):
         raise LedgerError(f"color is required with action={params['action']}")
     return params

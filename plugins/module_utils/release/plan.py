@@ -1,7 +1,7 @@
 # Copyright: Switchyard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a release, a rollback or a contract would do, decided from the ledger alone.
+"""What a release, a rollback, a contract or a rollback drill would do, decided from the ledger alone.
 
 Pure functions: the ledger, the lock's state, the time and the operator's request come in; a plan
 comes out, with `refused` set to the reason when the operation must not run. The roles act on the
@@ -17,6 +17,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.clock im
     from_epoch,
     parse_time,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import MAX_WEIGHT
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, other_color
 from ansible_collections.switchyard.release.plugins.module_utils.release.weights import canary_weights
 
@@ -348,4 +350,74 @@ def plan_contract(ledger, now, new_id, rollback_window, migrations=True):
             f"Contract refused: {old} left at {demoted} and stays ready for rollback until {plan['window_ends']} "
             f"(switchyard_rollback_window={rollback_window} s)."
         )
+    return plan
+
+
+def plan_drill(ledger, lock_state, new_id, percent=10, full=False):
+    """Where a rollback drill sends a share of the traffic, and whether it may - by the rollback's own rules
+    (plan_rollback), so a drill rehearses exactly the rollback that would run now.
+
+    The target is the rollback's: the previous color (mode previous). Refused while a release is unfinished
+    (running, paused, killed: the rollback would undo it, not rehearse), after a failed rollback (retry),
+    while another run holds the lock, and wherever the rollback itself is refused (no previous color, retired
+    by a contract, contract migrations since it left - a drill is never forced). Whether the target is warm
+    (running, healthy, the recorded images, UP on the LB) is checked on the host, not here.
+    """
+    full = bool(full)
+    try:
+        share = int(percent)
+    except (TypeError, ValueError):
+        share = None
+    if not full and (share is None or not 1 <= share <= 99):
+        raise InvalidParameters(
+            f"percent={percent!r}: a partial drill moves 1 to 99 % of new traffic (full=true moves all of it)"
+        )
+    app = ledger.get("app")
+    live = ledger.get("live") or ""
+    colors = ledger.get("colors") or {}
+    rollback = plan_rollback(ledger, new_id)
+    target = rollback["to"] if rollback["mode"] == "previous" else ""
+    record = colors.get(target) or {} if target else {}
+    plan = {
+        "kind": "drill",
+        "id": new_id,
+        "live": live,
+        "to": target,
+        "from": live,
+        "full": full,
+        "percent": 100 if full else share,
+        "version": record.get("version") or "",
+        "images": dict(record.get("images") or {}),
+        "rollback_mode": rollback["mode"],
+        "refused": None,
+        "weights": None,
+    }
+    last = last_release(ledger)
+    retired = sorted(c for c, r in colors.items() if c != live and (r or {}).get("state") == "retired")
+    if rollback["mode"] in ("canary", "retry"):
+        what = (
+            f"the last rollback ({rollback.get('undoes')}) failed: finish it with playbooks/rollback.yml"
+            if rollback["mode"] == "retry"
+            else f"release {last.get('id')} of {app} is unfinished ({last.get('outcome')}: running, paused or "
+            "interrupted) - finish it (release.yml) or undo it (rollback.yml)"
+        )
+        plan["refused"] = f"Drill of {app} refused: {what}, then drill."
+    elif lock_state == "held":
+        plan["refused"] = (
+            f"Drill of {app} refused: another run holds the release lock (a release, rollback or contract is "
+            "running); drill once it ended."
+        )
+    elif rollback["mode"] == "none":
+        why = (
+            f"{', '.join(retired)} was retired by a contract (its code does not work on the current schema)"
+            if retired
+            else "the ledger has no previous color (nothing was released before the live one, or it was redeployed)"
+        )
+        plan["refused"] = f"Drill of {app} refused: no previous color to drill to - {why}."
+    elif rollback["refused"]:
+        plan["refused"] = "Drill of " + rollback["refused"].split("Rollback of ", 1)[-1].replace(
+            " Set switchyard_force_rollback=true to roll back anyway.", " A drill is never forced."
+        )
+    if plan["refused"] is None:
+        plan["weights"] = {target: MAX_WEIGHT, live: 0} if full else canary_weights(share, live, target)
     return plan

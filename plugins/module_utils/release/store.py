@@ -215,6 +215,7 @@ ACTION_DEFAULTS = {
     "from_color": None,
     "images": None,
     "step": None,
+    "drill": None,
     "weights": None,
     "reason": None,
     "force": False,

@@ -352,3 +352,21 @@ def record_takeover(ledger, takeover, now, history_limit=DEFAULT_HISTORY_LIMIT):
         )
         lost["finished_at"] = format_time(now)
     return _stamped(ledger, after, now)
+
+
+def record_drill(ledger, drill, now, history_limit=DEFAULT_HISTORY_LIMIT):
+    """Record a rollback drill in the ledger's drills (its own list: drills never push releases out of the
+    history, and change neither live, previous, the colors nor the weights - the traffic is back where it
+    was). The same id again replaces its record (a re-run of the same write changes nothing)."""
+    after = copy.deepcopy(ledger)
+    drills = after.setdefault("drills", [])
+    stored = {**drill, "recorded_at": format_time(now)}
+    index = next((i for i, d in enumerate(drills) if d.get("id") == drill["id"]), None)
+    if index is not None:
+        if {k: v for k, v in drills[index].items() if k != "recorded_at"} == drill:
+            return ledger
+        drills[index] = stored
+    else:
+        drills.append(stored)
+    _trim(drills, history_limit)
+    return _stamped(ledger, after, now)

@@ -175,3 +175,41 @@ def test_a_running_ab_experiment_is_shown_with_each_variant_of_the_gate_s_last_w
     # Promoted, it is no longer an experiment.
     ledger = tr.promote(ledger, "r2", at(20), color="green", weights=canary_weights(100, "blue", "green"))
     assert not any(line.startswith("A/B experiment") for line in release_summary(ledger)["lines"])
+
+
+def test_the_last_drill_with_its_rto_and_failures_once_there_is_one(ledger) -> None:
+    assert not [line for line in release_summary(ledger)["lines"] if "drill" in line]
+    drill = {
+        "to": "blue",
+        "from": "green",
+        "version": "v1",
+        "percent": 10,
+        "full": False,
+        "rto_ms": 41.6,
+        "back_ms": 12.2,
+        "failed_requests": 0,
+        "outcome": "done",
+        "reason": None,
+    }
+    ledger = tr.record_drill(ledger, {**drill, "id": "d1"}, datetime(2026, 12, 4, 9, 0, tzinfo=timezone.utc))  # noqa: UP017
+    ledger = tr.record_drill(
+        ledger,
+        {
+            **drill,
+            "id": "d2",
+            "full": True,
+            "percent": 100,
+            "rto_ms": None,
+            "failed_requests": 7,
+            "outcome": "failed",
+            "reason": "blue went DOWN on route api during the hold",
+        },
+        datetime(2026, 12, 4, 9, 5, tzinfo=timezone.utc),  # noqa: UP017
+    )
+    lines = release_summary(ledger)["lines"]
+    said = (
+        "last drill: d2 all new traffic to blue (v1) and back to green - RTO n/a, back 12 ms, 7 failed requests: "
+        "failed - blue went DOWN on route api during the hold (2026-12-04T09:05:00Z)"
+    )
+    assert [line for line in lines if "drill" in line] == [said]
+    assert lines[lines.index(said) + 1].startswith("schema: "), "after the releases, before the schema"

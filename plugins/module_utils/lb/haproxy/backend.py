@@ -31,7 +31,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.runt
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.stats import snapshot
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.weights import WeightChange
-from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import ContainerLog, is_synthetic
+from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import (
+    ContainerLog,
+    is_synthetic,
+    request_target,
+)
 
 CONFIG_IN_CONTAINER = "/usr/local/etc/haproxy"
 
@@ -219,4 +223,18 @@ class HAProxy(LoadBalancer):
                     seen += 1
                     records.append((at, *route_color, status, latency))
         self.request_log_dropped = seen - len(records)
+        return sorted(records, key=lambda record: record[0])
+
+    def request_records(self, routes, since, until):
+        self.check_routes(routes)
+        if not self.container:
+            raise LBError("lb.container is needed to read HAProxy's request log (docker logs of the LB container)")
+        backends = {backend_name(r): r for r in routes}
+        colors = {server_name(r, c): c for r in routes for c in COLORS}
+        records = []
+        with ContainerLog(self.runner, self.docker, self.container, since, until) as log:
+            for line in log.lines(keep_other=lambda line: not line.startswith("20")):
+                for at, backend, server, status, _latency in iter_timed_lines([line], backends):
+                    # <NOSRV>: HAProxy answered itself (no server UP with weight) - color None.
+                    records.append((at, backends[backend], colors.get(server), status, request_target(line)))
         return sorted(records, key=lambda record: record[0])

@@ -42,7 +42,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.probe 
     probe_args,
     status,
 )
-from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import ContainerLog, is_synthetic
+from ansible_collections.switchyard.release.plugins.module_utils.lb.samples import (
+    ContainerLog,
+    is_synthetic,
+    request_target,
+)
 
 CONFIG_IN_CONTAINER = "/etc/nginx/switchyard"
 NGINX = ["nginx", "-e", "stderr", "-c", f"{CONFIG_IN_CONTAINER}/{config.MAIN_FILE}"]
@@ -521,4 +525,13 @@ class Nginx(LoadBalancer):
                 seen += 1
                 records.append(record)
         self.request_log_dropped = seen - len(records)
+        return sorted(records, key=lambda record: record[0])
+
+    def request_records(self, routes, since, until):
+        self.check_routes(routes)
+        records = []
+        with ContainerLog(self.runner, self.docker, self.container, since, until) as log:
+            for line in log.lines(keep_other=lambda line: not line.startswith("20")):
+                for at, route, color, status, _latency in iter_timed_lines([line], routes):
+                    records.append((at, route, color, status, request_target(line)))
         return sorted(records, key=lambda record: record[0])

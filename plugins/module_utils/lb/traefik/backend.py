@@ -49,7 +49,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.dyna
     route_settings,
     service_name,
 )
-from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.log import iter_records, parse_lines
+from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.log import (
+    iter_records,
+    parse_line,
+    parse_lines,
+)
 
 SETTINGS_FILE = "switchyard.json"
 # Held (flock) around read, write and read-back by every writer of the route files: no change is lost.
@@ -571,4 +575,16 @@ class Traefik(LoadBalancer):
                 seen += 1
                 records.append(record)
         self.request_log_dropped = seen - len(records)
+        return sorted(records, key=lambda record: record[0])
+
+    def request_records(self, routes, since, until):
+        self.check_routes(routes)
+        records = []
+        with self.logs(since, until) as log:
+            for line in log.lines(keep_other=lambda line: not line.startswith("{")):
+                parsed = parse_line(line)
+                if not parsed or parsed[0] not in routes:
+                    continue
+                for at, route, color, status, _latency in iter_records([line], routes, synthetic=True):
+                    records.append((at, route, color, status, parsed[2].get("RequestPath")))
         return sorted(records, key=lambda record: record[0])
