@@ -99,7 +99,12 @@ def _experiment(ledger, entry, lock_state):
         f"A/B experiment {entry.get('id')}: variant B {entry.get('version')} on {entry.get('color')} for "
         f"{experiment.get('share', '?')} % of users ({experiment.get('key', '?')}), since {entry.get('started_at')}"
     )
-    lines = [said + ("" if paused is not None else " - a run is moving it now")]
+    if paused is not None:
+        lines = [said]
+    elif lock_state == "held":
+        lines = [said + " - a run is moving it now"]
+    else:
+        lines = [said + " - its run ended before it was left running (interrupted): release.yml again, or rollback.yml"]
     judged = [s for s in entry.get("steps") or [] if isinstance(s.get("verdict"), dict)]
     if judged:
         verdict = judged[-1]["verdict"]

@@ -18,12 +18,11 @@ COOKIE = "SWITCHYARD_VARIANT"
 USERS = 40
 
 
-def users(app: ReleasedApp) -> list[set]:
-    """The colors each of USERS new users saw over 5 requests (one session each: its cookie jar)."""
+def users(app: ReleasedApp, sessions: list | None = None) -> list[set]:
+    """The colors each user saw over 5 requests: USERS new users, or the given sessions (their cookie jars)."""
     seen = []
-    for _user in range(USERS):
-        with requests.Session() as session:
-            seen.append({session.get(app.url + "/", timeout=5).json()["color"] for _request in range(5)})
+    for session in sessions if sessions is not None else [requests.Session() for _user in range(USERS)]:
+        seen.append({session.get(app.url + "/", timeout=5).json()["color"] for _request in range(5)})
     return seen
 
 
@@ -66,7 +65,8 @@ def test_ab_runs_an_experiment_on_a_share_of_users_until_b_is_promoted_or_fails(
         assert release["experiment"] == {"share": 30, "key": f"cookie {COOKIE}"}
         assert [(v["step"], v["verdict"]) for v in release["verdicts"]] == [("canary-30", "promote")]
         # Each user stays on one variant; about 30 % of the users are on B (binomial: 12 of 40 +- 3).
-        seen = users(app)
+        sessions = [requests.Session() for _user in range(USERS)]
+        seen = users(app, sessions)
         assert all(len(colors) == 1 for colors in seen), seen
         on_b = sum(1 for colors in seen if colors == {"green"})
         assert 3 <= on_b <= 24, collections.Counter(frozenset(c) for c in seen)
@@ -84,6 +84,8 @@ def test_ab_runs_an_experiment_on_a_share_of_users_until_b_is_promoted_or_fails(
         assert release["outcome"] == "running" and app.lock() is None
         # The step's verdict is the new window's (the ledger keeps the last observation of the experiment).
         assert [v["step"] for v in release["verdicts"]] == ["canary-30"]
+        # The same users are on the same variants after that run (it rendered the LB again, same cookie).
+        assert users(app, sessions) == seen
         assert release["verdicts"][0]["window"]["start"] > first_window["end"], (first_window, release["verdicts"])
 
         # Promoted: every user on B, nobody saw a failure.

@@ -236,6 +236,8 @@ def compare(canary, baseline, limits, source):
         *(side.get("real", {}).get("requests") for side in (canary, baseline)),
         "requests",
     )
+    if kind == "synthetic":
+        out += real_limits(canary["real"], limits, source, min_requests, min_samples, "requests")
     if canary.get("latencies_ms") is not None:
         kind, c, b = like_for_like(canary, baseline, lambda side: len(side["latencies_ms"]) >= min_samples)
         out += said(
@@ -243,6 +245,57 @@ def compare(canary, baseline, limits, source):
             latencies(c["latencies_ms"], b["latencies_ms"] or [], limits, source),
             *(len(side.get("real", {}).get("latencies_ms") or []) for side in (canary, baseline)),
             "latency samples",
+        )
+        if kind == "synthetic":
+            out += real_limits(canary["real"], limits, source, min_requests, min_samples, "latencies")
+    return out
+
+
+def real_limits(real, limits, source, min_requests, min_samples, what):
+    """The absolute limits (max_error_rate; max_p95_ms, max_p99_ms) on the canary's REAL requests, when the
+    comparison with the baseline had to use the synthetic ones (the baseline had too few real requests - a
+    blue/green switch leaves it none): what users get from the candidate is judged too, not only the synthetic
+    path. Too few real requests: nothing added (the synthetic comparison stands)."""
+    marked = {"sample": "real", "source": source}
+    if what == "requests":
+        n, k = real["requests"], real["errors"]
+        if n < min_requests or limits["max_error_rate"] is None:
+            return []
+        rate, failed = k / n, k / n > limits["max_error_rate"]
+        said = f"canary's real requests: error rate {rate:.2%} ({k}/{n}) {'above' if failed else 'within'} the limit "
+        return [
+            metric(
+                "real_error_rate",
+                FAIL if failed else PASS,
+                said + f"{limits['max_error_rate']:.2%}",
+                canary=rate,
+                canary_n=n,
+                limit=limits["max_error_rate"],
+                test="threshold",
+                **marked,
+            )
+        ]
+    samples = real.get("latencies_ms") or []
+    if len(samples) < min_samples:
+        return []
+    out = []
+    for q, limit_key in ((95, "max_p95_ms"), (99, "max_p99_ms")):
+        limit = limits[limit_key]
+        if limit is None:
+            continue
+        value = percentile(samples, q)
+        failed = value > limit
+        out.append(
+            metric(
+                f"real_p{q}_ms",
+                FAIL if failed else PASS,
+                f"canary's real requests: p{q} {value} ms {'above' if failed else 'within'} the limit {limit} ms",
+                canary=value,
+                canary_n=len(samples),
+                limit=limit,
+                test="threshold",
+                **marked,
+            )
         )
     return out
 

@@ -104,6 +104,35 @@ def strategy_refusal(strategy, app, last, paused, stop_after_step, ab_percent, a
     return None
 
 
+def resume_refusal(app, last, paused, strategy, ab_percent, ab_key):
+    """Why this run cannot resume the paused release last as asked, or None. The role always passes a strategy
+    (canary by default), so canary is taken as "not asked"; anything else must be the release's own."""
+    began = entry_strategy(last)
+    if strategy != "canary" and strategy != began:
+        return (
+            f"Release {last['id']} of {app} {last.get('version')} is paused with the {began} strategy; this run asks "
+            f"for switchyard_strategy={strategy}. A release keeps the strategy it began with: run again without "
+            f"switchyard_strategy (or with {began}), or undo it with playbooks/rollback.yml."
+        )
+    if began != "ab":
+        return None
+    experiment = last.get("experiment") or {}
+    if strategy == "ab" and ab_percent is not None and ab_percent != paused:
+        return (
+            f"The A/B experiment {last['id']} of {app} runs with {paused} % of users on B; this run asks for "
+            f"switchyard_ab_percent={ab_percent}. Its share does not change while it runs: run without "
+            "switchyard_ab_percent (or with the same), or end it (switchyard_ab_promote=true, or rollback.yml) first."
+        )
+    if experiment.get("key") and ab_key != experiment["key"]:
+        now = ab_key or "no sticky cookie"
+        return (
+            f"The A/B experiment {last['id']} of {app} keeps each user on a variant by {experiment['key']}; this run "
+            f"has {now} (switchyard_lb_sticky_cookie): the LB would be configured with it and users would change "
+            f"variant. Run with switchyard_lb_sticky_cookie={experiment['key'].split(' ', 1)[-1]}."
+        )
+    return None
+
+
 def plan_release(
     ledger,
     lock_state,
@@ -132,12 +161,21 @@ def plan_release(
     colors = ledger.get("colors") or {}
     last = last_release(ledger)
     paused = paused_after(last, lock_state)
-    if paused is not None:
-        # A resumed release keeps its strategy and its experiment's share, whatever this run's defaults say.
+    resumed_refusal = None
+    if paused is not None and str(last.get("version")) == version:
+        # A resumed release keeps its strategy and its experiment's share, whatever this run's defaults say; what
+        # this run asks for explicitly must agree with them.
+        resumed_refusal = resume_refusal(ledger.get("app"), last, paused, strategy, ab_percent, ab_key)
         strategy = entry_strategy(last)
         if strategy == "ab":
             ab_percent, stop_after_step = paused, None
             ab_key = (last.get("experiment") or {}).get("key") or ab_key
+    noop = bool(
+        paused is None
+        and live
+        and str((colors.get(live) or {}).get("version") or "") == version
+        and last.get("outcome") != "running"
+    )
     plan = {
         "kind": "release",
         "version": version,
@@ -145,8 +183,17 @@ def plan_release(
         "live": live or "",
         "resume": paused is not None,
         "noop": False,
-        "refused": strategy_refusal(
-            strategy, ledger.get("app"), last, paused, stop_after_step, ab_percent, bool(ab_promote), ab_key
+        # A promotion asked again once done (an AWX retry) is a no-op, not a refusal.
+        "refused": resumed_refusal
+        or strategy_refusal(
+            strategy,
+            ledger.get("app"),
+            last,
+            paused,
+            stop_after_step,
+            ab_percent,
+            bool(ab_promote) and not noop,
+            ab_key,
         ),
         "abandons": None,
         "migrations_level": int(migrations_level or 0),
@@ -191,12 +238,7 @@ def plan_release(
         weights_per_step=[{"step": s, "weights": canary_weights(s, live, candidate)} for s in steps],
         final_weights=canary_weights(100, live, candidate),
     )
-    plan["noop"] = bool(
-        paused is None
-        and live
-        and str((colors.get(live) or {}).get("version") or "") == version
-        and last.get("outcome") != "running"
-    )
+    plan["noop"] = noop
     return plan
 
 

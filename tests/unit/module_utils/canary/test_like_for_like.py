@@ -157,3 +157,32 @@ def test_a_log_without_the_request_line_is_warned_of_once() -> None:
     CanaryGate.check_marked(gate, unmarked, synthetic)
     CanaryGate.check_marked(gate, unmarked, synthetic)
     assert len(gate.module.warnings) == 1 and "%{+Q}r" in gate.module.warnings[0]
+
+
+def test_after_a_blue_green_switch_the_candidate_s_real_requests_meet_the_absolute_limits() -> None:
+    """100 % on green: blue (warm) has synthetic requests only, so the comparison is synthetic against
+    synthetic - and green's real requests, failing on a path the synthetic ones never take, still fail the gate."""
+    failing = traffic(400, 0, {"api_green": 4, "api_blue": 4}, 3, real_status={"api_green": 500})
+    metrics = by_metric(judge.compare(failing["canary"], failing["baseline"], LIMITS, "lb"))
+    assert metrics["error_rate"]["sample"] == "synthetic" and metrics["error_rate"]["status"] == judge.PASS
+    assert metrics["real_error_rate"]["status"] == judge.FAIL and metrics["real_error_rate"]["canary_n"] == 400
+    assert "canary's real requests: error rate 100.00% (400/400) above the limit 5.00%" in (
+        metrics["real_error_rate"]["reason"]
+    )
+    assert judge.verdict(list(metrics.values())) == "rollback"
+    # Slow real requests fail max_p95_ms the same way.
+    slow = traffic(400, 0, {"api_green": 2500, "api_blue": 4}, 3)
+    metrics = by_metric(judge.compare(slow["canary"], slow["baseline"], LIMITS, "lb"))
+    assert metrics["real_p95_ms"]["status"] == judge.FAIL and metrics["real_error_rate"]["status"] == judge.PASS
+    # Healthy: both pass; too few real requests adds nothing (the synthetic comparison stands).
+    good = traffic(400, 0, {"api_green": 4, "api_blue": 4}, 3)
+    metrics = by_metric(judge.compare(good["canary"], good["baseline"], LIMITS, "lb"))
+    assert judge.verdict(list(metrics.values())) == "promote" and metrics["real_p95_ms"]["status"] == judge.PASS
+    quiet = traffic(20, 0, {"api_green": 4, "api_blue": 4}, 3, real_status={"api_green": 500})
+    assert "real_error_rate" not in by_metric(judge.compare(quiet["canary"], quiet["baseline"], LIMITS, "lb"))
+
+
+def test_real_against_real_adds_no_absolute_re_check() -> None:
+    both = traffic(400, 400, {"api_green": 4, "api_blue": 4}, 3)
+    metrics = by_metric(judge.compare(both["canary"], both["baseline"], LIMITS, "lb"))
+    assert metrics["error_rate"]["sample"] == "real" and "real_error_rate" not in metrics

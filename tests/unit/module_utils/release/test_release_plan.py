@@ -530,11 +530,13 @@ def test_ab_starts_an_experiment_at_its_share_and_pauses_there() -> None:
 def test_a_running_experiment_is_observed_again_or_promoted_whatever_this_run_asks_for() -> None:
     host = ab_running(20)
     # The run's own defaults (canary, another share) do not change the experiment it resumes.
-    again = plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id", strategy="canary", ab_percent=50)
+    again = plan.plan_release(
+        host.ledger, "free", "v2", STEPS, "new-id", strategy="canary", ab_percent=50, ab_key="cookie SV"
+    )
     assert again["refused"] is None and again["resume"] is True and again["id"] == "r2"
     assert again["strategy"] == "ab" and again["steps"] == [20] and again["pause_after"] == 20
     assert again["experiment"] == {"share": 20, "key": "cookie SV"}
-    promoted = plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id", ab_promote=True)
+    promoted = plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id", ab_promote=True, ab_key="cookie SV")
     assert promoted["refused"] is None and promoted["steps"] == [100] and promoted["judged_steps"] == []
     assert promoted["pause_after"] is None and promoted["final_weights"] == {"blue": 0, "green": 256}
 
@@ -564,3 +566,36 @@ def test_a_strategy_asked_wrongly_is_refused_naming_the_variable(kwargs, said) -
 def test_promoting_a_paused_canary_as_an_experiment_is_refused() -> None:
     got = plan.plan_release(v2_paused_after_10().ledger, "free", "v2", STEPS, "new-id", ab_promote=True)
     assert "has none" in got["refused"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"strategy": "bluegreen"}, "this run asks for switchyard_strategy=bluegreen"),
+        ({"strategy": "ab", "ab_percent": 50, "ab_key": "cookie SV"}, "this run asks for switchyard_ab_percent=50"),
+        ({"ab_key": ""}, "this run has no sticky cookie (switchyard_lb_sticky_cookie)"),
+        ({"ab_key": "cookie OTHER"}, "Run with switchyard_lb_sticky_cookie=SV"),
+    ],
+)
+def test_a_running_experiment_refuses_what_would_change_it(kwargs, said) -> None:
+    got = plan.plan_release(ab_running(20).ledger, "free", "v2", STEPS, "new-id", **kwargs)
+    assert got["refused"] and said in got["refused"], got["refused"]
+
+
+def test_a_paused_canary_refuses_another_strategy_and_resumes_with_the_default() -> None:
+    host = v2_paused_after_10()
+    got = plan.plan_release(
+        host.ledger, "free", "v2", STEPS, "new-id", strategy="ab", ab_percent=10, ab_key="cookie SV"
+    )
+    assert "paused with the canary strategy; this run asks for switchyard_strategy=ab" in got["refused"]
+    assert plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id")["refused"] is None
+
+
+def test_promoting_an_experiment_again_once_promoted_is_a_noop() -> None:
+    host = ab_running(20)
+    host.take_lock("r2", 20)
+    host.step("r2", {"name": "promote"}, 21)
+    host.ledger = tr.promote(host.ledger, "r2", at(21), color="green", weights=canary_weights(100, "blue", "green"))
+    host.unlock("r2")
+    got = plan.plan_release(host.ledger, "free", "v2", STEPS, "new-id", ab_promote=True, ab_key="cookie SV")
+    assert got["refused"] is None and got["noop"] is True
