@@ -40,8 +40,10 @@ def main(argv: list[str]) -> int:
     try:
         command.upgrade(config, f"{phase}@head")
     except Exception as exc:  # Alembic's and the driver's errors: one line for the release's failure message
-        print(f"{phase} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-              file=sys.stderr)
+        print(
+            f"{phase} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            file=sys.stderr,
+        )
         return 1
     command.current(config)
     return 0
