@@ -78,7 +78,7 @@ options:
         containers is an error. Needs no files.
       - V(absent) - down; named volumes are kept unless O(remove_volumes).
       - V(restarted) - restart every container of the project (always a change).
-      - V(unchanged) - only the job of O(run): nothing of the project is created, started, stopped or removed, and the
+      - V(unchanged) - only the job of O(run); nothing of the project is created, started, stopped or removed, and the
         job starts none of its dependencies (C(run --no-deps)). A migration job of a color before that color is
         deployed runs so, with the image of the version being released given as O(run.image).
     type: str
@@ -159,7 +159,7 @@ options:
         type: str
       public_environment:
         description:
-          - Environment variables of the job that are not secrets (a migration phase, a release id): passed like
+          - Environment variables of the job that are not secrets (a migration phase, a release id), passed like
             O(run.environment) (never on a command line) but shown in the result as they are and never masked.
           - A variable is given in O(run.environment) or here, not both.
         type: dict

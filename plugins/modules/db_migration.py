@@ -70,7 +70,7 @@ options:
     description:
       - V(expand), V(migrate) (backfills), V(contract), or V(status) (read only).
       - V(sessions) only refuses while sessions of O(require_no_sessions_from) are connected, and reads nothing else
-        (no directory, no history): the guard of a contract that the application's own job runs
+        (no directory, no history); it is the guard of a contract that the application's own job runs
         (C(switchyard_migrations_runner=compose_job)).
     type: str
     choices: [expand, migrate, contract, status, sessions]
