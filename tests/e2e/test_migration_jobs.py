@@ -124,19 +124,21 @@ def test_a_release_runs_the_expand_job_in_the_candidates_project(app) -> None:
 
 
 def test_a_failing_job_fails_the_release_with_its_rc_and_output(app) -> None:
+    # Alembic's own failure (its CLI exits 255 on an error): a revision this image does not have.
     jobs = {**JOBS, "expand": {**JOBS["expand"], "command": [*ALEMBIC, "upgrade", "nonexistent@head"]}}
     load = Load(app.url + "/", rate=50, seconds=60).start()
     failed = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_migrations_jobs=jobs)
     load.stop()
-    assert "the expand job (service migrate in project " + f"{app.app}-green) exited with rc=1" in failed.stdout
-    assert "job migrate exited with 1" in failed.stdout and '"cmd": [' in failed.stdout  # the module's own report
-    assert "nonexistent" in failed.stdout  # Alembic's stderr, quoted
+    said = failed.stdout[failed.stdout.find("TASK [switchyard.release.migrate : Run the expand job") :]
+    assert "the expand job (service migrate in project " + f"{app.app}-green) exited with rc=255" in said, said[-5000:]
+    assert "job migrate exited with 255" in failed.stdout and '"cmd": [' in failed.stdout  # the module's own report
+    assert "Can't locate revision identified by 'nonexistent'" in said  # Alembic's output, quoted
     assert_back_on_v1(app)
     assert not [s for s in load.answers if s != 200], "the failed job must not cost a request"
     release = app.last_release()
-    assert release["outcome"] in ("failed", "rolled_back") and "rc=1" in str(release)
+    assert release["outcome"] in ("failed", "rolled_back") and "rc=255" in str(release)
     job = step(release, "expand")["job"]
-    assert (job["rc"], job["outcome"], job["timed_out"]) == (1, "failed", False)
+    assert (job["rc"], job["outcome"], job["timed_out"]) == (255, "failed", False)
     assert query(app, "SELECT version_num FROM alembic_version") == [("e0001",)]
     password = (app.state / "secrets" / "db_password").read_text().strip()
     assert not [o for o in app.outputs if password in o], "the database password was printed"
@@ -147,7 +149,8 @@ def test_a_backfill_job_that_outlives_its_timeout_is_stopped(app) -> None:
     hang = ["python3", "-c", "import time; print('backfilling', flush=True); time.sleep(300)"]
     jobs = {**JOBS, "migrate": {**JOBS["migrate"], "command": hang, "timeout": 3}}
     failed = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_migrations_jobs=jobs)
-    assert "the migrate job (service migrate in project " + f"{app.app}-green) timed out after" in failed.stdout
+    said = failed.stdout[failed.stdout.find("TASK [switchyard.release.migrate : Run the migrate job") :]
+    assert "the migrate job (service migrate in project " + f"{app.app}-green) timed out after" in said, said[-5000:]
     assert "backfilling" in failed.stdout
     assert_back_on_v1(app)
     assert app.servers()["api_green"]["state"] == "maint", "the deployed candidate stays out of rotation"
