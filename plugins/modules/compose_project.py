@@ -140,7 +140,7 @@ options:
   run:
     description:
       - A one-off job, C(docker compose run --rm), after the state is reached (migrate, backfill).
-      - A non-zero exit code fails the task, with the job's cmd, rc, stdout and stderr (in the result and in O(job)).
+      - A non-zero exit code fails the task, with the job's cmd, rc, stdout and stderr (in the result and in RV(job)).
     type: dict
     suboptions:
       service:

@@ -389,12 +389,14 @@ ensure_demo_wheels() {
     rm -rf "$cache.partial"
     mkdir -p "$cache.partial"
     log "downloading the demo image's Alembic wheels from PyPI (examples/app/alembic/requirements.txt)"
-    "$pip" download --quiet --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+    if ! "$pip" download --quiet --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
       --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
-      --dest "$cache.partial" -r "$DEMO_REQUIREMENTS" >"$TESTBED_CACHE/demo-wheels/pip.log" 2>&1 &&
-      "$pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-        --dest "$cache.partial" "pip==$DEMO_PIP_VERSION" >>"$TESTBED_CACHE/demo-wheels/pip.log" 2>&1 ||
-      { tail -n 20 "$TESTBED_CACHE/demo-wheels/pip.log" >&2; die "pip download of the demo's wheels failed"; }
+      --dest "$cache.partial" -r "$DEMO_REQUIREMENTS" >"$TESTBED_CACHE/demo-wheels/pip.log" 2>&1 ||
+      ! "$pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        --dest "$cache.partial" "pip==$DEMO_PIP_VERSION" >>"$TESTBED_CACHE/demo-wheels/pip.log" 2>&1; then
+      tail -n 20 "$TESTBED_CACHE/demo-wheels/pip.log" >&2
+      die "pip download of the demo's wheels failed"
+    fi
     echo "$DEMO_PIP_SHA256  $cache.partial/$DEMO_PIP_WHEEL" | sha256sum --check --quiet ||
       die "$DEMO_PIP_WHEEL does not have the pinned sha256 $DEMO_PIP_SHA256"
     touch "$cache.partial/.complete"
