@@ -129,7 +129,9 @@ def test_a_failing_job_fails_the_release_with_its_rc_and_output(app) -> None:
     load = Load(app.url + "/", rate=50, seconds=60).start()
     failed = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_migrations_jobs=jobs)
     load.stop()
-    said = failed.stdout[failed.stdout.find("TASK [switchyard.release.migrate : Run the expand job") :]
+    said = failed.stdout[
+        failed.stdout.find("TASK [switchyard.release.migrate : Run the job of the phase in its project - expand") :
+    ]
     assert "the expand job (service migrate in project " + f"{app.app}-green) exited with rc=255" in said, said[-5000:]
     assert "job migrate exited with 255" in failed.stdout and '"cmd": [' in failed.stdout  # the module's own report
     assert "Can't locate revision identified by 'nonexistent'" in said  # Alembic's output, quoted
@@ -149,7 +151,9 @@ def test_a_backfill_job_that_outlives_its_timeout_is_stopped(app) -> None:
     hang = ["python3", "-c", "import time; print('backfilling', flush=True); time.sleep(300)"]
     jobs = {**JOBS, "migrate": {**JOBS["migrate"], "command": hang, "timeout": 3}}
     failed = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_migrations_jobs=jobs)
-    said = failed.stdout[failed.stdout.find("TASK [switchyard.release.migrate : Run the migrate job") :]
+    said = failed.stdout[
+        failed.stdout.find("TASK [switchyard.release.migrate : Run the job of the phase in its project - migrate") :
+    ]
     assert "the migrate job (service migrate in project " + f"{app.app}-green) timed out after" in said, said[-5000:]
     assert "backfilling" in failed.stdout
     assert_back_on_v1(app)
