@@ -4,7 +4,10 @@
 """unlisted_services: the services of a color's Compose files (on the controller) that the images
 mapping does not name. With verification on, each would run the image its file names, unverified:
 the release refuses them before anything changes. (Services that an `include:` brings are not read
-here; compose_project's images_only refuses those at the deploy, still before the color is created.)"""
+here; compose_project's images_only refuses those at the deploy, still before the color is created.)
+A service in a profile is not one: the stack role enables no profile, so `up` never starts it - a
+migration job service (profile "jobs") runs only through the compose_job runner, on the verified image
+of its image_from service."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ _ComposeLoader.add_multi_constructor("!", _keep_tagged)
 def unlisted_services(files, images):
     if not isinstance(images, dict):
         raise AnsibleFilterError(f"unlisted_services: images must be a mapping of service to image, got {images!r}")
-    services = set()
+    services, profiled = set(), set()
     for path in files or []:
         try:
             with open(path, encoding="utf-8") as handle:
@@ -39,8 +42,11 @@ def unlisted_services(files, images):
             raise AnsibleFilterError(f"unlisted_services: cannot read the Compose file {path}: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("services") or {}, dict):
             raise AnsibleFilterError(f"unlisted_services: {path} is not a Compose file (no services mapping)")
-        services.update(doc.get("services") or {})
-    return sorted(services - set(images))
+        for name, definition in (doc.get("services") or {}).items():
+            services.add(name)
+            if isinstance(definition, dict) and definition.get("profiles"):
+                profiled.add(name)  # a later file overriding other keys leaves its profiles as they are
+    return sorted(services - profiled - set(images))
 
 
 class FilterModule:

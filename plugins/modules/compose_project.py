@@ -78,8 +78,11 @@ options:
         containers is an error. Needs no files.
       - V(absent) - down; named volumes are kept unless O(remove_volumes).
       - V(restarted) - restart every container of the project (always a change).
+      - V(unchanged) - only the job of O(run); nothing of the project is created, started, stopped or removed, and the
+        job starts none of its dependencies (C(run --no-deps)). A migration job of a color before that color is
+        deployed runs so, with the image of the version being released given as O(run.image).
     type: str
-    choices: [present, stopped, started, absent, restarted]
+    choices: [present, stopped, started, absent, restarted, unchanged]
     default: present
   images:
     description:
@@ -137,7 +140,7 @@ options:
   run:
     description:
       - A one-off job, C(docker compose run --rm), after the state is reached (migrate, backfill).
-      - A non-zero exit code fails the task, with the job's rc, stdout and stderr.
+      - A non-zero exit code fails the task, with the job's cmd, rc, stdout and stderr (in the result and in RV(job)).
     type: dict
     suboptions:
       service:
@@ -147,6 +150,20 @@ options:
       command:
         description: The command, as a list or a string split like a shell would.
         type: raw
+      image:
+        description:
+          - The image the job's service runs, pinned by digest like O(images) (a tag is resolved when
+            O(resolve_digests), refused when O(require_digest)), pulled per O(pull). Written to the job's own
+            Compose file layered last, so it wins over the project's files and pins.
+          - Omitted, the job runs the image the project's files and pins give its service.
+        type: str
+      public_environment:
+        description:
+          - Environment variables of the job that are not secrets (a migration phase, a release id), passed like
+            O(run.environment) (never on a command line) but shown in the result as they are and never masked.
+          - A variable is given in O(run.environment) or here, not both.
+        type: dict
+        default: {}
       environment:
         description:
           - Extra environment variables for the job; they override the service's own, like C(run --env).
@@ -159,10 +176,12 @@ options:
         type: dict
         default: {}
       timeout:
-        description: Seconds after which the job is stopped and the task fails.
+        description:
+          - Seconds after which the job is stopped (TERM, then KILL 10 s later), its container removed, and the task
+            fails with C(job.timed_out=true).
         type: int
 notes:
-  - A job always reports a change; in check mode it is not run.
+  - A job always reports a change; in check mode it is not run (C(job.skipped) and the C(cmd) it would run).
   - Fixed C(container_name) in a project collides across colors; use the project name to tell colors apart.
 """
 
@@ -187,6 +206,20 @@ EXAMPLES = r"""
     run:
       service: api
       command: [python3, -m, shop.backfill]
+      timeout: 600
+
+- name: Run the migration job of the version being released, before its color is deployed
+  switchyard.release.compose_project:
+    project: shop-green
+    files: [/srv/shop/green/compose.base.yaml]
+    env_files: [/srv/shop/green/color.env]
+    state: unchanged
+    run:
+      service: migrate
+      image: registry.example.com/shop/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+      command: [alembic, upgrade, expand@head]
+      public_environment:
+        SWITCHYARD_MIGRATION_PHASE: expand
       timeout: 600
 
 - name: Retire the old color, keeping its volumes
@@ -263,10 +296,28 @@ volumes_removed:
   elements: str
 job:
   description:
-    - The one-off job - service, command, the names of its extra environment variables (environment, never
-      their values), rc, stdout, stderr, duration, timed_out and cmd.
+    - The one-off job - service, command, image (O(run.image) pinned, or null), the names of its extra environment
+      variables (environment, never their values), public_environment, rc, stdout, stderr, duration (seconds),
+      timed_out and cmd.
   returned: when run is given
   type: dict
+cmd:
+  description: The job's command line, when the job failed or timed out.
+  returned: when the job of run failed
+  type: list
+  elements: str
+rc:
+  description: The job's exit code (124 or 137 when it timed out), when it failed.
+  returned: when the job of run failed
+  type: int
+stdout:
+  description: The job's standard output, when it failed.
+  returned: when the job of run failed
+  type: str
+stderr:
+  description: The job's standard error, when it failed.
+  returned: when the job of run failed
+  type: str
 failures:
   description: Per failing container - service, container, state, health, health_log, logs.
   returned: when a service does not become healthy
@@ -290,7 +341,7 @@ ARGUMENT_SPEC = {
     "docker_cli": {"type": "path", "default": "docker"},
     "state": {
         "type": "str",
-        "choices": ["present", "stopped", "started", "absent", "restarted"],
+        "choices": ["present", "stopped", "started", "absent", "restarted", "unchanged"],
         "default": "present",
     },
     "images": {"type": "dict", "default": {}},
@@ -309,7 +360,9 @@ ARGUMENT_SPEC = {
         "options": {
             "service": {"type": "str", "required": True},
             "command": {"type": "raw"},
+            "image": {"type": "str"},
             "environment": {"type": "dict", "default": {}, "no_log": True},
+            "public_environment": {"type": "dict", "default": {}},
             "timeout": {"type": "int"},
         },
     },

@@ -64,13 +64,16 @@ attributes:
     support: none
 options:
   path:
-    description: The migrations directory.
+    description: The migrations directory. Required with every phase but V(sessions).
     type: path
-    required: true
   phase:
-    description: V(expand), V(migrate) (backfills), V(contract), or V(status) (read only).
+    description:
+      - V(expand), V(migrate) (backfills), V(contract), or V(status) (read only).
+      - V(sessions) only refuses while sessions of O(require_no_sessions_from) are connected, and reads nothing else
+        (no directory, no history); it is the guard of a contract that the application's own job runs
+        (C(switchyard_migrations_runner=compose_job)).
     type: str
-    choices: [expand, migrate, contract, status]
+    choices: [expand, migrate, contract, status, sessions]
     required: true
   target:
     description: Stop at this version (inclusive).
@@ -145,7 +148,8 @@ options:
     type: str
   require_no_sessions_from:
     description:
-      - With O(phase=contract), refuse while sessions with these application names (SQL LIKE patterns) are connected.
+      - With O(phase=contract) (when contract migrations are pending) and O(phase=sessions), refuse while sessions with
+        these application names (SQL LIKE patterns) are connected.
     type: list
     elements: str
     default: []
@@ -168,6 +172,13 @@ EXAMPLES = r"""
     password_file: /var/lib/switchyard/shop/secrets/db_password
     path: /srv/shop/migrations
     phase: contract
+    require_no_sessions_from: ["shop-blue-%"]
+
+- name: Before a contract the application's own job runs, refuse while the old color's sessions remain
+  switchyard.release.db_migration:
+    dsn: "host=127.0.0.1 dbname=shop user=shop"
+    password_file: /var/lib/switchyard/shop/secrets/db_password
+    phase: sessions
     require_no_sessions_from: ["shop-blue-%"]
 """
 
@@ -226,6 +237,13 @@ rebuilt_indexes:
   returned: when SQL ran
   type: list
   elements: str
+sessions:
+  description:
+    - The connected sessions of O(require_no_sessions_from) - pid, application_name, state, client_addr,
+      backend_start - when they refuse a contract ([] when O(phase=sessions) found none).
+  returned: with phase sessions, and when sessions refuse a contract
+  type: list
+  elements: dict
 blocking_sessions:
   description:
     - On a lock-timeout failure, the sessions holding locks on the tables - pid, application_name, state,
@@ -252,8 +270,8 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.lease i
 ARGUMENT_SPEC = {
     **connection_argument_spec(),
     **lease_argument_spec(),
-    "path": {"type": "path", "required": True},
-    "phase": {"type": "str", "choices": ["expand", "migrate", "contract", "status"], "required": True},
+    "path": {"type": "path"},
+    "phase": {"type": "str", "choices": ["expand", "migrate", "contract", "status", "sessions"], "required": True},
     "target": {"type": "int"},
     "lock_timeout": {"type": "str", "default": "500ms"},
     "statement_timeout": {"type": "str", "default": ""},
@@ -289,6 +307,7 @@ def main():
         supports_check_mode=True,
         required_one_of=[("dsn", "host")],
         mutually_exclusive=[("dsn", "host")],
+        required_if=[("phase", phase, ["path"]) for phase in ("expand", "migrate", "contract", "status")],
     )
     run_module(module, MigrationManager)
 

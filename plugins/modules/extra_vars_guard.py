@@ -84,6 +84,10 @@ options:
       - switchyard_migrate_release_id
       - switchyard_migrate_target
       - switchyard_migrate_old_color
+      - switchyard_migrate_color
+      - switchyard_migrate_images
+      - switchyard_migrate_layout
+      - switchyard_migrate_color_env
       - switchyard_report_release_id
       - switchyard_report_run
       - status_*

