@@ -114,6 +114,14 @@ options:
         description: V(release) - the schema level (highest migration version) the release leaves.
         type: int
         default: 0
+      strategy:
+        description:
+          - V(release) - how the release replaces the live version (C(switchyard_strategy)) - V(canary) (the idle
+            color, weighted steps) or V(recreate) (the live color recreated in place behind the maintenance page; the
+            plan's C(recreate) says what it would do). Anything else is refused naming the allowed values.
+          - After a recreate that failed on the live color, only a recreate may run (a canary is refused).
+        type: str
+        default: canary
       force_rollback:
         description: V(rollback) - roll back even after contract migrations ran.
         type: bool
@@ -146,6 +154,11 @@ options:
       - With V(retire) - the color to retire (defaults to the release's color; with neither, the release only ends).
     type: str
     choices: [blue, green]
+  strategy:
+    description:
+      - With V(begin) - the release's strategy, recorded in its entry (C(strategy)). With V(recreate), the release
+        deploys the live color itself (and its V(step) with C(deploying) or C(deployed) may name the live color).
+    type: str
   from_color:
     description: With V(begin) - the color the release starts from. Defaults to the live color.
     type: str
@@ -303,8 +316,10 @@ plan:
       (null, or why the operation must not run).
     - V(release) - C(version), C(live), C(candidate), C(resume), C(resume_after_step), C(resume_images), C(noop),
       C(steps), C(weights_per_step) (a list in step order of C(step) and C(weights)), C(final_weights),
-      C(pause_after), C(migrations_level), C(abandons).
-    - V(rollback) - C(mode) (canary, previous or none), C(to), C(away), C(version), C(weights), C(undoes).
+      C(pause_after), C(migrations_level), C(abandons), C(strategy) and C(recreate) (with V(recreate) and a live
+      color - C(color), C(project), C(replaces) (what the color ran), C(actions) in order; null otherwise).
+    - V(rollback) - C(mode) (canary, previous, none, or recreate - refused - after a recreate in place), C(to),
+      C(away), C(version), C(weights), C(undoes).
     - V(contract) - C(live), C(old), C(demoted_at), C(window_ends), C(level), C(unfinished).
   returned: with action plan
   type: dict
@@ -344,6 +359,7 @@ ARGUMENT_SPEC = {
             "canary_steps": {"type": "list", "elements": "int", "default": [10, 25, 50, 100]},
             "stop_after_step": {"type": "int"},
             "migrations_level": {"type": "int", "default": 0},
+            "strategy": {"type": "str", "default": "canary"},
             "force_rollback": {"type": "bool", "default": False},
             "rollback_window": {"type": "int", "default": 86400},
             "migrations": {"type": "bool", "default": True},
@@ -352,6 +368,7 @@ ARGUMENT_SPEC = {
     "kind": {"type": "str", "choices": list(KINDS), "default": "release"},
     "version": {"type": "str"},
     "color": {"type": "str", "choices": list(COLORS)},
+    "strategy": {"type": "str"},
     "from_color": {"type": "str", "choices": list(COLORS)},
     "images": {"type": "dict"},
     "step": {"type": "dict"},

@@ -77,6 +77,7 @@ def apply_action(ledger, lock, params, now, host, pid):
             from_color=params.get("from_color"),
             images=params.get("images"),
             history_limit=limit,
+            strategy=params.get("strategy"),
         )
     elif action == "step":
         new_lock = renew_lock(lock, app, release_id, token, ttl, now, action)

@@ -39,6 +39,7 @@ def make_plan(ledger, lock_state, options, now):
             new_release_id(now),
             stop_after_step=options.get("stop_after_step"),
             migrations_level=options.get("migrations_level"),
+            strategy=options.get("strategy") or "canary",
         )
     if kind == "rollback":
         return plans.plan_rollback(ledger, new_release_id(now, "rollback"), force=options["force_rollback"])
