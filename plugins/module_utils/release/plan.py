@@ -40,11 +40,11 @@ def failed_recreate(ledger):
     page is up), else None."""
     last = last_release(ledger)
     live = ledger.get("live")
-    if (
-        last.get("strategy") == "recreate"
-        and last.get("outcome") in ("failed", "abandoned")
-        and last.get("color") == live
-    ):
+    record = (ledger.get("colors") or {}).get(live) or {}
+    # Only once its containers were replaced: a recreate that failed before the stop left the old version serving.
+    replaced = record.get("release_id") == last.get("id") and record.get("state") != "live"
+    ended_badly = last.get("outcome") in ("failed", "abandoned")
+    if last.get("strategy") == "recreate" and ended_badly and last.get("color") == live and replaced:
         return last
     return None
 
