@@ -92,8 +92,9 @@ options:
   maintenance:
     description:
       - The maintenance page of every route (a recreate's planned outage) - on, every request of the route (the header
-        canary's too) answers HTTP 503 with C(Retry-After), C(X-Switchyard-Maintenance: on) and the page the lb role
-        deployed (C(switchyard_maintenance_body)); off, the colors' weights and states answer again.
+        canary's too) answers HTTP 503 with C(Retry-After), the header C(X-Switchyard-Maintenance) set to C(on) and
+        the page the lb role deployed (C(switchyard_maintenance_body)); off, the colors' weights and states answer
+        again.
       - Turned on before O(weights) and O(states) move, off after them. Each kind applies it as it applies a weight
         change (HAProxy - a map through the Runtime API, no reload; Nginx - routes.conf and a verified reload; Traefik
         - a middleware in the route's file, read back from its API), persisted so a restart of the LB keeps it.
