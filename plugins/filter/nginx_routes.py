@@ -17,11 +17,11 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.backen
 from ansible_collections.switchyard.release.plugins.module_utils.lb.nginx.config import for_role
 
 
-def nginx_routes(text, routes, initial_weights, sticky_cookie=""):
+def nginx_routes(text, routes, initial_weights, sticky_cookie="", retry_after=30):
     if text is not None and not isinstance(text, str):
         raise AnsibleFilterError(f"nginx_routes expects the text of routes.conf or None, got {type(text).__name__}")
     try:
-        return for_role(text or None, routes, initial_weights, sticky_cookie, new_generation())
+        return for_role(text or None, routes, initial_weights, sticky_cookie, new_generation(), retry_after)
     except SwitchyardError as exc:
         raise AnsibleFilterError(f"nginx_routes: {exc.msg}") from exc
 

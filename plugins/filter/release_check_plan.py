@@ -27,7 +27,12 @@ def release_check_plan(plan, requested, pinned, pending=None):
         )
     steps = sorted(plan.get("weights_per_step") or [], key=lambda s: int(s["step"]))
     said = [f"{s['step']} % (" + ", ".join(f"{c} {w}" for c, w in sorted(s["weights"].items())) + ")" for s in steps]
-    lines = [f"steps: {' -> '.join(said) or 'none'}"]
+    recreate = plan.get("recreate")
+    if recreate:
+        # A recreate has no canary steps: the live color recreated behind the maintenance page, in this order.
+        lines = [f"strategy recreate of {recreate['color']}: " + "; then ".join(recreate.get("actions") or [])]
+    else:
+        lines = [f"steps: {' -> '.join(said) or 'none'}"]
     if plan.get("pause_after"):
         lines.append(f"pause after the {plan['pause_after']} % step for an approval")
     for service in sorted(set(requested) | set(pinned)):

@@ -71,9 +71,22 @@ def _lock(lock, lock_state):
     return f"lock: held by {holder} until {lock.get('expires_at')}"
 
 
+def _recreate(entry):
+    """' (recreate: outage 8.2 s, healthy in 7.9 s)' of a recreate (the outage once it resumed), else ''."""
+    if entry.get("strategy") != "recreate":
+        return ""
+    step = next((s for s in entry.get("steps") or [] if isinstance(s, dict) and s.get("name") == "recreate"), None)
+    if not step or step.get("outage_ms") is None:
+        return " (recreate)"
+    outage, health = float(step["outage_ms"]) / 1000, float(step.get("health_s") or 0)
+    return f" (recreate: outage {outage:.1f} s, healthy in {health:.1f} s)"
+
+
 def _release(entry):
-    strategy = f" ({entry['strategy']})" if entry.get("strategy") not in (None, "canary") else ""
+    # A recreate says so with its outage (_recreate).
+    strategy = f" ({entry['strategy']})" if entry.get("strategy") not in (None, "canary", "recreate") else ""
     said = f"{entry.get('id')}  {entry.get('kind')}{strategy} {entry.get('version')} on {entry.get('color')}"
+    said += _recreate(entry)
     said += f": {entry.get('outcome')}"
     if entry.get("reason"):
         said += f" - {entry['reason']}"

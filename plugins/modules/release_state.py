@@ -118,13 +118,15 @@ options:
         default: 0
       strategy:
         description:
-          - V(release) - how the traffic moves (docs/strategies.md). V(canary) - the canary steps, each below 100 %
-            judged by the gate. V(bluegreen) - one switch of 100 %, the first window after it judged against the
-            previous color, kept warm. V(ab) - an experiment - O(plan.ab_percent) of users on the new version
-            until a run promotes it (O(plan.ab_promote)) or rollback.yml ends it.
-          - A paused release goes on with the strategy it began with.
+          - V(release) - how the traffic moves (C(switchyard_strategy), docs/strategies.md). V(canary) - the canary
+            steps, each below 100 % judged by the gate. V(bluegreen) - one switch of 100 %, the first window after it
+            judged against the previous color, kept warm. V(recreate) - the live color recreated in place behind the
+            maintenance page (the plan's C(recreate) says what it would do). V(ab) - an experiment -
+            O(plan.ab_percent) of users on the new version until a run promotes it (O(plan.ab_promote)) or
+            rollback.yml ends it. Anything else is refused naming the allowed values.
+          - A paused release goes on with the strategy it began with. After a recreate that failed on the live color,
+            only a recreate may run.
         type: str
-        choices: [canary, bluegreen, ab]
         default: canary
       ab_percent:
         description: V(release) with O(plan.strategy=ab) - the share of users on variant B, 1 to 99.
@@ -171,14 +173,15 @@ options:
       - With V(retire) - the color to retire (defaults to the release's color; with neither, the release only ends).
     type: str
     choices: [blue, green]
+  strategy:
+    description:
+      - With V(begin) - the release's strategy, recorded in its entry (C(strategy)). With V(recreate), the release
+        deploys the live color itself (and its V(step) with C(deploying) or C(deployed) may name the live color).
+    type: str
   from_color:
     description: With V(begin) - the color the release starts from. Defaults to the live color.
     type: str
     choices: [blue, green]
-  strategy:
-    description: With V(begin) of a release - the strategy it runs (O(plan.strategy)), kept in its ledger entry.
-    type: str
-    choices: [canary, bluegreen, ab]
   experiment:
     description: With V(begin) of an A/B release - the experiment, kept in its ledger entry.
     type: dict
@@ -356,8 +359,10 @@ plan:
       (null, or why the operation must not run).
     - V(release) - C(version), C(live), C(candidate), C(resume), C(resume_after_step), C(resume_images), C(noop),
       C(steps), C(weights_per_step) (a list in step order of C(step) and C(weights)), C(final_weights),
-      C(pause_after), C(migrations_level), C(abandons).
-    - V(rollback) - C(mode) (canary, previous or none), C(to), C(away), C(version), C(weights), C(undoes).
+      C(pause_after), C(migrations_level), C(abandons), C(strategy) and C(recreate) (with V(recreate) and a live
+      color - C(color), C(project), C(replaces) (what the color ran), C(actions) in order; null otherwise).
+    - V(rollback) - C(mode) (canary, previous, none, or recreate - refused - after a recreate in place), C(to),
+      C(away), C(version), C(weights), C(undoes).
     - V(contract) - C(live), C(old), C(demoted_at), C(window_ends), C(level), C(unfinished).
   returned: with action plan
   type: dict
@@ -397,7 +402,7 @@ ARGUMENT_SPEC = {
             "canary_steps": {"type": "list", "elements": "int", "default": [10, 25, 50, 100]},
             "stop_after_step": {"type": "int"},
             "migrations_level": {"type": "int", "default": 0},
-            "strategy": {"type": "str", "choices": ["canary", "bluegreen", "ab"], "default": "canary"},
+            "strategy": {"type": "str", "default": "canary"},
             "ab_percent": {"type": "int"},
             "ab_promote": {"type": "bool", "default": False},
             "ab_key": {"type": "str", "default": "", "no_log": False},
@@ -409,8 +414,8 @@ ARGUMENT_SPEC = {
     "kind": {"type": "str", "choices": list(KINDS), "default": "release"},
     "version": {"type": "str"},
     "color": {"type": "str", "choices": list(COLORS)},
+    "strategy": {"type": "str"},
     "from_color": {"type": "str", "choices": list(COLORS)},
-    "strategy": {"type": "str", "choices": ["canary", "bluegreen", "ab"]},
     "experiment": {
         "type": "dict",
         "options": {

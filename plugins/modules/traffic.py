@@ -15,7 +15,8 @@ description:
     server with weight - a color leaving maint or drain first (waiting until it is UP), weights raised, weights
     lowered, then drain (waiting up to O(drain_timeout) for its sessions) and maint - and persists each change so a
     restart of the LB keeps it. Reads back and fails when the LB shows something else.
-  - Without O(weights), O(states) and O(canary), only reads - the servers of each route and their shares of new traffic.
+  - Without O(weights), O(states), O(canary) and O(maintenance), only reads - the servers of each route and their
+    shares of new traffic.
   - With O(record), writes the result to the release ledger (a step, or the end of the release) with the weights
     the LB shows afterwards. O(record) needs O(lease) - the release lock must be held by this run before anything
     moves; a run that lost its lock changes nothing.
@@ -88,6 +89,43 @@ options:
     description: Seconds to wait for O(idle_seconds) without a request before failing.
     type: int
     default: 60
+  maintenance:
+    description:
+      - The maintenance page of every route (a recreate's planned outage) - on, every request of the route (the header
+        canary's too) answers HTTP 503 with C(Retry-After), the header C(X-Switchyard-Maintenance) set to C(on) and
+        the page the lb role deployed (C(switchyard_maintenance_body)); off, the colors' weights and states answer
+        again.
+      - Turned on before O(weights) and O(states) move, off after them. Each kind applies it as it applies a weight
+        change (HAProxy - a map through the Runtime API, no reload; Nginx - routes.conf and a verified reload; Traefik
+        - a middleware in the route's file, read back from its API), persisted so a restart of the LB keeps it.
+      - Then checked live - each of O(maintenance.probe_urls) asked through the LB must answer the page (on), or
+        anything but the page and a 5xx (off); the module fails otherwise. Not in check mode.
+    type: dict
+    suboptions:
+      enabled:
+        description: V(true) turns the page on, V(false) off.
+        type: bool
+        required: true
+      wait_up:
+        description:
+          - With O(maintenance.enabled=false) - wait until this color is UP on every route (up to O(up_timeout))
+            before the page goes; the page stays on when it is not.
+        type: str
+        choices: [blue, green]
+      probe_urls:
+        description: URLs of the LB (one per route, from the Docker host) the live check asks.
+        type: list
+        elements: str
+        default: []
+      probe_timeout:
+        description: Seconds each URL may take to answer as expected.
+        type: float
+        default: 10
+      since:
+        description:
+          - With O(maintenance.enabled=false) - when the page was verified on (the C(maintenance.verified_at) the
+            module returned then, epoch seconds); the result's C(maintenance.outage_ms) is the time between.
+        type: float
   best_effort:
     description:
       - V(false) - every route is read and planned before the first command is sent, so a refusal changes nothing.
@@ -185,6 +223,21 @@ canary:
     after: blue
     file_before: green
     commands: ["set map /usr/local/etc/haproxy/canary.map 1 blue"]
+maintenance:
+  description:
+    - With O(maintenance) - C(enabled), C(changed), C(routes) (per route - C(route), C(changed), C(before), C(after),
+      C(commands)), C(probes) (per URL - C(status), C(page), C(retry_after), C(at), C(tries)), C(verified_at) (epoch
+      seconds, when the last URL answered as expected), C(waited_up_s) and, with O(maintenance.since), C(outage_ms).
+  returned: with maintenance
+  type: dict
+  sample:
+    enabled: false
+    changed: true
+    routes: [{route: api, changed: true, before: true, after: false, commands: ["set map maintenance.map api off"]}]
+    probes: [{url: "http://127.0.0.1:8080/", status: 200, page: false, at: 1796400000.5, tries: 1}]
+    verified_at: 1796400000.5
+    waited_up_s: 1.2
+    outage_ms: 9350.4
 kind:
   description: The LB kind.
   returned: always
@@ -221,6 +274,16 @@ ARGUMENT_SPEC = {
     "require_idle": {"type": "str", "choices": ["blue", "green"]},
     "idle_seconds": {"type": "int", "default": 0},
     "idle_timeout": {"type": "int", "default": 60},
+    "maintenance": {
+        "type": "dict",
+        "options": {
+            "enabled": {"type": "bool", "required": True},
+            "wait_up": {"type": "str", "choices": ["blue", "green"]},
+            "probe_urls": {"type": "list", "elements": "str", "default": []},
+            "probe_timeout": {"type": "float", "default": 10},
+            "since": {"type": "float"},
+        },
+    },
     "best_effort": {"type": "bool", "default": False},
     "record": {
         "type": "dict",

@@ -22,6 +22,7 @@ class Answer:
     error: str | None = None  # "timeout" or "connection error" when status is -1
     color: str | None = None  # from a JSON body (the demo's 200 and 5xx answers carry it)
     version: str | None = None
+    maintenance: bool = False  # the LB's maintenance page (X-Switchyard-Maintenance: on, with Retry-After)
 
     @property
     def kind(self) -> str:
@@ -76,7 +77,8 @@ class Load:
             try:
                 resp = session.get(self.url, headers=self.headers, timeout=5)
                 status, took = resp.status_code, time.perf_counter() - started
-                answer = Answer(sent, took, status, None, *identity(resp)) if self.record else None
+                page = resp.headers.get("X-Switchyard-Maintenance") == "on" and "Retry-After" in resp.headers
+                answer = Answer(sent, took, status, None, *identity(resp), maintenance=page) if self.record else None
             except requests.RequestException as exc:
                 status, took = -1, time.perf_counter() - started
                 answer = Answer(sent, took, -1, classify(exc)) if self.record else None

@@ -19,6 +19,11 @@ MAX_WEIGHT = 256
 # The query parameter the canary gate's synthetic requests carry: an LB log that keeps the request line tells
 # them apart from real traffic (which is split by weight, while synthetic requests go equally to each color).
 SYNTHETIC_MARKER = "switchyard-synthetic=1"
+# The maintenance page (a recreate's outage): HTTP 503 with Retry-After, and this header, so a client (and the
+# traffic module's live check) tells the page from any other 503 - an LB with no server, a failing color.
+MAINTENANCE_STATUS = 503
+MAINTENANCE_HEADER = "X-Switchyard-Maintenance"
+MAX_RETRY_AFTER = 86400
 
 
 class LBError(SwitchyardError):
@@ -116,6 +121,30 @@ class LoadBalancer:
         """Make the canary header (`X-Canary: 1`) reach color on every route, so that a restart of the LB keeps
         it; read back. Returns {changed, before, after, ...}; check mode changes nothing."""
         raise NotImplementedError
+
+    def maintenance(self, route):
+        """Whether the LB answers the maintenance page on route now (what it runs, read back - not what a file says
+        it should run)."""
+        raise NotImplementedError
+
+    def set_maintenance(self, route, enabled, check_mode=False, guard=None):
+        """Turn the maintenance page of route on (every request of the route - the header canary's too - answers
+        503 with Retry-After and the page the lb role deployed) or off (the colors' weights and states answer
+        again), so a restart of the LB keeps it; read back. Returns {route, changed, before, after, commands};
+        check mode changes nothing."""
+        raise NotImplementedError
+
+    def set_maintenance_routes(self, routes, enabled, check_mode=False, guard=None):
+        """set_maintenance() on every route (every name checked first); a failure carries the routes done so far."""
+        self.check_routes(routes)
+        done = []
+        for route in routes:
+            try:
+                done.append(self.set_maintenance(route, enabled, check_mode=check_mode, guard=guard))
+            except SwitchyardError as exc:
+                exc.details["maintenance_routes"] = done + [{"route": route, "changed": False, "failed": True}]
+                raise
+        return done
 
     def counters(self, route, colors):
         """A snapshot of the per-color request and error counters (for the canary gate's deltas)."""

@@ -24,6 +24,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     shares,
 )
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
+from ansible_collections.switchyard.release.plugins.module_utils.lb.page import ask, check_url
 from ansible_collections.switchyard.release.plugins.module_utils.release import store
 from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError, find_release
@@ -72,6 +73,12 @@ class Traffic:
         if not self.params["routes"]:
             raise InvalidParameters("routes: give at least one route")
         self.lb.check_routes(self.params["routes"])
+        maintenance = self.params.get("maintenance")
+        if maintenance:
+            for index, url in enumerate(maintenance.get("probe_urls") or []):
+                check_url(url, f"maintenance.probe_urls[{index}]")
+            if maintenance.get("wait_up") and maintenance["enabled"]:
+                raise InvalidParameters("maintenance.wait_up is for maintenance.enabled=false (the route resuming)")
         record = self.params["record"]
         if record:
             if not self.lease:
@@ -83,8 +90,13 @@ class Traffic:
             if record and not self.module.check_mode:
                 self.require_release(record)
             canary = self.set_canary(self.params.get("canary"))
+            if maintenance and maintenance["enabled"]:
+                self.set_maintenance(maintenance)  # the page first: nothing behind it is served any more
             self.move(weights, states)
-            self.result["changed"] = self.result["changed"] or canary
+            if maintenance and not maintenance["enabled"]:
+                self.set_maintenance(maintenance)  # weights and states in place before the route answers again
+            paged = bool((self.result.get("maintenance") or {}).get("changed"))
+            self.result["changed"] = self.result["changed"] or canary or paged
             if record:
                 self.record(record)
         return self.result
@@ -95,6 +107,90 @@ class Traffic:
             return False
         self.result["canary"] = self.lb.set_canary(color, check_mode=self.module.check_mode, guard=self.lease.guard())
         return self.result["canary"]["changed"]
+
+    def set_maintenance(self, options):
+        """The maintenance page of every route on or off, then checked live through the LB (probe_urls). Off waits
+        first until options["wait_up"] is UP on every route (up_timeout): a route resumes on a color the LB sees UP."""
+        enabled, check_mode = options["enabled"], self.module.check_mode
+        out = {"enabled": enabled, "routes": [], "probes": []}
+        self.result["maintenance"] = out
+        if not enabled and options.get("wait_up") and not check_mode:
+            out["waited_up_s"] = self.wait_up(options["wait_up"])
+        try:
+            out["routes"] = self.lb.set_maintenance_routes(
+                self.params["routes"], enabled, check_mode=check_mode, guard=self.lease.guard()
+            )
+        except SwitchyardError as exc:
+            out["routes"] = exc.details.pop("maintenance_routes", [])
+            self.result["changed"] = self.result["changed"] or any(r.get("changed") for r in out["routes"])
+            raise
+        out["changed"] = any(r["changed"] for r in out["routes"])
+        self.result["changed"] = self.result["changed"] or out["changed"]
+        diffs = [
+            {
+                "before_header": f"{r['route']} maintenance",
+                "after_header": f"{r['route']} maintenance",
+                "before": f"maintenance: {'on' if r['before'] else 'off'}\n",
+                "after": f"maintenance: {'on' if r['after'] else 'off'}\n",
+            }
+            for r in out["routes"]
+            if r["changed"]
+        ]
+        for route in out["routes"]:
+            route.pop("diff", None)
+        if diffs and self.module._diff:
+            self.result.setdefault("diff", []).extend(diffs)
+        if check_mode:
+            return
+        out["probes"] = self.probe_page(options.get("probe_urls") or [], enabled, options["probe_timeout"])
+        out["verified_at"] = max((p["at"] for p in out["probes"]), default=time.time())
+        if options.get("since"):
+            # The outage a recreate reports: from the page verified on to the route verified answering again.
+            out["outage_ms"] = round((out["verified_at"] - float(options["since"])) * 1000, 1)
+
+    def wait_up(self, color):
+        """Seconds waited until color is UP on every route; LBError naming the routes where it is not."""
+        started = time.monotonic()
+        deadline = started + self.params["up_timeout"]
+        while True:
+            down = {}
+            for route in self.params["routes"]:
+                view = self.lb.servers(route).get(color) or {}
+                if not view.get("up"):
+                    down[route] = view.get("status") or "absent"
+            if not down:
+                return round(time.monotonic() - started, 3)
+            if time.monotonic() >= deadline:
+                raise LBError(
+                    f"{color} is not UP on the LB after {self.params['up_timeout']} s ("
+                    + ", ".join(f"route {r}: {s}" for r, s in sorted(down.items()))
+                    + "): the maintenance page stays on"
+                )
+            time.sleep(0.2)
+
+    def probe_page(self, urls, enabled, timeout):
+        """Each URL asked through the LB until it answers the page (enabled) or anything else than the page and
+        a 5xx (resumed), up to timeout seconds; [{url, status, page, at, tries}]; LBError with what was seen."""
+        done = []
+        for url in urls:
+            deadline, tries = time.monotonic() + timeout, 0
+            while True:
+                tries += 1
+                seen = ask(url, timeout=min(5.0, max(timeout, 1.0)))
+                good = seen["page"] if enabled else (not seen["page"] and seen["status"] and seen["status"] < 500)
+                if good:
+                    done.append({**seen, "at": time.time(), "tries": tries})
+                    break
+                if time.monotonic() >= deadline:
+                    wanted = "the maintenance page (503 with Retry-After)" if enabled else "the application again"
+                    said = seen["error"] or f"HTTP {seen['status']}{' (the page)' if seen['page'] else ''}"
+                    raise LBError(
+                        f"{url} does not answer {wanted} through the LB after {timeout} s "
+                        f"({tries} tries, last: {said})",
+                        maintenance=self.result.get("maintenance"),
+                    )
+                time.sleep(0.05)
+        return done
 
     def move(self, weights, states):
         if weights or states:

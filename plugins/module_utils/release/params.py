@@ -11,6 +11,7 @@ import re
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import MAX_WEIGHT
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, LedgerError
+from ansible_collections.switchyard.release.plugins.module_utils.release.plan import check_strategy
 
 ACTIONS = ("get", "plan", "lock", "renew", "unlock", "begin", "step", "promote", "rollback", "fail", "retire", "drill")
 DRILL_OUTCOMES = ("done", "failed")
@@ -163,6 +164,11 @@ def validate_params(params):
         if not 1 <= experiment["share"] <= 99:
             raise LedgerError(f"experiment.share: {experiment['share']} must be from 1 to 99 (% of users on B)")
         _check_pattern("experiment.key", experiment["key"], EXPERIMENT_KEY_PATTERN)
+    # switchyard_strategy, refused naming the allowed values before the ledger is read.
+    if params["action"] == "plan" and plan.get("kind") == "release":
+        check_strategy(plan.get("strategy") or "canary")
+    if params["action"] == "begin" and params.get("strategy") is not None:
+        check_strategy(params["strategy"])
     params["weights"] = normalize_weights(params.get("weights"), "weights")
     params["images"] = normalize_images(params.get("images"))
     if params["action"] == "step":

@@ -11,6 +11,8 @@ Jinja, and each case has its unit test.
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.switchyard.release.plugins.module_utils.common.clock import (
     UTC,
     format_time,
@@ -19,11 +21,38 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.clock im
 )
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import MAX_WEIGHT
-from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, other_color
+from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import COLORS, LedgerError, other_color
 from ansible_collections.switchyard.release.plugins.module_utils.release.weights import canary_weights
 
 # How a release moves traffic to the new version (docs/strategies.md).
-STRATEGIES = ("canary", "bluegreen", "ab")
+STRATEGIES = ("canary", "bluegreen", "recreate", "ab")
+
+
+# Why switchyard_stop_after_step (a canary's pause) does not apply to the other strategies.
+STRATEGY_PAUSES = {"bluegreen": "switches once", "recreate": "recreates the live color in place"}
+
+
+def check_strategy(strategy):
+    """The strategy, or LedgerError naming switchyard_strategy and the allowed values (before anything changes)."""
+    if strategy not in STRATEGIES:
+        raise LedgerError(
+            f"switchyard_strategy={strategy!r} is not a strategy: allowed values are {', '.join(STRATEGIES)}"
+        )
+    return strategy
+
+
+def failed_recreate(ledger):
+    """The last release when it was a recreate that failed on the live color (its old version is gone, the maintenance
+    page is up), else None."""
+    last = last_release(ledger)
+    live = ledger.get("live")
+    record = (ledger.get("colors") or {}).get(live) or {}
+    # Only once its containers were replaced: a recreate that failed before the stop left the old version serving.
+    replaced = record.get("release_id") == last.get("id") and record.get("state") != "live"
+    ended_badly = last.get("outcome") in ("failed", "abandoned")
+    if last.get("strategy") == "recreate" and ended_badly and last.get("color") == live and replaced:
+        return last
+    return None
 
 
 def last_release(ledger, kind="release"):
@@ -82,12 +111,10 @@ def strategy_steps(strategy, live, canary_steps, done, stop, ab_percent, ab_prom
 def strategy_refusal(strategy, app, last, paused, stop_after_step, ab_percent, ab_promote, ab_key):
     """Why the strategy's own parameters cannot run as asked, or None."""
     running_ab = paused is not None and entry_strategy(last) == "ab"
-    if strategy not in STRATEGIES:
-        return f"switchyard_strategy={strategy!r}: use one of {', '.join(STRATEGIES)}"
     if strategy != "canary" and stop_after_step not in (None, ""):
         return (
             f"switchyard_stop_after_step={stop_after_step} pauses a canary; the {strategy} strategy "
-            f"{'switches once' if strategy == 'bluegreen' else 'pauses at its share by itself'}: leave it empty"
+            f"{STRATEGY_PAUSES.get(strategy, 'pauses at its share by itself')}: leave it empty"
         )
     if strategy == "ab" and not (isinstance(ab_percent, int) and 1 <= ab_percent <= 99):
         return f"switchyard_ab_percent={ab_percent!r}: the share of users on variant B, an integer from 1 to 99"
@@ -155,7 +182,11 @@ def plan_release(
       again at its share, or promoted with ab_promote);
     - a release killed while it held the lock: not resumed; its lock decides (refused while valid,
       taken over once expired, and the killed release is then abandoned).
+
+    strategy recreate (with a live color): no second color - the live color is recreated with the new version behind
+    the maintenance page (plan["recreate"] says what would happen); after a failed recreate only a recreate may run.
     """
+    check_strategy(strategy)
     version = str(version)
     live = ledger.get("live") or None
     colors = ledger.get("colors") or {}
@@ -174,6 +205,8 @@ def plan_release(
         paused is None
         and live
         and str((colors.get(live) or {}).get("version") or "") == version
+        # A live color whose recreate failed runs nothing (its record names the version that failed).
+        and (colors.get(live) or {}).get("state", "live") == "live"
         and last.get("outcome") != "running"
     )
     plan = {
@@ -239,7 +272,45 @@ def plan_release(
         final_weights=canary_weights(100, live, candidate),
     )
     plan["noop"] = noop
+    plan["recreate"] = None
+    broken = failed_recreate(ledger)
+    if broken and strategy != "recreate" and not plan["refused"]:
+        plan["refused"] = (
+            f"Release {broken['id']} recreated {live} with {broken.get('version')} and failed: the old version's "
+            f"containers are gone and {live} answers the maintenance page. Release a good version with "
+            "-e switchyard_strategy=recreate (it recreates the color again and resumes traffic), or run "
+            "playbooks/rollback.yml for what it can do."
+        )
+    if strategy == "recreate" and live:
+        if paused is not None and not plan["refused"]:
+            plan["refused"] = (
+                f"Release {last['id']} ({entry_strategy(last)}) is paused after the {paused} % step: finish it "
+                f"(release.yml with switchyard_version={last.get('version')}) or undo it (rollback.yml) before a "
+                "recreate."
+            )
+        plan.update(recreate_plan(ledger, live, version), candidate=live, steps=[], weights_per_step=[])
+        plan.update(judged_steps=[], final_weights={live: 256, other_color(live): 0}, pause_after=None)
     return plan
+
+
+def recreate_plan(ledger, color, version):
+    """What a recreate of color does, in order (for the plan, --check and the ledger)."""
+    record = (ledger.get("colors") or {}).get(color) or {}
+    app = ledger.get("app")
+    replaced = {k: record.get(k) for k in ("version", "images", "release_id", "state")}
+    return {
+        "recreate": {
+            "color": color,
+            "project": f"{app}-{color}",
+            "replaces": replaced,
+            "actions": [
+                f"maintenance page on (HTTP 503 with Retry-After) on every route of {app}, checked through the LB",
+                f"stop {app}-{color} ({replaced.get('version') or 'nothing running'})",
+                f"start {app}-{color} with {version} and wait until healthy (its servers UP on the LB)",
+                "maintenance page off: traffic resumes on it, checked through the LB",
+            ],
+        }
+    }
 
 
 def resume_images(entry, color):
@@ -296,6 +367,9 @@ def plan_rollback(ledger, new_id, force=False):
             "undoes": retry["id"],
             "weights": {retry["color"]: 256, retry.get("from_color") or other_color(retry["color"]): 0},
         }
+    recreated = recreated_in_place(ledger, last)
+    if recreated:
+        return refuse_recreated(ledger, new_id, last, recreated)
     plan = {
         "kind": "rollback",
         "id": new_id,
@@ -320,6 +394,49 @@ def plan_rollback(ledger, new_id, force=False):
         )
     plan["weights"] = {plan["to"]: 256, plan["away"]: 0} if plan["refused"] is None and plan["away"] else None
     return plan
+
+
+def recreated_in_place(ledger, last):
+    """What the last release's recreate replaced on the live color ({version, images, ...}), when the last release
+    recreated the live color in place (promoted, or failed behind the maintenance page); else None."""
+    live = ledger.get("live")
+    if last.get("strategy") != "recreate" or not live or last.get("color") != live:
+        return None
+    if ((ledger.get("colors") or {}).get(live) or {}).get("release_id") != last.get("id"):
+        return None  # it failed before the live color was touched: the old version still serves
+    stop = next((s for s in last.get("steps") or [] if s.get("name") == "stop"), None)
+    return (stop or {}).get("replaced") or {"version": None, "images": {}}
+
+
+def refuse_recreated(ledger, new_id, last, replaced):
+    """A rollback after a recreate: no color still runs the replaced version (it was stopped and its containers
+    recreated), so switching colors cannot undo it - a recreate with the replaced images does. Refused, saying how."""
+    app, color = ledger.get("app"), last.get("color")
+    version, images = replaced.get("version"), replaced.get("images") or {}
+    how = (
+        f"ansible-playbook playbooks/release.yml -e switchyard_strategy=recreate -e switchyard_version={version} "
+        f"-e '{json.dumps({'switchyard_images': images}, sort_keys=True)}'"
+        if version and images
+        else "release.yml with -e switchyard_strategy=recreate and a good version"
+    )
+    state = "failed, behind the maintenance page" if last.get("outcome") != "promoted" else "promoted"
+    return {
+        "kind": "rollback",
+        "id": new_id,
+        "mode": "recreate",
+        "to": color,
+        "away": color,
+        "version": version,
+        "images": images,
+        "undoes": last.get("id"),
+        "weights": None,
+        "refused": (
+            f"Rollback of {app} refused: release {last.get('id')} recreated {color} in place with "
+            f"{last.get('version')} ({state}), so no color still runs {version or 'the version before it'} - there is "
+            f"nothing warm to switch back to. Recreate the previous version on {color} (its digests, as the ledger "
+            f"recorded them): {how}"
+        ),
+    }
 
 
 def live_schema_level(ledger):

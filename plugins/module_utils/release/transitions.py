@@ -95,16 +95,18 @@ def begin(
 
     A release (kind release) deploys the idle color unless told otherwise: the color that is not
     live (blue on a first deploy), coming from the live one. A rollback goes to previous, from live.
-    Releases still running are marked abandoned: only the lock holder may run.
+    Releases still running are marked abandoned: only the lock holder may run. A recreate (strategy recreate)
+    deploys the live color itself (there is no second color), behind the maintenance page.
     """
     if find_release(ledger, release_id) is not None:
         return ledger
     after = copy.deepcopy(ledger)
     live = after["live"]
     if kind == "release":
-        color = color or (other_color(live) if live else COLORS[0])
+        in_place = strategy == "recreate" and bool(live)
+        color = color or (live if in_place else other_color(live) if live else COLORS[0])
         from_color = from_color or live
-        if color == live:
+        if color == live and not in_place:
             raise LedgerError(
                 f"release {release_id} would deploy {color}, which is live for {after['app']}: "
                 f"a release deploys the idle color ({other_color(live)})"
@@ -138,14 +140,18 @@ def begin(
             "verdicts": [],
             "outcome": "running",
             "reason": None,
+            **({"strategy": strategy} if strategy else {}),
         }
     )
-    if kind == "release" and strategy:
-        after["releases"][-1]["strategy"] = strategy
-        if experiment:
-            after["releases"][-1]["experiment"] = dict(experiment)
+    if kind == "release" and experiment:
+        after["releases"][-1]["experiment"] = dict(experiment)
     _trim(after["releases"], history_limit)
     return _stamped(ledger, after, now)
+
+
+def in_place(entry):
+    """A recreate: the release replaces the live color's containers (behind the maintenance page)."""
+    return entry.get("strategy") == "recreate"
 
 
 def record_step(ledger, release_id, step, now):
@@ -188,7 +194,7 @@ def record_step(ledger, release_id, step, now):
         # The candidate's containers are about to be replaced: from now on the color no longer runs what the
         # ledger said (a previous version kept for rollback is gone, even if the deploy then fails).
         color = entry.get("color")
-        if not color or color == after["live"]:
+        if not color or (color == after["live"] and not in_place(entry)):
             raise LedgerError(f"step {name}: release {release_id} has no idle color to deploy ({color or 'none'})")
         record = after["colors"].get(color)
         if record is None or record.get("release_id") != release_id:
@@ -201,7 +207,7 @@ def record_step(ledger, release_id, step, now):
             raise LedgerError(
                 f"step {name}: release {release_id} has no color, so no color can be recorded as deployed"
             )
-        if color == after["live"]:
+        if color == after["live"] and not in_place(entry):
             raise LedgerError(
                 f"step {name}: release {release_id} deploys {color}, which is live: refusing to record it"
             )

@@ -213,3 +213,22 @@ def test_the_last_drill_with_its_rto_and_failures_once_there_is_one(ledger) -> N
     )
     assert [line for line in lines if "drill" in line] == [said]
     assert lines[lines.index(said) + 1].startswith("schema: "), "after the releases, before the schema"
+
+
+def test_a_recreate_shows_its_outage() -> None:
+    entry = {
+        "id": "r9",
+        "kind": "release",
+        "version": "v2",
+        "color": "blue",
+        "strategy": "recreate",
+        "outcome": "promoted",
+        "finished_at": "2026-12-04T10:00:00Z",
+        "steps": [{"name": "stop"}, {"name": "recreate", "outage_ms": 8249.6, "health_s": 7.55}],
+    }
+    ledger = {"app": "shop", "live": "blue", "colors": {}, "releases": [entry, {**entry, "id": "r10", "steps": []}]}
+    lines = release_summary(ledger)["lines"]
+    assert (
+        "  r9  release v2 on blue (recreate: outage 8.2 s, healthy in 7.5 s): promoted (2026-12-04T10:00:00Z)" in lines
+    )
+    assert "  r10  release v2 on blue (recreate): promoted (2026-12-04T10:00:00Z)" in lines

@@ -21,6 +21,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     LBUnreachable,
     LoadBalancer,
 )
+from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy import maintenance as page
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.canary import MAP_FILE, map_path, set_canary
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.log import iter_timed_lines, parse_lines
 from ansible_collections.switchyard.release.plugins.module_utils.lb.haproxy.names import check_names
@@ -105,7 +106,11 @@ class HAProxy(LoadBalancer):
 
     # -- the interface -------------------------------------------------------------------------
     def config_files(self, routes):
-        return {"lb/haproxy.cfg": self.config, "lb/canary.map": map_path(self.dir)}
+        return {
+            "lb/haproxy.cfg": self.config,
+            "lb/canary.map": map_path(self.dir),
+            "lb/maintenance.map": page.map_path(self.dir),
+        }
 
     def exists(self):
         return os.path.exists(self.socket)
@@ -173,6 +178,25 @@ class HAProxy(LoadBalancer):
         ]
         map_id = f"{CONFIG_IN_CONTAINER}/{MAP_FILE}"
         return set_canary(map_path(self.dir), map_id, color, apis, check_mode=check_mode, guard=guard)
+
+    def apis(self):
+        """The admin socket, then the master CLI relaying to the worker (the socket removed by hand)."""
+        return [
+            RuntimeAPI(self.socket, timeout=self.timeout),
+            RuntimeAPI(self.master_socket, timeout=self.timeout, prefix="@1 "),
+        ]
+
+    def maintenance(self, route):
+        self.check_route(route)
+        return page.read_maintenance(self.apis(), f"{CONFIG_IN_CONTAINER}/{page.MAP_FILE}", route)
+
+    def set_maintenance(self, route, enabled, check_mode=False, guard=None):
+        # etc/maintenance.map, and HAProxy's copy through the Runtime API: no reload.
+        self.check_route(route)
+        map_id = f"{CONFIG_IN_CONTAINER}/{page.MAP_FILE}"
+        return page.set_maintenance(
+            page.map_path(self.dir), map_id, route, enabled, self.apis(), check_mode=check_mode, guard=guard
+        )
 
     def counters(self, route, colors):
         self.check_route(route)

@@ -42,14 +42,19 @@ def map_entries(text):
 
 def with_color(text, color):
     """The map file's text with `1 <color>`: the key's line rewritten in place (comments kept), or added."""
+    return with_entry(text, KEY, color)
+
+
+def with_entry(text, key, value):
+    """The map file's text with `<key> <value>`: the key's line rewritten in place (comments kept), or added."""
     lines = text.splitlines()
     for index, line in enumerate(lines):
         code = line.strip()
-        if code and not code.startswith("#") and code.partition(" ")[0] == KEY:
-            lines[index] = f"{KEY} {color}"
+        if code and not code.startswith("#") and code.partition(" ")[0] == key:
+            lines[index] = f"{key} {value}"
             break
     else:
-        lines.append(f"{KEY} {color}")
+        lines.append(f"{key} {value}")
     return "\n".join(lines) + "\n"
 
 

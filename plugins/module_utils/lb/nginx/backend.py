@@ -451,6 +451,48 @@ class Nginx(LoadBalancer):
             result["generation"] = config.parse(read_text(self.path))["generation"]
         return result
 
+    def maintenance(self, route):
+        # The file's flag, when Nginx serves that file (its generation): what the workers answer.
+        self.check_route(route)
+        _text, state = self.read_state()
+        entry = config.find_route(state, route)
+        if self.loaded_generation() != state["generation"]:
+            raise LBError(
+                f"Nginx does not serve {self.path} (generation {state['generation']}): whether route {route} is in "
+                "maintenance cannot be read back; the next change reloads it"
+            )
+        return bool(entry.get("maintenance"))
+
+    def set_maintenance(self, route, enabled, check_mode=False, guard=None):
+        self.check_route(route)
+        if check_mode:
+            return self.set_maintenance_locked(route, enabled, True, guard)
+        with self.locked():
+            return self.set_maintenance_locked(route, enabled, False, guard)
+
+    def set_maintenance_locked(self, route, enabled, check_mode, guard):
+        text, state = self.read_state()
+        entry = config.find_route(state, route)
+        before = bool(entry.get("maintenance"))
+        loaded = self.loaded_generation() == state["generation"]
+        result = {"route": route, "changed": before != enabled or not loaded, "before": before, "after": enabled}
+        result["commands"] = (
+            [f"set {route} maintenance {'on' if enabled else 'off'}", "nginx -t", "nginx -s reload"]
+            if result["changed"]
+            else []
+        )
+        if check_mode or not result["changed"]:
+            return result
+        new_state = {
+            **state,
+            "routes": [{**r, "maintenance": enabled} if r["name"] == route else r for r in state["routes"]],
+        }
+        _text, result["timings"] = self.apply(text, new_state, guard)
+        seen = config.find_route(config.parse(read_text(self.path)), route)
+        if bool(seen.get("maintenance")) != enabled:
+            raise LBError(f"{self.path} shows route {route} maintenance {seen.get('maintenance')} after the change")
+        return result
+
     def set_canary(self, color, check_mode=False, guard=None):
         if color not in COLORS:
             raise InvalidParameters(f"canary={color!r}: use one of {', '.join(COLORS)}")

@@ -20,15 +20,28 @@ import json
 import re
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
-from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, MAX_WEIGHT, STATES, LBError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
+    COLORS,
+    MAINTENANCE_HEADER,
+    MAX_RETRY_AFTER,
+    MAX_WEIGHT,
+    STATES,
+    LBError,
+)
 
 FILE = "routes.conf"
 MAIN_FILE = "nginx.conf"
 STATE_PREFIX = "# switchyard-nginx-state: "
 # The internal listener (127.0.0.1 in the container, never published) that answers the loaded generation.
 INTERNAL_PORT = 8081
+# Where the lb role mounts etc/ in the container.
+CONFIG_DIR = "/etc/nginx/switchyard"
 GENERATION_PATH = "/_switchyard/generation"
 HEALTH_URI = "/_switchyard/lb-health"
+# The maintenance page (etc/maintenance.html, written by the lb role): a route in maintenance answers 503 with it.
+MAINTENANCE_URI = "/_switchyard/maintenance.html"
+MAINTENANCE_FILE = "maintenance.html"
+DEFAULT_RETRY_AFTER = 30
 
 # The lb role's rule for route names; a route name also makes a DNS alias and part of a variable name.
 ROUTE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
@@ -68,6 +81,11 @@ def check_state(state):
             f"switchyard_lb_sticky_cookie={cookie!r}: Nginx reads a cookie as $cookie_<name>, so use 1 to 64 of "
             "A-Z a-z 0-9 _"
         )
+    retry_after = state.get("maintenance_retry_after", DEFAULT_RETRY_AFTER)
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int) or not 1 <= retry_after <= MAX_RETRY_AFTER:
+        raise InvalidParameters(
+            f"maintenance_retry_after={retry_after!r}: a whole number of seconds from 1 to {MAX_RETRY_AFTER}"
+        )
     if not GENERATION_RE.fullmatch(str(state.get("generation") or "")):
         raise InvalidParameters(f"generation={state.get('generation')!r}: 1 to 64 of A-Z a-z 0-9 . _ -")
     seen = set()
@@ -83,6 +101,8 @@ def check_state(state):
             raise InvalidParameters(f"route {route['name']}: health_path={route.get('health_path')!r} is refused")
         if route.get("path_prefix") and not PATH_RE.fullmatch(route["path_prefix"]):
             raise InvalidParameters(f"route {route['name']}: path_prefix={route['path_prefix']!r} is refused")
+        if not isinstance(route.get("maintenance", False), bool):
+            raise InvalidParameters(f"route {route['name']}: maintenance={route.get('maintenance')!r}: true or false")
         for color in COLORS:
             check_weight(f"route {route['name']}: weights.{color}", route["weights"].get(color))
             check_color_state(f"route {route['name']}: states.{color}", route["states"].get(color))
@@ -128,6 +148,9 @@ def render(state):
     check_state(state)
     cookie = state.get("sticky_cookie") or ""
     header = {k: state[k] for k in ("generation", "canary", "sticky_cookie")}
+    retry_after = state.get("maintenance_retry_after", DEFAULT_RETRY_AFTER)
+    if retry_after != DEFAULT_RETRY_AFTER:
+        header["maintenance_retry_after"] = retry_after
     header["routes"] = [
         {
             "name": r["name"],
@@ -136,6 +159,8 @@ def render(state):
             "path_prefix": r.get("path_prefix") or "",
             "weights": {c: r["weights"][c] for c in COLORS},
             "states": {c: r["states"][c] for c in COLORS},
+            # Only a route in maintenance says so: a file without any renders as it always did.
+            **({"maintenance": True} if r.get("maintenance") else {}),
         }
         for r in state["routes"]
     ]
@@ -193,6 +218,8 @@ def render(state):
         '        return 200 "OK\\n";',
         "    }",
     ]
+    if any(r.get("maintenance") for r in state["routes"]):
+        out += maintenance_location(retry_after)
     first = state["routes"][0]
     for route in state["routes"]:
         matches = [f"^~ {quoted(route['path_prefix'])}"] if route.get("path_prefix") else []
@@ -219,8 +246,33 @@ def render(state):
     return "\n".join(out)
 
 
+def maintenance_location(retry_after):
+    """The page a route in maintenance answers (error_page keeps the 503), with Retry-After and the marker header."""
+    return [
+        f"    location = {MAINTENANCE_URI} {{",
+        "        internal;",
+        f"        alias {CONFIG_DIR}/{MAINTENANCE_FILE};",
+        "        types { }",
+        '        default_type "text/html; charset=utf-8";',
+        f"        add_header Retry-After {int(retry_after)} always;",
+        '        add_header Cache-Control "no-store" always;',
+        f"        add_header {MAINTENANCE_HEADER} on always;",
+        "    }",
+    ]
+
+
 def location(route, match):
     v, name = var(route["name"]), route["name"]
+    if route.get("maintenance"):
+        # Every request of the route - the header canary's too - answers the maintenance page.
+        return [
+            f"    location {match} {{",
+            f"        set $sy_route {name};",
+            "        set $sy_color maintenance;",
+            f"        error_page 503 {MAINTENANCE_URI};",
+            "        return 503;",
+            "    }",
+        ]
     return [
         f"    location {match} {{",
         f"        set $sy_route {name};",
@@ -257,7 +309,7 @@ def find_route(state, route):
     )
 
 
-def for_role(text, routes, initial_weights, sticky_cookie, generation):
+def for_role(text, routes, initial_weights, sticky_cookie, generation, retry_after=DEFAULT_RETRY_AFTER):
     """The routes.conf the lb role writes: the routes as given, each keeping the weights and states the file
     holds (initial_weights, all ready, for a route new to it), the canary kept. text: the file in place or None.
     Returns the text in place when nothing changes (a re-run changes nothing)."""
@@ -267,6 +319,7 @@ def for_role(text, routes, initial_weights, sticky_cookie, generation):
         "generation": (old or {}).get("generation") or generation,
         "canary": (old or {}).get("canary"),
         "sticky_cookie": sticky_cookie or "",
+        "maintenance_retry_after": int(retry_after),
         "routes": [],
     }
     for route in routes:
@@ -279,6 +332,8 @@ def for_role(text, routes, initial_weights, sticky_cookie, generation):
                 "path_prefix": route.get("path_prefix") or "",
                 "weights": dict(previous["weights"]) if previous else {c: int(initial_weights[c]) for c in COLORS},
                 "states": dict(previous["states"]) if previous else dict.fromkeys(COLORS, "ready"),
+                # A route in maintenance stays so (a recreate under way, or one that failed: see docs/strategies.md).
+                "maintenance": bool(previous.get("maintenance")) if previous else False,
             }
         )
     if text and render(state) == text:

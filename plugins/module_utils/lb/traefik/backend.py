@@ -45,6 +45,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik.dyna
     dump_route,
     file_name,
     initial_record,
+    maintenance_middleware,
     read_record,
     route_settings,
     service_name,
@@ -169,7 +170,16 @@ class Traefik(LoadBalancer):
                 problems.append(f"{color}: weight {seen['weight']}, {seen['state']} (the file says {weight}, {state})")
         if snap.candidate(route) != candidate:
             problems.append(f"X-Canary: 1 reaches {snap.candidate(route)} (the file says {candidate})")
+        shown = self.maintenance_shown(snap, route)
+        if shown != bool(record.get("maintenance")):
+            problems.append(f"maintenance {'on' if shown else 'off'} (the file says {record.get('maintenance')})")
         return problems
+
+    @staticmethod
+    def maintenance_shown(snap, route):
+        """Whether the route's main router answers the maintenance page, as Traefik loaded it."""
+        router = snap.routers.get(f"{route}@file") or snap.routers.get(f"{route}-default@file") or {}
+        return f"{maintenance_middleware(route)}@file" in (router.get("middlewares") or [])
 
     def wait_loaded(self, route, record, started):
         """The read-back: poll the API until it shows record loaded without error; LBError naming what it shows."""
@@ -486,6 +496,31 @@ class Traefik(LoadBalancer):
             result["commands"].append(f"write {file_name(route)} (canary {color})")
             if not check_mode:
                 self.write(route, target, guard)
+
+    def maintenance(self, route):
+        self.check_route(route)
+        return self.maintenance_shown(self.snapshot([route]), route)
+
+    def set_maintenance(self, route, enabled, check_mode=False, guard=None):
+        self.check_route(route)
+        with contextlib.ExitStack() as stack:
+            if not check_mode:
+                stack.enter_context(self.locked(self.lock_wait()))
+            text, record = self.read_route(route)
+            before = self.maintenance_shown(self.snapshot([route]), route) if text is not None else False
+            target = dict(record, maintenance=enabled)
+            rendered = dump_route(self.settings(), route, target)
+            result = {"route": route, "changed": rendered != text or before != enabled, "before": before}
+            result.update(after=enabled, commands=[], diff=[{"before": text or "", "after": rendered}])
+            result["diff"][0].update(before_header=self.route_path(route), after_header=self.route_path(route))
+            if result["changed"]:
+                result["commands"].append(f"write {file_name(route)} (maintenance {'on' if enabled else 'off'})")
+            if check_mode or not result["changed"]:
+                return result
+            started = time.monotonic()
+            self.write(route, target, guard or (lambda: None))  # read back: the API shows the middleware (or not)
+            result["timings"] = {"loaded_ms": round((time.monotonic() - started) * 1000, 1)}
+            return result
 
     # -- the rest of the interface ----------------------------------------------------------------------
     def config_files(self, routes):

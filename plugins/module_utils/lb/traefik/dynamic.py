@@ -26,7 +26,15 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
-from ansible_collections.switchyard.release.plugins.module_utils.lb.base import COLORS, MAX_WEIGHT, STATES, LBError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.base import (
+    COLORS,
+    MAINTENANCE_HEADER,
+    MAINTENANCE_STATUS,
+    MAX_RETRY_AFTER,
+    MAX_WEIGHT,
+    STATES,
+    LBError,
+)
 
 try:
     import yaml
@@ -50,6 +58,9 @@ COOKIE_RE = re.compile(r"[A-Za-z0-9!%&*+.^_`|~-]{1,64}")
 INTERVAL_RE = re.compile(r"[0-9]{1,6}(ms|s|m)")
 # Priorities (the health endpoint of switchyard.yml has 100000): the canary header routers, then the routes by
 # path prefix, then the default route.
+# The maintenance page: the lb role's local plugin (etc/plugins-local/, Traefik has no static response of its own)
+# answers every request of a route in maintenance; its settings (Retry-After, body) come from etc/switchyard.json.
+MAINTENANCE_PLUGIN = "switchyardmaintenance"
 PRIORITY_CANARY = 50000
 PRIORITY_PREFIX = 20000
 
@@ -94,6 +105,14 @@ def check_settings(settings):
     for cidr in settings.get("trusted") or []:
         if not isinstance(cidr, str) or not re.fullmatch(r"[0-9A-Fa-f.:/]{2,49}", cidr):
             raise InvalidParameters(f"settings trusted: {cidr!r} is not a CIDR")
+    page = settings.get("maintenance") or {}
+    retry_after = page.get("retry_after", 30)
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int) or not 1 <= retry_after <= MAX_RETRY_AFTER:
+        raise InvalidParameters(
+            f"settings maintenance.retry_after={retry_after!r}: whole seconds from 1 to {MAX_RETRY_AFTER}"
+        )
+    if not isinstance(page.get("body", ""), str):
+        raise InvalidParameters("settings maintenance.body: the page's HTML, a string")
     cookie = settings.get("sticky_cookie") or ""
     if cookie and not COOKIE_RE.fullmatch(cookie):
         raise InvalidParameters(f"settings sticky_cookie={cookie!r}: 1 to 64 cookie token characters")
@@ -125,7 +144,13 @@ def check_record(record):
             raise InvalidParameters(f"states.{color}={view.get('state')!r}: allowed values are {', '.join(STATES)}")
     if record.get("canary") not in (None,) + COLORS:
         raise InvalidParameters(f"canary={record.get('canary')!r}: allowed values are {', '.join(COLORS)}")
+    if not isinstance(record.get("maintenance", False), bool):
+        raise InvalidParameters(f"maintenance={record.get('maintenance')!r}: true or false")
     return record
+
+
+def maintenance_middleware(route):
+    return f"{route}-maintenance"
 
 
 def initial_record(weights, canary=None):
@@ -236,6 +261,22 @@ def render_route(settings, route, record):
                     "service": service_name(route, candidate),
                     "middlewares": [f"{route}-{candidate}-server"],
                 }
+    if record.get("maintenance"):
+        # Every router of the route (the header canary's too) answers the page first; the services stay in use, so
+        # Traefik keeps checking the colors' health and the route resumes on a color it already sees UP.
+        page = settings.get("maintenance") or {}
+        middlewares[maintenance_middleware(route)] = {
+            "plugin": {
+                MAINTENANCE_PLUGIN: {
+                    "status": MAINTENANCE_STATUS,
+                    "retryAfter": page.get("retry_after", 30),
+                    "header": MAINTENANCE_HEADER,
+                    "body": page.get("body") or "Down for maintenance\n",
+                }
+            }
+        }
+        for router in routers.values():
+            router["middlewares"] = [maintenance_middleware(route)] + router["middlewares"]
     return {"http": {"routers": routers, "services": services, "middlewares": middlewares}}
 
 

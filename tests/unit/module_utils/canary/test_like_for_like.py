@@ -166,8 +166,9 @@ def test_after_a_blue_green_switch_the_candidate_s_real_requests_meet_the_absolu
     metrics = by_metric(judge.compare(failing["canary"], failing["baseline"], LIMITS, "lb"))
     assert metrics["error_rate"]["sample"] == "synthetic" and metrics["error_rate"]["status"] == judge.PASS
     assert metrics["real_error_rate"]["status"] == judge.FAIL and metrics["real_error_rate"]["canary_n"] == 400
-    assert "canary's real requests: error rate 100.00% (400/400) above the limit 5.00%" in (
-        metrics["real_error_rate"]["reason"]
+    assert (
+        "canary's real requests: error rate 100.00% (400/400) above the limit 5.00%"
+        in (metrics["real_error_rate"]["reason"])
     )
     assert judge.verdict(list(metrics.values())) == "rollback"
     # Slow real requests fail max_p95_ms the same way.

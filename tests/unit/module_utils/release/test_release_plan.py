@@ -550,7 +550,6 @@ def test_another_version_during_an_experiment_is_refused_with_how_to_end_it() ->
 @pytest.mark.parametrize(
     ("kwargs", "said"),
     [
-        ({"strategy": "rolling"}, "switchyard_strategy='rolling': use one of canary, bluegreen, ab"),
         ({"strategy": "bluegreen", "stop_after_step": 10}, "switchyard_stop_after_step=10 pauses a canary"),
         ({"strategy": "ab", "ab_percent": 0, "ab_key": "cookie SV"}, "switchyard_ab_percent=0: the share"),
         ({"strategy": "ab", "ab_percent": 100, "ab_key": "cookie SV"}, "an integer from 1 to 99"),

@@ -1,0 +1,3 @@
+module switchyard.local/maintenance
+
+go 1.22
