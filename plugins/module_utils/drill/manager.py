@@ -442,8 +442,8 @@ class DrillManager:
             timeout=probe["timeout"],
             connection=self.connection,
         )
+        reason, times, moved = None, {"wall_start": time.time()}, False
         prober.start(fast=True)
-        reason, times, moved = None, {}, False
         try:
             self.baseline(prober, plan)
             # Before the shift: a drill killed outright (SIGKILL) leaves this, and the next one puts it back.
@@ -612,7 +612,7 @@ class DrillManager:
         last = probes[-1]["n"] if probes else None
         deadline = time.monotonic() + self.params["log_wait"]
         records, error = [], None
-        since = wall(times["wall_shift"] - 1)
+        since = wall(times["wall_start"] - 1)  # every probe's line, the baseline's too
         while True:
             try:
                 records = self.lb.request_records(routes, since, utc_now() + datetime.timedelta(seconds=1))
@@ -635,6 +635,12 @@ class DrillManager:
             else None,
             "failed": rto.failures(window, tag) if error is None else None,
             "probes": rto.summary(probes),
+            # The probes the LB's log does not show (a handful at most), timed from the shift call: to explain them.
+            "unlogged": [
+                {"n": p["n"], "sent_ms": round((p["sent"] - times["shift"]) * 1000, 1), "status": p["status"]}
+                for p in probes
+                if not p.get("logged")
+            ][:5],
         }
         if error:
             figures["log_error"] = error
@@ -666,6 +672,8 @@ class DrillManager:
             # The last release when the drill moved traffic: a restore_to is stale once another one ran.
             "after_release": self.after_release,
         }
+        if figures.get("unlogged"):
+            record["unlogged"] = figures["unlogged"]
         if times.get("wall_shift"):
             record["started_at"] = wall(times["wall_shift"]).isoformat(timespec="milliseconds")
         return record
