@@ -21,7 +21,7 @@ description:
     until every new probe is served by the target; partial drill - until the first probe the target serves. It
     also times the way back, and counts the requests the LB logged as failed (5xx or no answer) over the drill.
   - Refused too when the LB does not show what the ledger says (on every route the live color ready at weight 256,
-    the target taking no new traffic): a drill or release was interrupted there.
+    the target taking no new traffic) - a drill or release was interrupted there.
   - Before the shift the drill is recorded C(running) with the weights and states to put back (C(restore_to)). The
     target DOWN on the LB, failing probes, or the lock taken over end the hold at once; any failure after the shift,
     and SIGTERM, SIGHUP or SIGINT, put the traffic back where it was before anything else - unless another run took
@@ -125,7 +125,7 @@ options:
     description:
       - Only put back the traffic the last drill left moved (killed, or its restore failed), from its C(restore_to),
         and record it; nothing when there is none, or when a release or rollback ran since. Needs O(lease) (the run's
-        own lock: a run that took it over is never undone). What the drill role's rescue runs.
+        own lock - a run that took it over is never undone). What the drill role's rescue runs.
     type: bool
     default: false
 """
