@@ -20,9 +20,17 @@ description:
     LB's own request log says which color served each one, whatever the LB kind. Full drill - from the shift call
     until every new probe is served by the target; partial drill - until the first probe the target serves. It
     also times the way back, and counts the requests the LB logged as failed (5xx or no answer) over the drill.
-  - The target DOWN on the LB, or failing probes, end the hold at once; any failure after the shift puts the
-    traffic back where it was before anything else. The drill is recorded in the ledger's C(drills) (release_state
-    action V(drill)) and the lock released, whatever the outcome.
+  - Refused too when the LB does not show what the ledger says (on every route the live color ready at weight 256,
+    the target taking no new traffic) - a drill or release was interrupted there.
+  - Before the shift the drill is recorded C(running) with the weights and states to put back (C(restore_to)). The
+    target DOWN on the LB, failing probes, or the lock taken over end the hold at once; any failure after the shift,
+    and SIGTERM, SIGHUP or SIGINT, put the traffic back where it was before anything else - unless another run took
+    the release lock over (a forced rollback), whose traffic is left alone. A drill killed outright leaves its
+    C(running) record; the next drill (or O(recover)) puts that traffic back first.
+  - The outcome is V(done) only when the target took its share (the RTO reached, probes served) and the LB logged
+    no failed request; otherwise V(failed) with the reason. The drill is recorded in the ledger's C(drills)
+    (release_state action V(drill)) and the lock released with it - except when the traffic could not be put back
+    (the lock is kept, the record keeps C(restore_to) and C(restored=false)).
 author:
   - Switchyard developers (@switchyard)
 extends_documentation_fragment:
@@ -107,6 +115,19 @@ options:
   release_id:
     description: The drill's id in the ledger (the one the caller locked with). Defaults to the lease's, or a new id.
     type: str
+  after_rollback:
+    description:
+      - Drill to the previous color even when a rollback took the traffic away from it (or its release failed or was
+        rolled back) - by default refused, a drill would send users back to the version an incident took out.
+    type: bool
+    default: false
+  recover:
+    description:
+      - Only put back the traffic the last drill left moved (killed, or its restore failed), from its C(restore_to),
+        and record it; nothing when there is none, or when a release or rollback ran since. Needs O(lease) (the run's
+        own lock - a run that took it over is never undone). What the drill role's rescue runs.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -157,6 +178,14 @@ routes:
   returned: when the traffic was moved, and in check mode
   type: list
   elements: dict
+interrupted:
+  description: The interrupted drill found in the ledger (id, superseded - why its traffic is not put back, or null).
+  returned: when the last drill left traffic to put back
+  type: dict
+put_back:
+  description: The interrupted drill's record once its traffic was put back (outcome failed, restored).
+  returned: when an interrupted drill's traffic was put back
+  type: dict
 restore:
   description: Per route, the way back - before, after, commands; failed and msg for a route that did not go back.
   returned: when the drill ran
@@ -222,6 +251,8 @@ ARGUMENT_SPEC = {
     "owner": {"type": "str"},
     "lock_ttl": {"type": "int", "default": 900},
     "release_id": {"type": "str"},
+    "after_rollback": {"type": "bool", "default": False},
+    "recover": {"type": "bool", "default": False},
 }
 
 

@@ -218,7 +218,9 @@ options:
       - With V(drill) - the drill's record, stored with the time in C(recorded_at); the same O(release_id) again
         replaces it.
       - C(to) and C(from) (required) - the color that took the drill's share and the live color; C(percent)
-        (required) - the share of new traffic moved, 1 to 100; C(outcome) (required) - V(done) or V(failed).
+        (required) - the share of new traffic moved, 1 to 100; C(outcome) (required) - V(done), V(failed), or
+        V(running) (written with O(unlock=false) before the drill moves traffic, with C(restore_to) - what a killed
+        drill left to put back).
       - C(rto_ms) and C(back_ms) - milliseconds from the shift to the target serving (and back), null when not
         measured; C(failed_requests) - requests the LB failed over the drill; any other key is stored as given.
     type: dict

@@ -5,6 +5,9 @@
 - refused, with nothing changed, when the previous color is stopped;
 - the target killed for real in the middle of a full drill's hold: traffic ends on the live color, the lock is
   released, the ledger says the drill failed and why;
+- the playbook's process group SIGTERMed mid-hold (the module puts the traffic back itself), then SIGKILLed mid-hold
+  (the traffic stays moved): the next drill.yml puts it back from the ledger's "running" record, then drills;
+- a forced rollback during a drill's hold: the drill does not undo it; a drill to the color it took out is refused;
 - refused after a contract retired the previous color;
 - a full drill behind Traefik (the LB interface, another kind).
 
@@ -13,8 +16,13 @@ The tests share one application and run in order.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 from support.compose import docker
@@ -92,7 +100,11 @@ def test_a_drill_is_refused_with_nothing_changed_when_the_previous_color_is_stop
         assert "blue is not warm" in result.stdout and "not running and healthy" in result.stdout, result.stdout[-3000:]
         assert placed(app.lb_servers()) == placed(before) and app.lock() is None and len(drills(app)) == recorded
     finally:
-        docker("compose", "-p", f"{app.app}-blue", "start")
+        start_blue(app)
+
+
+def start_blue(app: ReleasedApp) -> None:
+    docker("compose", "-p", f"{app.app}-blue", "start")
     deadline = time.monotonic() + 60
     while not app.lb_servers()["blue"]["up"]:
         assert time.monotonic() < deadline, "blue did not come back UP"
@@ -115,7 +127,7 @@ def test_a_target_killed_during_the_hold_ends_with_traffic_on_the_live_color(app
     time.sleep(1)
     load.stop()
     assert drill.returncode != 0, output[-3000:]
-    assert "Drill of" in output and "failed" in output and "The lock is released" in output, output[-3000:]
+    assert "Drill of" in output and "failed" in output and "Lock: released." in output, output[-3000:]
     assert placed(app.lb_servers()) == placed(before)
     assert app.lock() is None
     last = drills(app)[-1]
@@ -123,11 +135,106 @@ def test_a_target_killed_during_the_hold_ends_with_traffic_on_the_live_color(app
     assert time.time() - killed < 30, "the hold of 60 s must end when the target dies"
     answers = load.between(settled, settled + 1)
     assert answers and all(a.status == 200 and a.color == "green" for a in answers), answers[:5]
+    start_blue(app)  # warm again for the drills below
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant at once: ansible's workers leave its process group (setsid), so
+    killing the group alone would leave the drill module running to its end."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+def shifted_drill(app: ReleasedApp, **extra):
+    """drill.yml in its own process group, full, with a long hold; returned once blue has all new traffic."""
+    extra = {**DRILL, "switchyard_drill_full": True, "switchyard_drill_hold_seconds": 60, **extra}
+    drill = app.start("drill.yml", **extra)
+    deadline = time.monotonic() + 60
+    while app.lb_servers()["blue"]["weight"] != 256:
+        if drill.poll() is not None or time.monotonic() > deadline:
+            output = drill.communicate()[0][-3000:]
+            raise AssertionError(f"the drill never moved the traffic: {output}; lock {app.lock()}; {drills(app)[-2:]}")
+        time.sleep(0.1)
+    return drill
+
+
+def test_a_drill_killed_mid_hold_is_put_back_by_itself_or_by_the_next_drill(app) -> None:
+    before = app.lb_servers()
+    load = Load(app.url + "/", rate=20, seconds=180, record=True).start()
+    # SIGTERM (a controller stopped, an SSH session closed): the module puts the traffic back, records, unlocks.
+    drill = shifted_drill(app)
+    os.killpg(drill.pid, signal.SIGTERM)
+    drill.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while drills(app)[-1]["outcome"] == "running":  # the module outlives ansible-playbook by its restore
+        assert time.monotonic() < deadline, drills(app)[-1]
+        time.sleep(0.2)
+    termed = drills(app)[-1]
+    assert (termed["outcome"], termed["restored"]) == ("failed", True) and "SIGTERM" in termed["reason"], termed
+    assert placed(app.lb_servers()) == placed(before) and app.lock() is None
+
+    # SIGKILL of the whole tree, the module too: the traffic stays on blue, the lock until its ttl, the record
+    # "running".
+    drill = shifted_drill(app, switchyard_lock_ttl=6)
+    kill_tree(drill.pid)
+    drill.wait(30)
+    time.sleep(1)
+    assert app.lb_servers()["blue"]["weight"] == 256 and drills(app)[-1]["outcome"] == "running"
+    expires = datetime.fromisoformat(app.lock()["expires_at"].replace("Z", "+00:00")).timestamp()
+    time.sleep(max(0.0, expires - time.time() + 0.5))
+    result = app.play("drill.yml", **DRILL)  # puts the killed drill's traffic back first, then drills
+    time.sleep(0.5)
+    settled = time.time()
+    time.sleep(1)
+    load.stop()
+    killed, last = drills(app)[-2:]
+    assert (killed["outcome"], killed["restored"]) == ("failed", True) and "put back by drill" in killed["reason"]
+    assert last["outcome"] == "done" and last["percent"] == 10, last
+    assert placed(app.lb_servers()) == placed(before) and app.lock() is None, result.stdout[-2000:]
+    tail = load.between(settled, settled + 1)
+    assert tail and all(a.status == 200 and a.color == "green" for a in tail), tail[:5]
+
+
+def test_a_forced_rollback_during_a_drill_is_not_undone(app) -> None:
+    load = Load(app.url + "/", rate=20, seconds=120, record=True).start()
+    drill = shifted_drill(app)
+    rolled = app.play("rollback.yml", switchyard_force_lock=True)
+    output, _err = drill.communicate(timeout=120)
+    settled = time.time()
+    time.sleep(1)
+    load.stop()
+    assert drill.returncode != 0 and "taken over" in output, output[-3000:]
+    assert "Put back by this rescue" not in output, output[-3000:]
+    ledger = app.ledger()
+    assert (ledger["live"], ledger["previous"]) == ("blue", "green"), rolled.stdout[-2000:]
+    servers = app.lb_servers()
+    assert (servers["blue"]["weight"], servers["green"]["weight"]) == (256, 0), "the drill undid the rollback"
+    last = drills(app)[-1]
+    assert last["outcome"] == "failed" and last.get("restored") is None and "taken over" in last["reason"], last
+    tail = load.between(settled, settled + 1)
+    assert tail and all(a.status == 200 and a.color == "blue" for a in tail), tail[:5]
+    # green is the version the rollback took out: a drill would send users back to it.
+    refused = app.play("drill.yml", ok=False, **DRILL)
+    assert "is the version an incident took out" in refused.stdout, refused.stdout[-3000:]
+    assert app.lock() is None and drills(app)[-1] == last
 
 
 def test_a_drill_is_refused_after_a_contract(app) -> None:
     app.play("contract.yml")
-    assert app.ledger()["colors"]["blue"]["state"] == "retired"
+    previous = "green"  # since the forced rollback above
+    assert app.ledger()["colors"][previous]["state"] == "retired"
     result = app.play("drill.yml", ok=False, **DRILL)
     assert "no previous color to drill to" in result.stdout and "retired by a contract" in result.stdout, result.stdout[
         -3000:

@@ -101,6 +101,23 @@ class Lease:
             raise
         return self.lock
 
+    def verify(self):
+        """A real read of the lock, not the heartbeat's last word (it looks every quarter of the ttl): raise
+        NotHolder naming the holder when this run no longer holds it, so a forced takeover - a rollback run with
+        switchyard_force_lock - is seen before the next change. Writes nothing (cheap enough for every 0.5 s)."""
+        if not self.options or self.check_mode:
+            return None
+        params = self.params()
+        ledger, lock = store.read_state(params)
+        try:
+            apply_action(ledger, lock, params, store.utc_now(), None, None)
+        except NotHolder as exc:
+            self.lost = exc.msg
+            exc.msg = f"refusing to act: {exc.msg}"
+            exc.details["lock"] = public_lock(exc.details.get("lock"))
+            raise
+        return lock
+
     def period(self):
         """Seconds between renewals: a quarter of the ttl the lock was taken with (the lease's own ttl
         for a lock that does not say)."""

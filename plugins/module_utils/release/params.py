@@ -14,7 +14,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.ledger 
 from ansible_collections.switchyard.release.plugins.module_utils.release.plan import check_strategy
 
 ACTIONS = ("get", "plan", "lock", "renew", "unlock", "begin", "step", "promote", "rollback", "fail", "retire", "drill")
-DRILL_OUTCOMES = ("done", "failed")
+DRILL_OUTCOMES = ("running", "done", "failed")  # running: the traffic moved, not back yet (or killed)
 VERDICTS = ("promote", "hold", "rollback")
 APP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")

@@ -512,15 +512,30 @@ def plan_contract(ledger, now, new_id, rollback_window, migrations=True):
     return plan
 
 
-def plan_drill(ledger, lock_state, new_id, percent=10, full=False):
+def left_by_rollback(ledger, color):
+    """The ledger entry that took the traffic away from color by a rollback (or a release of it that failed or was
+    rolled back), when that is the last thing that happened to color; else None. Scanned from the newest entry: a
+    promotion of color since clears it."""
+    for entry in reversed(ledger.get("releases") or []):
+        kind, outcome = entry.get("kind"), entry.get("outcome")
+        if kind == "rollback" and outcome == "done" and entry.get("from_color") == color:
+            return entry
+        if kind == "release" and entry.get("color") == color:
+            return entry if outcome in ("rolled_back", "failed") else None
+    return None
+
+
+def plan_drill(ledger, lock_state, new_id, percent=10, full=False, after_rollback=False):
     """Where a rollback drill sends a share of the traffic, and whether it may - by the rollback's own rules
     (plan_rollback), so a drill rehearses exactly the rollback that would run now.
 
     The target is the rollback's: the previous color (mode previous). Refused while a release is unfinished
     (running, paused, killed: the rollback would undo it, not rehearse), after a failed rollback (retry),
     while another run holds the lock, and wherever the rollback itself is refused (no previous color, retired
-    by a contract, contract migrations since it left - a drill is never forced). Whether the target is warm
-    (running, healthy, the recorded images, UP on the LB) is checked on the host, not here.
+    by a contract, contract migrations since it left - a drill is never forced). Also refused, unless
+    after_rollback, when the target was left by a rollback (or its release failed): its version is the one an
+    incident took out of traffic, and a drill would send users back to it. Whether the target is warm (running,
+    healthy, the recorded images, UP on the LB) and the LB as the ledger says are checked on the host, not here.
     """
     full = bool(full)
     try:
@@ -576,6 +591,18 @@ def plan_drill(ledger, lock_state, new_id, percent=10, full=False):
     elif rollback["refused"]:
         plan["refused"] = "Drill of " + rollback["refused"].split("Rollback of ", 1)[-1].replace(
             " Set switchyard_force_rollback=true to roll back anyway.", " A drill is never forced."
+        )
+    elif not after_rollback and left_by_rollback(ledger, target):
+        entry = left_by_rollback(ledger, target)
+        how = (
+            f"rollback {entry.get('id')} took the traffic away from it"
+            if entry.get("kind") == "rollback"
+            else f"its release {entry.get('id')} ended {entry.get('outcome')}"
+        )
+        plan["refused"] = (
+            f"Drill of {app} refused: {target} ({plan['version'] or '?'}) is the version an incident took out of "
+            f"traffic - {how}; a drill would send users back to it. Set switchyard_drill_after_rollback=true to "
+            "drill to it anyway."
         )
     if plan["refused"] is None:
         plan["weights"] = {target: MAX_WEIGHT, live: 0} if full else canary_weights(share, live, target)

@@ -142,3 +142,56 @@ def test_a_bad_record_is_refused_before_anything_is_read(drill, message) -> None
 def test_a_ledger_whose_drills_are_not_a_list_is_damaged() -> None:
     with pytest.raises(LedgerError, match="drills is not a list"):
         parse_ledger('{"schema": 1, "app": "shop", "drills": {}}', "shop", "ledger.json")
+
+
+def rolled_back_v2():
+    """v2 promoted on green, then rolled back to blue (v1): green is previous, left by a rollback."""
+    host = v2_promoted()
+    ledger = tr.begin(host.ledger, "rb", at(30), kind="rollback", owner="ops@ctl")
+    host.ledger = tr.rollback(ledger, "rb", "blue", at(31), weights={"blue": 256, "green": 0})
+    return host
+
+
+def test_a_drill_to_the_color_a_rollback_took_out_is_refused_unless_asked_for() -> None:
+    host = rolled_back_v2()
+    assert (host.ledger["live"], host.ledger["previous"]) == ("blue", "green")
+    got = plan.plan_drill(host.ledger, "free", "d1")
+    assert "green (v2) is the version an incident took out" in got["refused"] and "rollback rb" in got["refused"]
+    assert "switchyard_drill_after_rollback=true" in got["refused"] and got["weights"] is None
+    allowed = plan.plan_drill(host.ledger, "free", "d1", after_rollback=True)
+    assert allowed["refused"] is None and allowed["to"] == "green"
+
+
+def test_a_promotion_since_the_rollback_clears_it() -> None:
+    host = rolled_back_v2()
+    host.release("r3", "v3", 40)  # v3 to the idle green, promoted: blue (v1) is previous, left by a promotion
+    got = plan.plan_drill(host.ledger, "free", "d1")
+    assert got["refused"] is None and got["to"] == "blue", got
+    assert plan.left_by_rollback(host.ledger, "blue") is None
+
+
+def test_a_drill_record_may_say_running_but_not_anything_else() -> None:
+    params = validate_params(
+        {
+            **ACTION_DEFAULTS,
+            "app": "shop",
+            "path": "/x",
+            "owner": "o",
+            "action": "drill",
+            "release_id": "d1",
+            "drill": {**DRILL, "id": "d1", "outcome": "running"},
+        }
+    )
+    assert params["drill"]["outcome"] == "running"
+    with pytest.raises(LedgerError, match="drill.outcome: 'half' is not one of running, done, failed"):
+        validate_params(
+            {
+                **ACTION_DEFAULTS,
+                "app": "shop",
+                "path": "/x",
+                "owner": "o",
+                "action": "drill",
+                "release_id": "d1",
+                "drill": {**DRILL, "id": "d1", "outcome": "half"},
+            }
+        )
