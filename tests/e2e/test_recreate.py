@@ -37,7 +37,7 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app) -> N
     assert app.answer()["version"] == "v1"
 
     refused = app.play("release.yml", ok=False, switchyard_version="v2", switchyard_strategy="bluish")
-    assert "switchyard_strategy='bluish'" in refused.stdout and "canary, recreate" in refused.stdout
+    assert "switchyard_strategy='bluish'" in refused.stdout and "canary, bluegreen, recreate, ab" in refused.stdout
     before = app.ledger()
     checked = app.play("release.yml", "--check", switchyard_version="v2")
     assert "strategy recreate of blue: maintenance page on" in checked.stdout, checked.stdout[-3000:]
