@@ -57,6 +57,14 @@ def wait_for(what: str, ready: Callable[[], bool], run: subprocess.Popen | None 
         time.sleep(0.1)
 
 
+def lb_answers(app: ReleasedApp) -> bool:
+    try:
+        app.lb_servers()
+    except AssertionError:
+        return False
+    return True
+
+
 def finish(run: subprocess.Popen) -> tuple[int, str]:
     out, _err = run.communicate(timeout=600)
     return run.returncode, out
@@ -216,9 +224,12 @@ def test_the_lb_restarted_during_a_release(app) -> None:
     started = time.monotonic()
     docker("restart", "--time", "10", f"{app.app}-lb-haproxy-1")
     restarted_in = time.monotonic() - started
-    wait_for("the LB's admin socket", lambda: os.path.exists(app.socket), seconds=30)
-    assert app.weights() == before == {"blue": 230, "green": 26}, "weights come back as persisted"
-    rc, out = finish(run)
+    try:
+        # The socket files outlive the process (the directory is mounted): wait for HAProxy to answer on them.
+        wait_for("the LB answering again", lambda: lb_answers(app), seconds=30)
+        assert app.weights() == before == {"blue": 230, "green": 26}, "weights come back as persisted"
+    finally:
+        rc, out = finish(run)  # a failure above must not leave the release (and its lock) to the next test
     assert rc == 0, out[-4000:]
     load.stop()
     release = app.last_release()
