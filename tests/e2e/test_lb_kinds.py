@@ -1,7 +1,8 @@
 """End to end, for each LB kind besides HAProxy (Nginx, Traefik): `SWITCHYARD_LB_KIND=<kind> make demo` releases v1,
 then v2 through canary steps judged by the gate under steady traffic; then, with the same playbooks and
 `switchyard_lb_kind` as the inventory variable, a rollback under load, a canary that the gate rolls back, and a
-contract that retires the idle color. The ledger, the gate's verdicts and the report are the same as with HAProxy.
+contract that retires the idle color; then the other strategies under load (bluegreen on Nginx, ab on Traefik, and
+recreate on both). The ledger, the gate's verdicts and the report are the same as with HAProxy.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def failed(load: Load) -> list[int]:
 
 
 @pytest.mark.parametrize("kind", ["nginx", "traefik"])
-def test_release_rollback_failed_canary_and_contract_behind(kind, testbed, tmp_path) -> None:
+def test_release_rollback_failed_canary_contract_and_strategies_behind(kind, testbed, tmp_path) -> None:
     app = ReleasedApp(tmp_path, kind=kind[:5], lb=kind)
     try:
         # make demo: v1 on blue, then v2 through 10 and 50 % under the demo's traffic generator.
@@ -135,5 +136,65 @@ def test_release_rollback_failed_canary_and_contract_behind(kind, testbed, tmp_p
                 pass
             assert time.monotonic() < deadline, "the LB did not serve blue again after a restart"
             time.sleep(0.5)
+
+        # The other strategies on this kind (test_strategy_bluegreen runs bluegreen on HAProxy and Traefik,
+        # test_strategy_ab runs ab on HAProxy and Nginx, test_recreate runs recreate on HAProxy, each with a failure).
+        if kind == "nginx":
+            bluegreen_under_load(app)
+        else:
+            ab_under_load(app)
+        recreate_under_load(app)
     finally:
         app.down()
+
+
+def bluegreen_under_load(app: ReleasedApp) -> None:
+    """v2 on green in one switch of 100 %, judged once after it; blue kept warm; nobody saw a failure."""
+    traffic = Load(app.url + "/", rate=50, seconds=120).start()
+    app.play("release.yml", switchyard_version="v2", switchyard_strategy="bluegreen")
+    assert colors(app) == {"green": 30} and app.answer()["version"] == "v2"
+    release = app.last_release()
+    assert release["strategy"] == "bluegreen" and release["outcome"] == "promoted", release
+    assert [(v["step"], v["verdict"]) for v in release["verdicts"]] == [("canary-100", "promote")]
+    servers = app.lb_servers()
+    assert servers["blue"]["weight"] == 0 and servers["blue"]["up"] and app.containers("blue"), servers
+    assert failed(traffic) == []
+
+
+def ab_under_load(app: ReleasedApp) -> None:
+    """v2 as variant B for 30 % of users by the sticky cookie, left running with the lock released, then promoted;
+    nobody saw a failure."""
+    cookie = "SWITCHYARD_VARIANT"
+    app.extra["switchyard_lb_sticky_cookie"] = cookie
+    traffic = Load(app.url + "/", rate=50, seconds=180).start()
+    app.play("release.yml", switchyard_version="v2", switchyard_strategy="ab", switchyard_ab_percent=30)
+    release = app.last_release()
+    assert release["strategy"] == "ab" and release["outcome"] == "running" and app.lock() is None, release
+    assert release["experiment"] == {"share": 30, "key": f"cookie {cookie}"}
+    seen = []
+    for _user in range(40):
+        with requests.Session() as session:
+            seen.append({session.get(app.url + "/", timeout=5).json()["color"] for _request in range(5)})
+    assert all(len(variants) == 1 for variants in seen), seen  # each user stays on one variant
+    on_b = sum(1 for variants in seen if variants == {"green"})
+    assert 3 <= on_b <= 24, on_b  # binomial, 12 of 40 expected
+    app.play("release.yml", switchyard_version="v2", switchyard_ab_promote=True)
+    assert app.last_release()["outcome"] == "promoted" and colors(app) == {"green": 30}
+    assert failed(traffic) == []
+
+
+def recreate_under_load(app: ReleasedApp) -> None:
+    """v1 again in place of the live color (green, v2; v1 runs on the expanded schema): v2 stops, the LB answers the
+    maintenance page, then v1; no connection error and no other status."""
+    load = Load(app.url + "/", rate=50, seconds=120, record=True).start()
+    try:
+        app.play("release.yml", switchyard_version="v1", switchyard_strategy="recreate")
+    finally:
+        load.stop()
+    seen = collections.Counter(
+        "page" if a.maintenance else f"{a.kind} {a.version}" if a.status == 200 else a.kind for a in load.records
+    )
+    assert set(seen) <= {"ok v2", "ok v1", "page"} and seen["page"] > 0 and seen["ok v1"] > 0, seen
+    entry = app.last_release()
+    assert (entry["strategy"], entry["outcome"], entry["color"]) == ("recreate", "promoted", "green"), entry
+    assert colors(app) == {"green": 30} and app.answer()["version"] == "v1"
