@@ -119,9 +119,11 @@ def main() -> None:
             shifts = [s for d in drills for s in d["shift"]]
             settled = [s.get("settled_s") or 0 for s in shifts]
             total = med([(s.get("timings") or {}).get("total_ms") for s in shifts])  # Traefik's only
+            loaded = med([ms for s in shifts for ms in (s.get("timings") or {}).get("loaded_ms") or []])
             print(
                 f"    shift per route: commands {sorted({len(s.get('commands') or []) for s in shifts})}, "
                 + ("" if math.isnan(total) else f"{total:.0f} ms in the backend (median), ")
+                + ("" if math.isnan(loaded) else f"a write to its read-back {loaded:.0f} ms (median), ")
                 + f"settle waited {sum(1 for w in settled if w)} of {len(settled)} (max {max(settled or [0]):.2f} s)"
             )
         print(f"  load: {got['load_failed']} failed of {got['load_sent']} requests")
