@@ -10,12 +10,14 @@ then, under a constant load of --rate requests/s on GET / from 4 keep-alive conn
 --runs full drills alternate, each holding --hold s. Baseline in the same run: the traffic module setting the
 weights the LB already has (a no-op call: a module run and a read of the LB, what any change costs at least).
 Target (issue 18): the full drill's RTO under 1 s from the shift call. Reported: medians, the RTO's ratio to the
-baseline, the failed requests the drills counted in the LB's log, and the failures the load generator saw.
+baseline, the failed requests the drills counted in the LB's log, the failures the load generator saw, and per
+route what the shift call did in the LB (its commands - Traefik: the files written -, time, settle waits).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -61,7 +63,7 @@ def drill(app: ReleasedApp, full: bool, hold: int) -> dict:
         },
     )
     assert not result.get("failed"), result.get("msg")
-    return result["drill"]
+    return {**result["drill"], "shift": result.get("routes") or []}
 
 
 def med(values: list) -> float:
@@ -112,6 +114,17 @@ def main() -> None:
                 f"back median {back:.0f} ms, failed requests (LB log) {failed}, "
                 f"share observed median {med([d['observed_percent'] for d in drills]):.1f} %, "
                 f"outcomes {sorted({d['outcome'] for d in drills})}"
+            )
+            # What the shift call did per route (the LB interface's result): its commands, the settle waits.
+            shifts = [s for d in drills for s in d["shift"]]
+            settled = [s.get("settled_s") or 0 for s in shifts]
+            total = med([(s.get("timings") or {}).get("total_ms") for s in shifts])  # Traefik's only
+            loaded = med([ms for s in shifts for ms in (s.get("timings") or {}).get("loaded_ms") or []])
+            print(
+                f"    shift per route: commands {sorted({len(s.get('commands') or []) for s in shifts})}, "
+                + ("" if math.isnan(total) else f"{total:.0f} ms in the backend (median), ")
+                + ("" if math.isnan(loaded) else f"a write to its read-back {loaded:.0f} ms (median), ")
+                + f"settle waited {sum(1 for w in settled if w)} of {len(settled)} (max {max(settled or [0]):.2f} s)"
             )
         print(f"  load: {got['load_failed']} failed of {got['load_sent']} requests")
 

@@ -18,8 +18,11 @@ description:
     entrypoint), and does nothing when the weights and states already match.
   - Applies in an order that never leaves the route without capacity - a color leaving drain or maint is first
     listed at weight 0 (health-checked, no traffic) until Traefik reports it UP, then the weights and states in one
-    file, then maint after the drain wait. After each write, polls the API until it shows the new file loaded
-    without error (the read-back); a timeout fails naming what the API shows (an invalid file is never applied).
+    file, then maint after the drain wait. A drained color stays health-checked (a check router on the internal
+    entrypoint uses its service), so one Traefik has checked UP since the last load of its dynamic files takes
+    its weight in that one file, with no weight-0 step. After each write, polls the API until it shows the new file
+    loaded without error (the read-back); a timeout fails naming what the API shows (an invalid file is never
+    applied).
   - Refuses, before anything is written, an unknown route or color, a weight outside 0..256, a weight raised for a
     color that is not UP, and a change that leaves the route with zero total weight on its UP colors.
   - V(drain) takes the color out of the weighted service (no new traffic; the canary header still reaches it),
@@ -116,11 +119,12 @@ options:
     default: docker
 notes:
   - A color at weight 0 stays in the weighted service (Traefik accepts weight 0 and sends it nothing) and keeps
-    being health-checked.
-  - Traefik rebuilds its services on every load of the route file (and when it starts), and a rebuilt service counts
-    as UP until its first check; before trusting UP for a color gaining traffic, the module waits until 1.5 check
-    intervals have passed since the file's last load (its mtime plus the provider's throttle) or Traefik's start.
-    A DOWN color already holding weight can still get requests for up to one check interval after a reload.
+    being health-checked; so does a drained one (its check router). A color in maint is not checked.
+  - Traefik rebuilds every service on any load of its dynamic files (any route's, and when it starts), and a rebuilt
+    service counts as UP until its first check; before trusting UP for a color gaining traffic or leaving drain,
+    the module waits until 1.5 check intervals have passed since the watched directory last changed (plus the
+    provider's throttle) or Traefik's start. A DOWN color already holding weight can still get requests for up to
+    one check interval after a reload.
   - Every writer of the route files (this module, the traffic module's canary) holds C(<dir>/etc/.switchyard.lock)
     (flock) from its read to its read-back, so no change is lost to a concurrent one.
   - A file Traefik does not show loaded within O(timeout) is replaced by the previous one (or removed).
@@ -181,10 +185,17 @@ ready_waited_s:
   type: float
 settled_s:
   description:
-    - Seconds waited before trusting that a color gaining traffic is UP - Traefik counts a service it has just
-      rebuilt (on every load of the route file, and when it starts) as UP until its first check.
+    - Seconds waited before trusting that a color gaining traffic or leaving drain is UP - Traefik counts a service
+      it has just rebuilt (on every load of its dynamic files, and when it starts) as UP until its first check.
   returned: when it waited
   type: float
+lifted_checked:
+  description:
+    - The colors leaving drain that took their weight in one write, Traefik having checked them UP since the last
+      load of its dynamic files (the others leaving drain or maint are listed at weight 0 first, see O(up_timeout)).
+  returned: when there were any
+  type: list
+  elements: str
 timings:
   description: Milliseconds from each write to Traefik showing it loaded (C(loaded_ms)), and in all (C(total_ms)).
   returned: when something was written

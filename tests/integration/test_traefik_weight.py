@@ -22,6 +22,7 @@ from support.stack import Stack
 from support.testbed import Testbed
 
 from ansible_collections.switchyard.release.plugins.module_utils.lb.base import LBError
+from ansible_collections.switchyard.release.plugins.module_utils.lb.traefik import dynamic
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,123 @@ def test_weight_zero_drain_and_maint_and_the_header_canary(lb: Stack) -> None:
     assert not lifted.get("failed"), lifted.get("msg")
     assert lifted["commands"][0] == "write route-api.yml (lift blue at weight 0 and wait until UP)"
     assert lb.colors(40) == {"blue": 40}
+
+
+# All new traffic to green, out of drain: a rollback drill's full shift.
+TO_GREEN = {"weights": {"blue": 0, "green": 256}, "states": {"green": "ready"}}
+READY = {"blue": "ready", "green": "ready"}
+
+
+def untrusted(lb: Stack) -> None:
+    """The route files as the lb role writes them first (the initial weights, no canary) with no trusted source: no
+    header routers, so only its check router uses a drained color. (The files are written anew: the records of
+    the earlier tests name a canary, and Traefik's read-back of a route with a canary set fails once no source is
+    trusted - a limit of the lb role's settings rewrite, not of this test.)"""
+    for route in ("api", "ghost"):
+        route_file(lb, route).unlink()
+    lb.lb_role(switchyard_canary_trusted_sources=[], switchyard_canary_trust_docker_host=False)
+    assert json.loads((lb.lb_dir / "etc" / "switchyard.json").read_text())["trusted"] == []
+    assert dynamic.read_record(route_file(lb).read_text())["canary"] is None
+
+
+def test_a_drained_healthy_color_is_lifted_in_one_write_traefik_checking_it_all_along(lb: Stack) -> None:
+    try:
+        untrusted(lb)
+        drained = run_module("traefik_weight", lb.traefik(weights={"blue": 256, "green": 0}, states={"green": "drain"}))
+        assert not drained.get("failed"), drained.get("msg")
+        # No router of the public entrypoint uses green: its check router (internal entrypoint) keeps it checked.
+        snap = backend(lb).snapshot(["api"])
+        assert snap.services["api-green@file"]["usedBy"] == ["api.health-green@file"]
+        assert snap.routers["api.health-green@file"]["entryPoints"] == ["traefik"]
+        assert lb.colors(30) == {"blue": 30}
+        load = Load(lb.url + "/", rate=80, seconds=30, connections=4, record=True).start()
+        try:
+            lifted = run_module("traefik_weight", lb.traefik(**TO_GREEN))
+            time.sleep(0.5)
+        finally:
+            load.stop()
+        assert not lifted.get("failed"), lifted.get("msg")
+        # Traefik showed green UP, checked since the last load (the module waited out what was left of 1.5 check
+        # intervals after the drain's load, settled_s): its weight in one file, no weight-0 step.
+        assert lifted["commands"] == ["write route-api.yml (weights and states)"]
+        assert lifted["lifted_checked"] == ["green"] and len(lifted["timings"]["loaded_ms"]) == 1
+        assert lifted["before"]["green"]["status"] == "DRAIN" and lifted["before"]["green"]["up"]
+        assert {c: (v["weight"], v["status"]) for c, v in lifted["after"].items()} == {
+            "blue": (0, "UP"),
+            "green": (256, "UP"),
+        }
+        assert lb.colors(30) == {"green": 30}
+        assert set(load.answers) == {200}, [a for a in load.answers if a != 200]
+        assert load.records[-1].color == "green"
+    finally:
+        # Both colors ready (the trusted sources' header routers tell drain from maint: none must be drained), then
+        # the trusted sources back.
+        run_module("traefik_weight", lb.traefik(weights={"blue": 256, "green": 0}, states=READY))
+        lb.lb_role()
+
+
+def stop_green(lb: Stack) -> None:
+    """green drained, then its container stopped for real until Traefik's check says DOWN."""
+    drained = run_module("traefik_weight", lb.traefik(weights={"blue": 256, "green": 0}, states={"green": "drain"}))
+    assert not drained.get("failed"), drained.get("msg")
+    docker("stop", "--time", "5", f"{lb.app}-green-api-1")
+    assert lb.wait_traefik({"green": "DOWN"})["green"]["state"] == "drain"
+
+
+def test_a_drained_color_stopped_for_real_is_never_sent_traffic(lb: Stack) -> None:
+    stop_green(lb)
+    try:
+        load = Load(lb.url + "/", rate=80, seconds=30, connections=4, record=True).start()
+        try:
+            result = run_module("traefik_weight", lb.traefik(**TO_GREEN, up_timeout=3))
+            served = lb.colors(30)
+        finally:
+            load.stop()
+        assert result["failed"] and "green did not come UP within up_timeout=3 s" in result["msg"], result
+        assert "no weight was raised" in result["msg"] and "lifted_checked" not in result
+        # Lifted at weight 0 (checked, no traffic), blue kept all of it: no request reached green, none failed.
+        assert '"green": {"state": "ready", "weight": 0}' in route_file(lb).read_text().splitlines()[0]
+        assert '"blue": {"state": "ready", "weight": 256}' in route_file(lb).read_text().splitlines()[0]
+        assert served == {"blue": 30}
+        assert set(load.answers) == {200} and {a.color for a in load.records} == {"blue"}, load.answers
+    finally:
+        docker("start", f"{lb.app}-green-api-1")
+    lb.wait_traefik({"green": "UP"}, seconds=60)
+
+
+def test_a_drained_color_stopped_for_real_is_waited_for_at_weight_zero(lb: Stack) -> None:
+    stop_green(lb)
+    lifted_at_zero = '"green": {"state": "ready", "weight": 0}'
+
+    def start_once_lifted() -> None:
+        """green started once the module has lifted it at weight 0 (it is waiting for it to come UP)."""
+        deadline = time.monotonic() + 30
+        while lifted_at_zero not in route_file(lb).read_text().splitlines()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        docker("start", f"{lb.app}-green-api-1")
+
+    starter = threading.Thread(target=start_once_lifted)
+    starter.start()
+    load = Load(lb.url + "/", rate=80, seconds=60, connections=4, record=True).start()
+    try:
+        result = run_module("traefik_weight", lb.traefik(**TO_GREEN, up_timeout=60))
+        time.sleep(0.5)
+    finally:
+        load.stop()
+        starter.join()
+    assert not result.get("failed"), result.get("msg")
+    assert result["before"]["green"]["status"] == "DOWN" and "lifted_checked" not in result
+    assert result["commands"] == [
+        "write route-api.yml (lift green at weight 0 and wait until UP)",
+        "write route-api.yml (weights and states)",
+    ]
+    assert {c: (v["weight"], v["status"]) for c, v in result["after"].items()} == {
+        "blue": (0, "UP"),
+        "green": (256, "UP"),
+    }
+    # Requests reached green only once it answered its check: none failed.
+    assert set(load.answers) == {200}, [a for a in load.answers if a != 200]
+    assert load.records[-1].color == "green"
 
 
 @pytest.mark.parametrize(

@@ -91,13 +91,19 @@ class LoadBalancer:
         self.check_routes(routes)
         if check_mode:
             return [self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True) for route in routes]
+        planned = {}
         if not best_effort:
             for route in routes:
-                self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True)
+                planned[route] = self.shift(route, weights, states, up_timeout, drain_timeout, check_mode=True)
         done, failures = [], []
         for route in routes:
             try:
-                done.append(self.shift(route, weights, states, up_timeout, drain_timeout, guard=guard))
+                moved = self.shift(route, weights, states, up_timeout, drain_timeout, guard=guard)
+                # A wait the plan made before trusting the LB's health (Traefik's settled_s) was this call's too.
+                waited = planned.get(route, {}).get("settled_s")
+                if waited:
+                    moved["settled_s"] = round(waited + moved.get("settled_s", 0), 3)
+                done.append(moved)
             except SwitchyardError as exc:
                 failed = {"route": route, "changed": False, "failed": True, "msg": exc.msg, **self.read_after(route)}
                 if not best_effort or getattr(exc, "lost_lock", False):

@@ -9,9 +9,12 @@ route, rendered by dynamic.py). A change is a new route file renamed into place 
 reloads it without a restart, and the change is done only once Traefik's API shows it loaded without error
 (the read-back). The file is the persistence: a restarted Traefik loads the same weights.
 
-Order of a change, as in HAProxy: a color leaving drain or maint is first listed at weight 0 (health-checked,
-no traffic) until it is UP; then the weights and states asked, in one file (Traefik swaps the weighted
-service at once: no moment without capacity); then, after the drain wait, maint.
+Order of a change, as in HAProxy: a color leaving drain or maint that Traefik has not checked UP since the last
+load of the dynamic files (maint: not checked at all; drain: stopped, or loaded too recently) is first listed at
+weight 0 (health-checked, no traffic) until it is UP; then the weights and states asked, in one file (Traefik swaps
+the weighted service at once: no moment without capacity); then, after the drain wait, maint. A drained color is
+checked all along (its check router, dynamic.py), so one Traefik shows UP - checked since the last load - goes
+straight to its weight in that one file.
 """
 
 from __future__ import annotations
@@ -272,16 +275,29 @@ class Traefik(LoadBalancer):
                 )
             time.sleep(0.2)
 
-    def settle_left(self, route, snap):
-        """Seconds until Traefik's health of route's colors can be trusted: a service Traefik rebuilds (on every
-        load of the route file, and when Traefik starts) counts as UP until its first check, one interval later.
-        Trusted from 1.5 intervals after the load: the file's mtime plus the provider's throttle, or the start."""
+    def last_change(self):
+        """When the watched directory last changed (epoch, 0 if it is missing): its own mtime (a file renamed into
+        it or removed) and its files' (one edited in place). Traefik rebuilds every service of every route on any
+        change of its dynamic configuration, not only the services of the file that changed."""
+        try:
+            newest = os.stat(self.dynamic_dir).st_mtime
+            with os.scandir(self.dynamic_dir) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):  # a temporary file renamed meanwhile
+                        newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+        except FileNotFoundError:
+            return 0
+        return newest
+
+    def settle_left(self, snap):
+        """Seconds until Traefik's health of the colors can be trusted: a service Traefik rebuilds (on every load of
+        the dynamic files, and when Traefik starts) counts as UP until its first check, one interval later. Trusted
+        from 1.5 intervals after the load: the watched directory's last change plus the provider's throttle, or the
+        start."""
         settings = self.settings()
         interval = seconds(settings.get("check_interval", "1s"))
-        try:
-            loaded = os.stat(self.route_path(route)).st_mtime + seconds(settings.get("throttle", "2s"))
-        except FileNotFoundError:
-            loaded = 0
+        changed = self.last_change()
+        loaded = changed + seconds(settings.get("throttle", "2s")) if changed else 0
         if snap.age is not None:
             loaded = max(loaded, time.time() - snap.age)
         return loaded + 1.5 * interval - time.time()
@@ -303,7 +319,7 @@ class Traefik(LoadBalancer):
 
     def gaining(self, record, target):
         """The colors target sends more traffic than record (a higher weight or a higher share of the ready
-        colors' weights), those lifted out of drain or maint aside (they are lifted at weight 0 and waited for)."""
+        colors' weights), those lifted out of drain or maint aside (shift_locked judges them: UP, or waited for)."""
         lifted = self.lifted(record, target)
 
         def share(rec, color):
@@ -320,6 +336,8 @@ class Traefik(LoadBalancer):
         ]
 
     def refuse_unsafe(self, route, before, record, target):
+        """Refused: more traffic for a color not UP, or no weight left on the UP colors (one leaving drain or maint
+        counts: it is waited for until UP before any weight is raised)."""
         lifted = self.lifted(record, target)
         for color in self.gaining(record, target):
             if not before[color]["up"]:
@@ -340,10 +358,10 @@ class Traefik(LoadBalancer):
                 "capacity",
                 before=before,
             )
-        return lifted
 
     def phases(self, record, target, lifted, drain_timeout):
-        """[(why, record)] to write in order; the last is the target."""
+        """[(why, record)] to write in order; the last is the target. lifted: the colors to list at weight 0 and wait
+        for first."""
         phases = []
         if lifted:
             lift = copy.deepcopy(record)
@@ -415,15 +433,24 @@ class Traefik(LoadBalancer):
         target = self.target(record, weights, states)
         rendered = dump_route(self.settings(), route, target)
         moves = target != record
-        if moves and text is not None and any(before[c]["up"] for c in self.gaining(record, target)):
-            # UP of a color gaining traffic is trusted only once Traefik has checked it since it last rebuilt it.
-            settle = self.settle_left(route, snap)
+        lifted = self.lifted(record, target) if moves else []
+        if moves and text is not None and any(before[c]["up"] for c in self.gaining(record, target) + lifted):
+            # UP of a color gaining traffic or leaving drain is trusted only once Traefik has checked it since it
+            # last rebuilt it.
+            settle = self.settle_left(snap)
             if settle > 0:
                 time.sleep(settle)
                 before = self.view(self.snapshot([route]), route, record)
                 result["settled_s"] = round(settle, 3)
         result["before"] = before
-        lifted = self.refuse_unsafe(route, before, record, target) if moves else []
+        if moves:
+            self.refuse_unsafe(route, before, record, target)
+        # A color leaving drain that Traefik shows UP, checked since the last load, takes its weight in the one file
+        # of the target; any other (DOWN: stopped; maint: not checked) is listed at weight 0 and waited for first.
+        checked = [c for c in lifted if before[c]["up"]]
+        lifted = [c for c in lifted if c not in checked]
+        if checked:
+            result["lifted_checked"] = checked
         result["diff"] = [
             {
                 "before_header": "servers",

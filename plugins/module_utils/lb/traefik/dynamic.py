@@ -15,6 +15,12 @@ What Traefik loads shows every state, so the API alone tells it back:
   is there (X-Canary still reaches it, as in HAProxy);
 - maint: neither: nothing reaches it (and Traefik does not even check it: its service is unused).
 The weight a drained or maint color comes back with is the record's.
+
+Traefik builds - and health-checks - only the services a router uses. So that a color out of the weighted service
+(drain) stays checked whether or not trusted sources give it a header router, every color not in maint also has a
+check router <route>.health-<color> on the internal entrypoint `traefik` (127.0.0.1 in the container, never
+published) whose rule no request can match: a shift that lifts a drained color Traefik has checked UP needs no
+weight-0 step first (backend.py).
 """
 
 from __future__ import annotations
@@ -63,6 +69,11 @@ INTERVAL_RE = re.compile(r"[0-9]{1,6}(ms|s|m)")
 MAINTENANCE_PLUGIN = "switchyardmaintenance"
 PRIORITY_CANARY = 50000
 PRIORITY_PREFIX = 20000
+# The check routers: on the loopback-only entrypoint of the API, matching only a client address of TEST-NET-1
+# (RFC 5737, never routed), which a connection to 127.0.0.1 cannot have - they exist only so Traefik checks the
+# color; their name has a dot, which no route name has, so no route's router can take it.
+CHECK_ENTRYPOINT = "traefik"
+CHECK_RULE = "ClientIP(`192.0.2.1/32`)"
 
 
 def check_route_name(route):
@@ -85,6 +96,10 @@ def header_router(route, color):
 
 def candidate_router(route):
     return f"{route}-canary"
+
+
+def check_router(route, color):
+    return f"{route}.health-{color}"
 
 
 def check_settings(settings):
@@ -277,6 +292,14 @@ def render_route(settings, route, record):
         }
         for router in routers.values():
             router["middlewares"] = [maintenance_middleware(route)] + router["middlewares"]
+    for color in COLORS:
+        if colors[color]["state"] != "maint":
+            routers[check_router(route, color)] = {
+                "entryPoints": [CHECK_ENTRYPOINT],
+                "rule": CHECK_RULE,
+                "priority": 1,
+                "service": service_name(route, color),
+            }
     return {"http": {"routers": routers, "services": services, "middlewares": middlewares}}
 
 

@@ -135,7 +135,11 @@ def test_traefik_a_route_in_maintenance_puts_the_page_in_front_of_every_router()
         "header": "X-Switchyard-Maintenance",
         "body": "<h1>back soon</h1>",
     }
-    assert on["routers"] and all(r["middlewares"][0] == "api-maintenance" for r in on["routers"].values())
+    # Every router of the public entrypoint; the check routers (internal entrypoint, matching nothing) have none.
+    public = {name: r for name, r in on["routers"].items() if r["entryPoints"] == ["web"]}
+    assert public and all(r["middlewares"][0] == "api-maintenance" for r in public.values())
+    assert sorted(set(on["routers"]) - set(public)) == ["api.health-blue", "api.health-green"]
+    assert all("middlewares" not in on["routers"][name] for name in ("api.health-blue", "api.health-green"))
     assert on["services"] == off["services"], "the colors stay in use: Traefik keeps checking their health"
     with pytest.raises(InvalidParameters, match="maintenance='yes'"):
         dynamic.check_record({**RECORD, "maintenance": "yes"})

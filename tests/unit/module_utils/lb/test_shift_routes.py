@@ -20,11 +20,12 @@ class Recorded(LoadBalancer):
 
     kind = "recorded"
 
-    def __init__(self, routes, refuse=None):
+    def __init__(self, routes, refuse=None, settle=None):
         self.state = {
             r: {"blue": {"weight": 256, "state": "ready"}, "green": {"weight": 0, "state": "ready"}} for r in routes
         }
         self.refuse = refuse or {}
+        self.settle = settle or {}  # route -> seconds the plan waits for the LB's health (Traefik's settled_s)
         self.calls = []
 
     def check_route(self, route):
@@ -43,7 +44,8 @@ class Recorded(LoadBalancer):
                 guard()
             for color, weight in weights.items():
                 self.state[route][color]["weight"] = weight
-        return {"route": route, "changed": True, "after": self.servers(route)}
+        waited = {"settled_s": self.settle.pop(route)} if route in self.settle else {}
+        return {"route": route, "changed": True, "after": self.servers(route), **waited}
 
 
 def test_every_route_is_planned_before_the_first_change() -> None:
@@ -51,6 +53,13 @@ def test_every_route_is_planned_before_the_first_change() -> None:
     with pytest.raises(LBError, match="web's green is DOWN"):
         lb.shift_routes(["api", "web"], {"blue": 128, "green": 128}, {})
     assert lb.state["api"]["green"]["weight"] == 0, "nothing moved: web was refused at planning"
+
+
+def test_a_wait_of_the_plan_shows_in_the_route_it_was_made_for() -> None:
+    lb = Recorded(["api", "web"], settle={"web": 0.4})
+    moved = lb.shift_routes(["api", "web"], {"blue": 128, "green": 128}, {})
+    assert [r.get("settled_s") for r in moved] == [None, 0.4]
+    assert lb.calls == [("api", True), ("web", True), ("api", False), ("web", False)]
 
 
 def test_best_effort_moves_what_it_can_and_keeps_what_the_failed_route_shows() -> None:

