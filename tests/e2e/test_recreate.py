@@ -16,10 +16,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 from conftest import DEMO_DIR
+from support.compose import docker
 from support.load import Load
 from support.release import ReleasedApp
 
 pytestmark = pytest.mark.timeout(900)
+
+# References this module made the host pull (testbed.fresh_repository): removed with the app.
+PULLED: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,8 @@ def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
         yield released
     finally:
         released.down()
+        for reference in PULLED:
+            docker("rmi", reference, check=False)
 
 
 def page(app: ReleasedApp) -> requests.Response:
@@ -81,6 +87,7 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app, test
 
     # v2 from a repository this host never pulled: the pull happens before the page goes on, not inside the outage.
     tag, pinned = testbed.fresh_repository("demo-app:v2")
+    PULLED.append(pinned)
     load = Load(app.url + "/", rate=50, seconds=120, record=True).start()
     try:
         result = app.play("release.yml", switchyard_version="v2", switchyard_images={"api": tag})
