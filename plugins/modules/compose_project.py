@@ -81,8 +81,11 @@ options:
       - V(unchanged) - only the job of O(run); nothing of the project is created, started, stopped or removed, and the
         job starts none of its dependencies (C(run --no-deps)). A migration job of a color before that color is
         deployed runs so, with the image of the version being released given as O(run.image).
+      - V(pulled) - only the images the project would run (O(images) over the images of O(files), pinned by digest)
+        pulled per O(pull); nothing of the project is created, started, stopped or removed. A recreate pulls the new
+        version's images so before its outage. Needs O(images) or O(files); O(run) is not used with it.
     type: str
-    choices: [present, stopped, started, absent, restarted, unchanged]
+    choices: [present, stopped, started, absent, restarted, unchanged, pulled]
     default: present
   images:
     description:
@@ -129,6 +132,24 @@ options:
     description: Extra labels on every container of the project (release id, color), so state can be read back.
     type: dict
     default: {}
+  stop_first:
+    description:
+      - With O(state=present), stop the project's running containers first (C(docker compose stop), within
+        O(stop_timeout)), then create the new ones - the old and the new version never run together (a color
+        recreated in place). The images are pinned and pulled before the stop; RV(stopped_s) says how long the stop
+        took and RV(ready_s) counts from C(up), not from the stop.
+    type: bool
+    default: false
+  staged_dir:
+    description:
+      - With O(state=present), a directory where the next version of every file of O(files) and O(env_files) was laid
+        out beforehand, by name (a recreate stages there while the old version still runs), on the same filesystem.
+      - The project is rendered from the staged files (relative paths against the project's own directory), its
+        images pinned and pulled; then, after O(stop_first)'s stop, each staged file is moved over its counterpart
+        - one rename each, so each is replaced whole - and the project is brought up from them. A staged file
+        missing is refused before anything changes.
+      - In check mode nothing is moved and the files as they are are planned; RV(staged) lists the staged files found.
+    type: path
   remove_orphans:
     description: Remove containers of services no longer in the files.
     type: bool
@@ -222,6 +243,25 @@ EXAMPLES = r"""
         SWITCHYARD_MIGRATION_PHASE: expand
       timeout: 600
 
+- name: Pull the next version's images while the current one still serves (nothing of the project changes)
+  switchyard.release.compose_project:
+    project: shop-blue
+    files: [/srv/shop/blue.staged/compose.base.yaml]
+    env_files: [/srv/shop/blue.staged/color.env]
+    images:
+      api: registry.example.com/shop/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    state: pulled
+
+- name: Recreate the color in place - stop it, put the staged files in place, start the new version
+  switchyard.release.compose_project:
+    project: shop-blue
+    files: [/srv/shop/blue/compose.base.yaml]
+    env_files: [/srv/shop/blue/color.env]
+    staged_dir: /srv/shop/blue.staged
+    stop_first: true
+    images:
+      api: registry.example.com/shop/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
 - name: Retire the old color, keeping its volumes
   switchyard.release.compose_project:
     project: shop-blue
@@ -267,8 +307,8 @@ services:
       description: Compose's config hash of the container.
       type: str
 images:
-  description: Service to the digest-pinned reference used (state=present).
-  returned: when state is present
+  description: Service to the digest-pinned reference used (state=present) or pulled (state=pulled).
+  returned: when state is present or pulled
   type: dict
   sample: {api: "127.0.0.1:5000/switchyard/demo-app@sha256:0123..."}
 actions:
@@ -280,10 +320,27 @@ override_file:
   returned: when state is present
   type: str
 pulled:
-  description: The references pulled.
-  returned: when state is present and not in check mode
+  description: The references pulled (with state=pulled in check mode, the ones that would be).
+  returned: when state is present and not in check mode, and when state is pulled
   type: list
   elements: str
+stopped_s:
+  description: Seconds the stop of O(stop_first) took (C(docker compose stop) until the containers exited).
+  returned: when O(stop_first) stopped containers (not in check mode)
+  type: float
+  sample: 0.842
+staged:
+  description: The files put in place from O(staged_dir) (in check mode, those found there).
+  returned: when O(staged_dir) is given
+  type: list
+  elements: str
+ready_s:
+  description:
+    - Seconds from the command that started containers (C(up), C(start), C(restart)) until every service was ready
+      (O(wait)); a recreate records it as the new version's health time.
+  returned: when containers were started and waited for (not in check mode)
+  type: float
+  sample: 3.912
 networks_removed:
   description: The project's networks that state=absent removes.
   returned: when state is absent
@@ -341,7 +398,7 @@ ARGUMENT_SPEC = {
     "docker_cli": {"type": "path", "default": "docker"},
     "state": {
         "type": "str",
-        "choices": ["present", "stopped", "started", "absent", "restarted", "unchanged"],
+        "choices": ["present", "stopped", "started", "absent", "restarted", "unchanged", "pulled"],
         "default": "present",
     },
     "images": {"type": "dict", "default": {}},
@@ -353,6 +410,8 @@ ARGUMENT_SPEC = {
     "wait_timeout": {"type": "int", "default": 120},
     "stop_timeout": {"type": "int", "default": 15},
     "labels": {"type": "dict", "default": {}},
+    "stop_first": {"type": "bool", "default": False},
+    "staged_dir": {"type": "path"},
     "remove_orphans": {"type": "bool", "default": False},
     "remove_volumes": {"type": "bool", "default": False},
     "run": {

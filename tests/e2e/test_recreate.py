@@ -1,6 +1,8 @@
-"""End to end, the recreate strategy (planned maintenance) on HAProxy: v1 released, then recreated as v2 on the same
-color under constant load - only the maintenance page (503 with Retry-After) answers during the outage, no connection
-fails, v2 answers after, the ledger has the outage; a re-run changes nothing. Then a candidate that crashes on start:
+"""End to end, the recreate strategy (planned maintenance) on HAProxy: v1 released; a recreate whose staging fails
+(before the page) leaves v1 serving and its files as they were; then v1 recreated as v2 on the same color under
+constant load - v2's files staged and its image pulled before the page goes on, only the maintenance page (503 with
+Retry-After) answers during the outage, no connection fails, v2 answers after, the ledger has the outage and the
+health time; a re-run changes nothing. Then a candidate that crashes on start:
 the release fails, the page stays up, the ledger says failed, the lock is released, rollback.yml refuses and says how
 to recreate the previous version, and a re-run with a good version converges. A bad strategy and --check change
 nothing. (The page itself on Nginx and Traefik: tests/integration/test_lb_maintenance.py.)"""
@@ -8,14 +10,20 @@ nothing. (The page itself on Nginx and Traefik: tests/integration/test_lb_mainte
 from __future__ import annotations
 
 import collections
+import shlex
 from collections.abc import Iterator
 
 import pytest
 import requests
+from conftest import DEMO_DIR
+from support.compose import docker
 from support.load import Load
 from support.release import ReleasedApp
 
 pytestmark = pytest.mark.timeout(900)
+
+# References this module made the host pull (testbed.fresh_repository): removed with the app.
+PULLED: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +34,29 @@ def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
         yield released
     finally:
         released.down()
+        for reference in PULLED:
+            docker("rmi", reference, check=False)
 
 
 def page(app: ReleasedApp) -> requests.Response:
     return requests.get(app.url + "/", timeout=5)
 
 
-def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app) -> None:
+def task_outcome(stdout: str, name: str) -> tuple[int, str]:
+    """(position in the play's output, first word of its result line: ok, changed, skipping...) of the task whose
+    banner starts with name."""
+    at = stdout.index(f"TASK [{name}")
+    return at, stdout[at:].splitlines()[1].split(":")[0]
+
+
+def color_env(app: ReleasedApp, directory: str) -> dict:
+    """The variables of <state dir>/<directory>/color.env (values single-quoted, as the env_file filter writes them)."""
+    lines = (app.state / directory / "color.env").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
+    return {key: shlex.split(value)[0] if value else "" for key, value in pairs}
+
+
+def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app, testbed) -> None:
     app.play("release.yml", switchyard_version="v1")  # a first release: blue, as any strategy
     assert app.answer()["version"] == "v1"
 
@@ -40,14 +64,39 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app) -> N
     assert "switchyard_strategy='bluish'" in refused.stdout and "canary, bluegreen, recreate, ab" in refused.stdout
     before = app.ledger()
     checked = app.play("release.yml", "--check", switchyard_version="v2")
-    assert "strategy recreate of blue: maintenance page on" in checked.stdout, checked.stdout[-3000:]
+    said = f"strategy recreate of blue: stage v2 beside {app.app}-blue (its files in blue.staged/, its images pulled)"
+    assert said in checked.stdout and "still serves; then maintenance page on" in checked.stdout, checked.stdout[-3000:]
     assert app.ledger() == before and app.answer()["version"] == "v1", "neither the bad strategy nor --check changed"
+    assert not (app.state / "blue.staged").exists(), "check mode staged nothing"
 
+    # The staging fails (a Compose file Compose cannot render): before the page, before the stop - v1 serves on, its
+    # directory untouched (the new files only went beside it).
+    broken = app.workdir / "compose.broken.yaml"
+    broken.write_text("services:\n  api:\n    image: ${SWITCHYARD_TEST_UNSET:?this file cannot be rendered}\n")
+    failed = app.play(
+        "release.yml",
+        ok=False,
+        switchyard_version="v2",
+        switchyard_compose_files=[str(DEMO_DIR / "compose.base.yaml"), str(broken)],
+    )
+    assert "this file cannot be rendered" in failed.stdout and "was not touched" in failed.stdout, failed.stdout[-4000:]
+    assert app.last_release()["outcome"] == "failed" and app.lock() is None
+    assert app.answer()["version"] == "v1" and page(app).headers.get("X-Switchyard-Maintenance") is None
+    assert color_env(app, "blue")["SWITCHYARD_VERSION"] == "v1" and not (app.state / "blue" / broken.name).exists()
+    assert color_env(app, "blue.staged")["SWITCHYARD_VERSION"] == "v2"
+
+    # v2 from a repository this host never pulled: the pull happens before the page goes on, not inside the outage.
+    tag, pinned = testbed.fresh_repository("demo-app:v2")
+    PULLED.append(pinned)
     load = Load(app.url + "/", rate=50, seconds=120, record=True).start()
     try:
-        result = app.play("release.yml", switchyard_version="v2")
+        result = app.play("release.yml", switchyard_version="v2", switchyard_images={"api": tag})
     finally:
         load.stop()
+    pulled_at, pulled = task_outcome(result.stdout, "switchyard.release.stack : Pull the new version's images")
+    page_at = task_outcome(result.stdout, "switchyard.release.release : Maintenance page on")[0]
+    assert pulled == "changed" and pulled_at < page_at, result.stdout[-6000:]
+    assert app.ledger()["colors"]["blue"]["images"] == {"api": pinned}
     kinds = collections.Counter(
         "page" if a.maintenance else f"{a.kind} {a.version}" if a.status == 200 else a.kind for a in load.records
     )
@@ -63,11 +112,16 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app) -> N
     entry = app.last_release()
     assert entry["strategy"] == "recreate" and entry["outcome"] == "promoted" and entry["color"] == "blue"
     step = next(s for s in entry["steps"] if s["name"] == "recreate")
-    assert step["outage_ms"] > 0 and step["health_s"] > 0
+    # health_s: compose up until healthy; stop_s: the old version's stop - both inside the outage.
+    assert step["outage_ms"] > 0 and step["health_s"] > 0 and step["stop_s"] > 0
+    assert step["health_s"] + step["stop_s"] < step["outage_ms"] / 1000
     # What the clients saw matches what the ledger says (generous: the load's own resolution is 20 ms).
     assert (max(paged) - min(paged)) * 1000 <= step["outage_ms"] + 1000
     assert ledger["live"] == "blue" and ledger["colors"]["blue"]["version"] == "v2"
     assert "Outage (the maintenance page up" in result.stdout
+    # The staged files were put in place: the color's directory describes what runs, the staging one is empty.
+    assert color_env(app, "blue")["SWITCHYARD_VERSION"] == "v2"
+    assert list((app.state / "blue.staged").iterdir()) == []
     assert app.containers("green") == [], "no second color"
 
     again = app.play("release.yml", switchyard_version="v2")

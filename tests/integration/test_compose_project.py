@@ -95,6 +95,8 @@ def test_present_four_ways_then_v2_recreates_only_the_app(testbed: Testbed, sche
     assert api["health"] == "healthy" and api["digest"] == testbed.pinned("demo-app:v1").split("@")[1]
     assert api["labels"]["io.switchyard.color"] == "blue"
     assert results[1]["images"] == {"api": testbed.pinned("demo-app:v1")}
+    # From `up` to healthy, measured by the module (a recreate records it as the new version's health time).
+    assert results[1]["ready_s"] > 0 and "ready_s" not in results[0] and "ready_s" not in results[3]
     assert blue.root()["version"] == "v1"
     # The override next to the files is what pins the image.
     override = Path(results[1]["override_file"])
@@ -338,6 +340,36 @@ def test_restarted_restarts_in_apply_mode_only(testbed: Testbed, schema, make_co
     assert applied["changed"] is True and not applied.get("failed"), applied.get("msg")
     assert started_at() != before
     assert [c["health"] for c in applied["services"]] == ["healthy"]
+
+
+def test_pulled_pulls_the_missing_images_and_touches_no_container(testbed: Testbed, schema, make_color) -> None:
+    blue = make_color("blue")
+    tag, pinned = testbed.fresh_repository("demo-app:v1")
+    try:
+        args = blue.args(state="pulled", images={"api": tag})
+        check, apply, check_again, apply_again = four_way("compose_project", args)
+        for r in (check, apply, check_again, apply_again):
+            assert not r.get("failed"), r.get("msg")
+            assert r["images"] == {"api": pinned} and r["services"] == [] and r["actions"] == NO_ACTIONS
+        assert check["changed"] is True and check["pulled"] == [pinned]
+        assert apply["changed"] is True and apply["pulled"] == [pinned]
+        assert check_again["changed"] is False and check_again["pulled"] == []
+        assert apply_again["changed"] is False and apply_again["pulled"] == []
+        assert docker("image", "inspect", pinned, check=False).returncode == 0
+        assert blue.container_ids() == [], "nothing of the project was created"
+
+        # Without files, the images given; pull=never says which is missing, and run is refused.
+        docker("rmi", pinned)
+        alone = {"project": blue.project, "state": "pulled", "images": {"api": pinned}}
+        never = run_module("compose_project", {**alone, "pull": "never"})
+        assert never["failed"] and never["msg"] == f"pull=never but image(s) are not on the host: {pinned}"
+        assert run_module("compose_project", alone)["pulled"] == [pinned]
+        job = run_module("compose_project", {**args, "run": {"service": "api"}})
+        assert job["failed"] and job["msg"].startswith("state=pulled only pulls the project's images")
+        nothing = run_module("compose_project", {"project": blue.project, "state": "pulled"})
+        assert nothing["failed"] and nothing["msg"].startswith("state=pulled needs images, or files to read")
+    finally:
+        docker("rmi", pinned, check=False)
 
 
 def test_a_failed_pull_or_an_unreachable_daemon_changes_nothing(testbed: Testbed, schema, make_color) -> None:

@@ -87,6 +87,19 @@ class Testbed:
         resp.raise_for_status()
         return resp.headers["Docker-Content-Digest"]
 
+    def fresh_repository(self, name: str) -> tuple[str, str]:
+        """(tag, repo@digest) of a repository of the registry that this host has never pulled: the testbed image
+        name (e.g. "demo-app:v2") pushed under a new repository, then its local references removed - the image is
+        missing on the host (its layers stay), as a new version is before a release pulls it."""
+        tag = f"{self.registry}/switchyard/pull-{os.urandom(6).hex()}:{name.rpartition(':')[2]}"
+        for args in (["tag", self.pinned(name), tag], ["push", "--quiet", tag]):
+            subprocess.run(["docker", *args], capture_output=True, text=True, check=True)
+        pinned = f"{tag.rpartition(':')[0]}@{self.registry_digest(tag)}"
+        subprocess.run(["docker", "rmi", tag, pinned], capture_output=True, check=False)
+        if subprocess.run(["docker", "image", "inspect", pinned], capture_output=True, check=False).returncode == 0:
+            raise AssertionError(f"{pinned} is still on the host after docker rmi")
+        return tag, pinned
+
     @classmethod
     def load(cls) -> Testbed:
         summary_file = TESTBED_DIR / "summary.json"

@@ -37,8 +37,10 @@ def container_verdict(container):
     return "waiting"
 
 
-def wait_until_healthy(cli, services, timeout, poll=0.5, clock=time.monotonic, sleep=time.sleep):
-    """Return the containers once every one of services is ready; raise ServiceNotHealthy."""
+def wait_until_healthy(cli, services, timeout, poll=0.25, clock=time.monotonic, sleep=time.sleep):
+    """Return the containers once every one of services is ready; raise ServiceNotHealthy. A poll (docker ps and
+    inspect, a few tens of ms) every 0.25 s: on average 0.125 s between Docker's verdict and ours - a recreate's
+    outage waits for it."""
     deadline = clock() + timeout
     while True:
         containers = [c for c in cli.containers() if c["service"] in services]

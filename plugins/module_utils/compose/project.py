@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The states of one Compose project (present, stopped, started, absent, restarted, unchanged) and one-off jobs.
+"""The states of one Compose project (present, stopped, started, absent, restarted, unchanged, pulled) and one-off
+jobs.
 
 Every state is planned first from what runs (containers, config hashes, digests): check mode
 returns the plan; apply mode executes it and computes `changed` from the containers observed
@@ -65,6 +66,13 @@ def validate_static(params):
     if params["state"] in ("present", "restarted") or params["run"]:
         if not params["files"]:
             raise InvalidParameters(f"files is required with state={params['state']} and with run")
+    if params["state"] == "pulled":
+        if params["run"]:
+            raise InvalidParameters(
+                "state=pulled only pulls the project's images: run is not used with it (state=unchanged runs a job)"
+            )
+        if not params["images"] and not params["files"]:
+            raise InvalidParameters("state=pulled needs images, or files to read the services' images from")
     if params["state"] == "unchanged":
         if not params["run"]:
             raise InvalidParameters("state=unchanged only runs the job of run: give run (service, command ...)")
@@ -73,8 +81,13 @@ def validate_static(params):
                 "images is not used with state=unchanged (nothing of the project is deployed): give the job's image "
                 "as run.image"
             )
+    if (params.get("staged_dir") or params.get("stop_first")) and params["state"] != "present":
+        raise InvalidParameters(
+            f"staged_dir and stop_first are for state=present (a color recreated in place), not state={params['state']}"
+        )
     for path in params["files"] + params["env_files"]:
-        if not os.path.isfile(path):
+        # A file the staging brings is put in place before anything reads it.
+        if not os.path.isfile(path) and not os.path.isfile(staged_copy(params, path)):
             raise InvalidParameters(f"files/env_files: {path} does not exist on the target")
     if params["wait_timeout"] <= 0:
         raise InvalidParameters(f"wait_timeout must be a positive number of seconds, got {params['wait_timeout']}")
@@ -98,6 +111,49 @@ def validate_static(params):
             raise InvalidParameters(
                 f"run.environment and run.public_environment both set {', '.join(both)}: give each variable once"
             )
+
+
+def staged_copy(params, path):
+    """Where the staging laid out the next version of path (staged_dir/<its name>), or "" without staged_dir."""
+    return os.path.join(params["staged_dir"], os.path.basename(path)) if params.get("staged_dir") else ""
+
+
+def missing_staged(params):
+    """Refuse, before anything changes, a staged_dir without every file of files and env_files."""
+    missing = [staged_copy(params, p) for p in params["files"] + params["env_files"]]
+    missing = [path for path in missing if not os.path.isfile(path)]
+    if missing:
+        raise InvalidParameters(
+            f"staged_dir: {', '.join(missing)} missing - the staging lays out every file of files and env_files "
+            "there; nothing was changed"
+        )
+
+
+def put_in_place(pairs):
+    """Move each staged file over its counterpart - one rename(2) each, so a reader sees the old file or the new one,
+    never half of one. Returns the paths whose content changed."""
+    changed = []
+    for staged, path in pairs:
+        differs = read_bytes(staged) != read_bytes(path)
+        try:
+            os.replace(staged, path)
+        except OSError as exc:
+            raise SwitchyardError(
+                f"cannot put {staged} in place of {path}: {exc.strerror or exc} (staged_dir must be on the same "
+                "filesystem as the project's files)",
+                staged=changed,
+            ) from exc
+        if differs:
+            changed.append(path)
+    return changed
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def cli_for(module):
@@ -130,6 +186,7 @@ class ComposeProjectManager:
         }
         forget_short_masks(module)
         self.lease = Lease(self.params.get("lease"), module.check_mode, warn=module.warn)
+        self.stopped_first = False
 
     # -- entry point ---------------------------------------------------------------------------
     def run(self):
@@ -163,9 +220,9 @@ class ComposeProjectManager:
                 )
 
     # -- states --------------------------------------------------------------------------------
-    def state_present(self, before):
+    def pinned_images(self, config):
+        """Service -> digest-pinned reference the project would run: O(images) over the files' own images."""
         params = self.params
-        config = self.cli.config()
         services = sorted(config.get("services", {}))
         unknown = sorted(set(params["images"]) - set(services))
         if unknown:
@@ -186,6 +243,24 @@ class ComposeProjectManager:
             params["require_digest"],
         )
         self.result["images"] = pinned
+        return pinned
+
+    def state_present(self, before):
+        params = self.params
+        running = before  # what ran when the module began: the diff and `changed` compare with it
+        recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
+        # With staged files, rendered from them (relative paths against the project's own directory), so that the
+        # images are pinned and pulled before anything stops or moves: a failure here leaves the project as it was.
+        if recreate and params["staged_dir"]:
+            missing_staged(params)
+        config = self.staged_cli().config() if recreate and params["staged_dir"] else self.cli.config()
+        services = sorted(config.get("services", {}))
+        pinned = self.pinned_images(config)
+        if not self.module.check_mode:
+            self.ensure_images(pinned)
+        staged_changes = []
+        if recreate:
+            before, staged_changes = self.recreate_first(before)
         path = override_path(params)
         text = render_override(pinned, params["labels"])
         current_text = read_text(path)
@@ -210,21 +285,81 @@ class ComposeProjectManager:
         desired = self.cli.config_hashes(extra_files=[rendered_with])
         actions = plans.plan_present(desired, before, params["remove_orphans"])
         self.result["actions"] = actions
-        self.result["diff"] = self.diff(before, desired_state(desired, pinned))
+        self.result["diff"] = self.diff(running, desired_state(desired, pinned))
         if self.module.check_mode:
+            # Planned with the files as they are: the staged ones are put in place only in apply mode.
+            if params["staged_dir"]:
+                found = [p for p in params["files"] + params["env_files"] if os.path.isfile(staged_copy(params, p))]
+                self.result["staged"] = found
+            if params["stop_first"]:
+                stopping = plans.plan_stopped(before)["stopped"]
+                actions["stopped"] = sorted(set(actions["stopped"]) | set(stopping))
             self.result["changed"] = plans.has_changes(actions) or override_changes
             self.result["services"] = before
             return
 
-        self.ensure_images(pinned)
         if plans.has_changes(actions):
             args = ["up", "--detach", "--pull", "never", "--quiet-pull"]
             if params["remove_orphans"]:
                 args.append("--remove-orphans")
             self.lease.check()  # still this run's lock, right before the change
+            started = time.monotonic()
             self.cli.run(*args, extra_files=[path], what=f"starting project {params['project']}")
-        after = self.after(services, before)
-        self.result["changed"] = plans.observed_change(before, after) or override_changes
+            after = self.after(services, before, started)
+        else:
+            after = self.after(services, before)
+        self.result["changed"] = (
+            plans.observed_change(running, after) or override_changes or bool(staged_changes) or self.stopped_first
+        )
+
+    def staged_cli(self):
+        """The project as the staged files describe it, in the project's own directory."""
+        params = self.params
+        return ComposeCLI(
+            self.cli.runner,
+            self.cli.docker,
+            params["project"],
+            [staged_copy(params, f) for f in params["files"]],
+            params["project_dir"] or os.path.dirname(os.path.abspath(params["files"][0])),
+            [staged_copy(params, f) for f in params["env_files"]],
+            params["profiles"],
+        )
+
+    def recreate_first(self, before):
+        """stop_first, then staged_dir (apply mode, images already there): the running containers stopped - the old
+        and the new version never run together - then the staged files put in place. Returns the containers now, and
+        the files whose content changed."""
+        params = self.params
+        if params["stop_first"] and plans.plan_stopped(before)["stopped"]:
+            self.lease.check()  # still this run's lock, right before the change
+            started = time.monotonic()
+            what = f"stopping project {params['project']}"
+            self.cli.run("stop", "--timeout", str(params["stop_timeout"]), what=what, files=False)
+            self.result["stopped_s"] = round(time.monotonic() - started, 3)
+            self.stopped_first = self.result["changed"] = True
+            before = self.cli.containers()
+        changed = []
+        if params["staged_dir"]:
+            self.lease.check()
+            moving = params["files"] + params["env_files"]
+            changed = put_in_place([(staged_copy(params, p), p) for p in moving])
+            self.result["staged"] = moving
+            self.result["changed"] = self.result["changed"] or bool(changed)
+        return before, changed
+
+    def state_pulled(self, before):
+        """The images the project would run, pinned by digest and pulled per O(pull) - nothing else: no container
+        is created, started, stopped or removed (a recreate pulls the new version's before its outage begins)."""
+        config = self.cli.config() if self.params["files"] else {"services": dict.fromkeys(self.params["images"], {})}
+        pinned = self.pinned_images(config)
+        self.result["services"] = before
+        if self.module.check_mode:
+            missing, to_pull = self.images_to_pull(pinned)
+            self.result["pulled"] = to_pull
+        else:
+            missing = self.ensure_images(pinned)
+        # Changed when an image the host did not have is there now (a pull of what it has changes nothing).
+        self.result["changed"] = bool(missing)
 
     def settled(self, before, actions):
         """Record the plan; True when there is nothing more to do (check mode, or nothing would change)."""
@@ -268,8 +403,9 @@ class ComposeProjectManager:
         if self.settled(before, plans.plan_started(before)):
             return
         self.lease.check()  # still this run's lock, right before the change
+        started = time.monotonic()
         self.cli.run("start", what=f"starting project {self.params['project']}", files=False)
-        self.after(sorted({c["service"] for c in before}), before)
+        self.after(sorted({c["service"] for c in before}), before, started)
 
     def state_absent(self, before):
         networks = self.cli.networks_of_project()
@@ -314,6 +450,7 @@ class ComposeProjectManager:
             self.result["services"] = before
             return
         self.lease.check()  # still this run's lock, right before the change
+        started = time.monotonic()
         self.cli.run(
             "restart",
             "--timeout",
@@ -321,27 +458,37 @@ class ComposeProjectManager:
             what=f"restarting project {self.params['project']}",
             files=False,
         )
-        self.after(sorted({c["service"] for c in before}), before)
+        self.after(sorted({c["service"] for c in before}), before, started)
 
     # -- helpers -------------------------------------------------------------------------------
-    def ensure_images(self, pinned):
-        """Pull per policy before anything changes, so a failed pull leaves the project as it was."""
+    def images_to_pull(self, pinned):
+        """(missing, to_pull): the references not on the host, and the ones O(pull) pulls; pull=never with a
+        missing image is refused."""
         policy = self.params["pull"]
         refs = sorted(set(pinned.values()))
         missing = [r for r in refs if not self.cli.image_present(r)]
         if policy == "never" and missing:
             raise InvalidParameters(f"pull=never but image(s) are not on the host: {', '.join(missing)}")
-        to_pull = refs if policy == "always" else missing
+        return missing, refs if policy == "always" else missing
+
+    def ensure_images(self, pinned):
+        """Pull per policy before anything changes, so a failed pull leaves the project as it was; the references
+        that were missing."""
+        missing, to_pull = self.images_to_pull(pinned)
         for ref in to_pull:
             self.cli.runner.run([self.cli.docker, "pull", "--quiet", ref], f"pulling {ref}")
         pulled = self.result.get("pulled", [])  # the job's image adds to the project's
         self.result["pulled"] = pulled + [r for r in to_pull if r not in pulled]
+        return missing
 
-    def after(self, services, before):
-        """The containers once ready; on failure the result still says what changed."""
+    def after(self, services, before, started=None):
+        """The containers once ready; on failure the result still says what changed. With started (the monotonic
+        time the start command began), ready_s: how long the services took from that command to ready."""
         try:
             if self.params["wait"]:
                 wait_until_healthy(self.cli, services, self.params["wait_timeout"])
+                if started is not None:
+                    self.result["ready_s"] = round(time.monotonic() - started, 3)
         finally:
             after = self.cli.containers()
             self.result["services"] = after

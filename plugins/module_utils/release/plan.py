@@ -304,9 +304,12 @@ def recreate_plan(ledger, color, version):
             "project": f"{app}-{color}",
             "replaces": replaced,
             "actions": [
+                f"stage {version} beside {app}-{color} (its files in {color}.staged/, its images pulled) while "
+                f"{replaced.get('version') or 'it'} still serves",
                 f"maintenance page on (HTTP 503 with Retry-After) on every route of {app}, checked through the LB",
                 f"stop {app}-{color} ({replaced.get('version') or 'nothing running'})",
-                f"start {app}-{color} with {version} and wait until healthy (its servers UP on the LB)",
+                f"start {app}-{color} with {version} (the staged files put in place) and wait until healthy (its "
+                "servers UP on the LB)",
                 "maintenance page off: traffic resumes on it, checked through the LB",
             ],
         }

@@ -40,6 +40,17 @@ def test_unchanged_needs_a_job_and_takes_its_image_from_run_image(tmp_path) -> N
         validate_static(params(tmp_path, images={"migrate": "x"}))
 
 
+def test_pulled_runs_no_job_and_needs_images_or_files(tmp_path) -> None:
+    """state=pulled (a recreate's pull before its outage) only pulls: a job is refused, and it needs something to
+    pull - the images given, or the files' own."""
+    with pytest.raises(InvalidParameters, match="state=pulled only pulls the project's images: run is not used"):
+        validate_static(params(tmp_path, state="pulled"))
+    validate_static(params(tmp_path, state="pulled", run=None))
+    validate_static(params(tmp_path, state="pulled", run=None, files=[], images={"api": "x"}))
+    with pytest.raises(InvalidParameters, match="state=pulled needs images, or files to read the services' images"):
+        validate_static(params(tmp_path, state="pulled", run=None, files=[]))
+
+
 def test_a_variable_is_public_or_secret_never_both_and_is_a_name(tmp_path) -> None:
     both = {"service": "m", "environment": {"A": "s3cret"}, "public_environment": {"A": "x"}}
     with pytest.raises(InvalidParameters, match="run.environment and run.public_environment both set A"):

@@ -69,7 +69,13 @@ def test_a_recreate_plans_the_live_color_itself_and_says_what_it_does() -> None:
     recreate_plan = got["recreate"]
     assert recreate_plan["color"] == "blue" and recreate_plan["project"] == "shop-blue"
     assert recreate_plan["replaces"]["version"] == "v1" and recreate_plan["replaces"]["images"] == V1_IMAGES
-    assert [a.split()[0] for a in recreate_plan["actions"]] == ["maintenance", "stop", "start", "maintenance"]
+    # Staged (files beside the color, images pulled) while v1 serves: the outage holds only stop, start, page off.
+    actions = recreate_plan["actions"]
+    assert [a.split()[0] for a in actions] == ["stage", "maintenance", "stop", "start", "maintenance"]
+    assert actions[0] == (
+        "stage v2 beside shop-blue (its files in blue.staged/, its images pulled) while v1 still serves"
+    )
+    assert "(the staged files put in place)" in actions[3]
     canary = plan.plan_release(host.ledger, host.lock_state(20), "v2", STEPS, "r2")
     assert canary["strategy"] == "canary" and canary["recreate"] is None and canary["candidate"] == "green"
 
