@@ -213,6 +213,10 @@ def test_a_sticky_cookie_cannot_pin_a_client_to_a_color_without_a_share(lb: Stac
             "haproxy_weight", lb.weights(weights={"api_blue": 128, "api_green": 128}, states={"api_blue": "ready"})
         )
         assert colors("blue") == {"blue"} and colors("green") == {"green"}, "persistence itself is kept"
+        # The traffic module wrote each weight where the template puts it (before the cookie): the role's next run
+        # finds the file as it would render it - no reload, which would close idle keep-alive connections.
+        rerun = lb.lb_role(switchyard_lb_sticky_cookie="SWY")
+        assert "changed=0" in rerun.stdout.replace(" ", ""), rerun.stdout
     finally:
         lb.lb_role()
         run_module("haproxy_weight", lb.weights(weights={"api_blue": 256, "api_green": 0}))

@@ -104,6 +104,18 @@ class Load:
         self.stopping.set()
         self.join()
 
+    def failures(self, phases: list[tuple[str, float, float]] = ()) -> list[str]:
+        """Each recorded request that did not get a 2xx, said with its time, how it ended and the phase it fell in
+        (phases: (name, start, end) wall-clock times), for an assertion message that explains itself."""
+        with self.lock:
+            failed = [a for a in self.records if a.kind != "ok"]
+        said = []
+        for a in failed:
+            during = [name for name, start, end in phases if start <= a.at < end] or ["between runs"]
+            clock = time.strftime("%H:%M:%S", time.gmtime(a.at)) + f".{int(a.at % 1 * 1000):03d}Z"
+            said.append(f"{clock} {a.kind} after {a.seconds:.3f} s, during {', '.join(during)}")
+        return said
+
     def between(self, start: float, end: float) -> list[Answer]:
         """The recorded requests sent in [start, end) (wall-clock times)."""
         with self.lock:

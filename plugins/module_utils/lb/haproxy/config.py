@@ -5,7 +5,7 @@
 
 Runtime changes are lost on reload unless the configuration says the same, so every weight and
 maint change is also written here. Only the `weight` and `disabled` keywords of the servers
-touched change; every other byte of the file stays as it was.
+touched change, in place; every other byte of the file stays as it was.
 """
 
 from __future__ import annotations
@@ -56,27 +56,36 @@ def servers_in_config(text):
 
 
 def _rewrite_line(line, weight, disabled):
-    """The same line with weight and disabled set; indentation and comment kept."""
+    """The same line with weight and disabled set; indentation, comment and the order of the other keywords kept.
+
+    A weight is changed where it stands (appended when absent) and `disabled` follows it: the order the lb role's
+    template writes, so that its next run finds the file unchanged (a needless reload closes idle keep-alive
+    connections under clients).
+    """
     indent = line[: len(line) - len(line.lstrip())]
     code, hash_, comment = line.partition("#")
     tokens = code.split()
     head, options = tokens[:3], tokens[3:]
-    out, skip = [], False
-    for position, token in enumerate(options):
-        if skip:
-            skip = False
-            continue
-        if token == "weight" and weight is not None:
-            skip = position + 1 < len(options)
-            continue
-        if token in ("disabled", "enabled") and disabled is not None:
-            continue
-        out.append(token)
+    if disabled is not None:
+        options = [token for token in options if token not in ("disabled", "enabled")]
+    at = options.index("weight") if "weight" in options else None
     if weight is not None:
-        out += ["weight", str(weight)]
+        # HAProxy takes the last of several weights; one is kept, where the first stood.
+        kept = []
+        for position, token in enumerate(options):
+            if position > 0 and options[position - 1] == "weight" and position - 1 != at:
+                continue
+            if token == "weight" and position != at:
+                continue
+            kept.append(str(weight) if at is not None and position == at + 1 else token)
+        if at is not None and len(kept) == at + 1:
+            kept.append(str(weight))  # a trailing `weight` without its number
+        options = kept if at is not None else [*kept, "weight", str(weight)]
+        at = options.index("weight")
     if disabled:
-        out.append("disabled")
-    rewritten = indent + " ".join(head + out)
+        after = at + 2 if at is not None and at + 1 < len(options) else len(options)
+        options.insert(after, "disabled")
+    rewritten = indent + " ".join(head + options)
     if hash_:
         rewritten += "  #" + comment.rstrip("\n")
     return rewritten

@@ -136,6 +136,23 @@ def test_rewrite_adds_a_weight_keeps_comments_and_other_backends() -> None:
     assert servers_in_config(text)["be_a"]["s1"]["weight"] == 1  # HAProxy's default
 
 
+@pytest.mark.parametrize(
+    ("line", "change", "expected"),
+    [
+        # The lb role's template: `weight N[ disabled][ cookie C]` - kept in that order, so its next run changes nothing.
+        ("weight 256 cookie blue", {"weight": 77, "disabled": False}, "weight 77 cookie blue"),
+        ("weight 256 cookie blue", {"weight": 0, "disabled": True}, "weight 0 disabled cookie blue"),
+        ("weight 0 disabled cookie blue", {"weight": 10, "disabled": False}, "weight 10 cookie blue"),
+        ("weight 0 cookie blue", {"weight": None, "disabled": True}, "weight 0 disabled cookie blue"),
+        ("cookie blue", {"weight": None, "disabled": True}, "cookie blue disabled"),
+        ("weight 3 check weight 4 cookie x", {"weight": 9, "disabled": None}, "weight 9 check cookie x"),
+    ],
+)
+def test_rewrite_keeps_the_order_of_the_keywords(line: str, change: dict, expected: str) -> None:
+    text = f"backend be_a\n    server s1 s1:80 {line}\n"
+    assert set_servers(text, "be_a", {"s1": change}) == f"backend be_a\n    server s1 s1:80 {expected}\n"
+
+
 def test_rewrite_refuses_an_unknown_server() -> None:
     with pytest.raises(ConfigError, match="no server api_red in backend be_api"):
         set_servers(recorded("haproxy.cfg"), "be_api", {"api_red": {"weight": 1}})
