@@ -329,6 +329,14 @@ stopped_s:
   returned: when O(stop_first) stopped containers (not in check mode)
   type: float
   sample: 0.842
+stop_started:
+  description:
+    - Whether O(stop_first) began to stop the running containers. C(false) on a failure before that (the staged files
+      missing, the images not resolved or pulled, another run's lock): the old version was left running, and a
+      caller may take traffic back to it.
+  returned: when O(stop_first) is set (not in check mode), on success and on failure
+  type: bool
+  sample: true
 staged:
   description: The files put in place from O(staged_dir) (in check mode, those found there).
   returned: when O(staged_dir) is given

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -450,3 +451,31 @@ def test_a_job_that_runs_too_long_is_stopped_and_removed(testbed: Testbed, schem
         "label=com.docker.compose.oneoff=True",
     ).stdout.strip()
     assert leftovers == ""
+
+
+def test_a_recreate_that_fails_before_its_stop_leaves_the_old_version_serving(
+    testbed: Testbed, schema, make_color, tmp_path
+) -> None:
+    blue = make_color("blue")
+    v1 = blue.args(images={"api": testbed.image("demo-app:v1")})
+    first = run_module("compose_project", v1)
+    assert not first.get("failed"), first.get("msg")
+    running = blue.container_ids()
+    staged = tmp_path / "project" / "blue.staged"
+    staged.mkdir()
+    for path in v1["files"]:
+        shutil.copy(path, staged / Path(path).name)
+    recreate = {**v1, "images": {"api": testbed.image("demo-app:v2")}, "stop_first": True, "staged_dir": str(staged)}
+
+    # The env file was not staged: refused before the stop - the caller reads stop_started to know v1 still serves.
+    failed = run_module("compose_project", recreate)
+    assert failed.get("failed") and "staged_dir:" in failed["msg"] and blue.env_file.name in failed["msg"], failed
+    assert failed["stop_started"] is False and "stopped_s" not in failed
+    assert blue.container_ids() == running and blue.root()["version"] == "v1"
+
+    shutil.copy(blue.env_file, staged / blue.env_file.name)
+    done = run_module("compose_project", recreate)
+    assert not done.get("failed"), done.get("msg")
+    assert done["stop_started"] is True and done["stopped_s"] > 0 and done["ready_s"] > 0
+    assert sorted(done["staged"]) == sorted(v1["files"] + v1["env_files"]) and not any(staged.iterdir())
+    assert blue.root()["version"] == "v2"

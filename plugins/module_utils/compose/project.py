@@ -249,6 +249,8 @@ class ComposeProjectManager:
         params = self.params
         running = before  # what ran when the module began: the diff and `changed` compare with it
         recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
+        if recreate and params["stop_first"]:
+            self.result["stop_started"] = False  # until the stop command runs, a failure leaves the old version up
         # With staged files, rendered from them (relative paths against the project's own directory), so that the
         # images are pinned and pulled before anything stops or moves: a failure here leaves the project as it was.
         if recreate and params["staged_dir"]:
@@ -332,6 +334,7 @@ class ComposeProjectManager:
         params = self.params
         if params["stop_first"] and plans.plan_stopped(before)["stopped"]:
             self.lease.check()  # still this run's lock, right before the change
+            self.result["stop_started"] = True
             started = time.monotonic()
             what = f"stopping project {params['project']}"
             self.cli.run("stop", "--timeout", str(params["stop_timeout"]), what=what, files=False)
