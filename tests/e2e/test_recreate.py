@@ -90,12 +90,14 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app, test
     PULLED.append(pinned)
     load = Load(app.url + "/", rate=50, seconds=120, record=True).start()
     try:
-        result = app.play("release.yml", switchyard_version="v2", switchyard_images={"api": tag})
+        result = app.play("release.yml", "--diff", switchyard_version="v2", switchyard_images={"api": tag})
     finally:
         load.stop()
     pulled_at, pulled = task_outcome(result.stdout, "switchyard.release.stack : Pull the new version's images")
     page_at = task_outcome(result.stdout, "switchyard.release.release : Maintenance page on")[0]
     assert pulled == "changed" and pulled_at < page_at, result.stdout[-6000:]
+    # --diff compares the staged files with what runs (the same compose.base.yaml): no file shown as new.
+    assert "+services:" not in result.stdout and "-services:" not in result.stdout, result.stdout[-6000:]
     assert app.ledger()["colors"]["blue"]["images"] == {"api": pinned}
     kinds = collections.Counter(
         "page" if a.maintenance else f"{a.kind} {a.version}" if a.status == 200 else a.kind for a in load.records
