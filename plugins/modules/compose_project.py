@@ -331,9 +331,9 @@ stopped_s:
   sample: 0.842
 stop_started:
   description:
-    - Whether O(stop_first) began to stop the running containers. C(false) on a failure before that (the staged files
-      missing, the images not resolved or pulled, another run's lock): the old version was left running, and a
-      caller may take traffic back to it.
+    - Whether O(stop_first) began to stop the running containers.
+    - C(false) on a failure before that (the staged files missing, the images not resolved or pulled, another run's
+      lock) - the old version was left running, and a caller may take traffic back to it.
   returned: when O(stop_first) is set (not in check mode), on success and on failure
   type: bool
   sample: true

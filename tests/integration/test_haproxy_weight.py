@@ -16,7 +16,6 @@ from support.modules import four_way, run_module
 from support.stack import Stack
 from support.testbed import Testbed
 
-
 RELOADS = 20
 
 

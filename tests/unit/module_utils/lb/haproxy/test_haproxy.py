@@ -139,7 +139,7 @@ def test_rewrite_adds_a_weight_keeps_comments_and_other_backends() -> None:
 @pytest.mark.parametrize(
     ("line", "change", "expected"),
     [
-        # The lb role's template: `weight N[ disabled][ cookie C]` - kept in that order, so its next run changes nothing.
+        # The lb role's template: `weight N[ disabled][ cookie C]`, kept in that order: its next run changes nothing.
         ("weight 256 cookie blue", {"weight": 77, "disabled": False}, "weight 77 cookie blue"),
         ("weight 256 cookie blue", {"weight": 0, "disabled": True}, "weight 0 disabled cookie blue"),
         ("weight 0 disabled cookie blue", {"weight": 10, "disabled": False}, "weight 10 cookie blue"),
