@@ -11,12 +11,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 from support.compose import docker, unique_name
-from support.load import Load
 from support.modules import four_way, run_module
 from support.stack import Stack
 from support.testbed import Testbed
-
-RELOADS = 20
 
 
 @pytest.fixture(scope="module")
@@ -346,19 +343,3 @@ def test_lb_config_change_reloads_without_dropping_the_weights(lb: Stack) -> Non
     finally:
         lb.lb_role()
 
-
-def test_reloads_under_keep_alive_traffic_fail_no_request(lb: Stack) -> None:
-    """A reload's old process keeps its idle client connections until their next request, answers it and closes
-    (option idle-close-on-response): a keep-alive client never sends on a connection being closed under it."""
-    run_module("haproxy_weight", lb.weights(weights={"api_blue": 128, "api_green": 128}))
-    traffic = Load(lb.url + "/", rate=200, seconds=30, connections=8, record=True).start()
-    try:
-        for _reload in range(RELOADS):
-            time.sleep(0.7)
-            docker("kill", "--signal", "USR2", lb.lb_container)
-        time.sleep(1)
-    finally:
-        traffic.stop()
-        run_module("haproxy_weight", lb.weights(weights={"api_blue": 256, "api_green": 0}))
-    assert len(traffic.records) > 100 * RELOADS * 0.7
-    assert traffic.failures() == []
