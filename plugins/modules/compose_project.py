@@ -329,11 +329,11 @@ stopped_s:
   returned: when O(stop_first) stopped containers (not in check mode)
   type: float
   sample: 0.842
-stop_started:
+touched:
   description:
-    - Whether O(stop_first) began to stop the running containers.
-    - C(false) on a failure before that (the staged files missing, the images not resolved or pulled, another run's
-      lock) - the old version was left running, and a caller may take traffic back to it.
+    - With O(stop_first), whether the call began to change the project - its stop, the staged files moved, or C(up).
+    - C(false) on a failure before that (the arguments, the staged files missing, the images not resolved or pulled,
+      another run's lock) - the old version was left running as it was, and a caller may take traffic back to it.
   returned: when O(stop_first) is set (not in check mode), on success and on failure
   type: bool
   sample: true

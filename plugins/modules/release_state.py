@@ -230,6 +230,13 @@ options:
   reason:
     description: With V(rollback) or V(fail) - why, stored on the release.
     type: str
+  untouched:
+    description:
+      - With V(fail), for a recreate - its containers were never touched (it failed before its stop began,
+        compose_project's RV(switchyard.release.compose_project#module:touched=false)); the color's record goes
+        back to what it ran before the release instead of being marked failed with a version that never ran there.
+    type: bool
+    default: false
   force:
     description:
       - With V(lock) - take over a lock that another release holds and that has not expired.
@@ -430,6 +437,7 @@ ARGUMENT_SPEC = {
     "drill": {"type": "dict"},
     "weights": {"type": "dict"},
     "reason": {"type": "str"},
+    "untouched": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "unlock": {"type": "bool", "default": True},
     "history_limit": {"type": "int", "default": DEFAULT_HISTORY_LIMIT},

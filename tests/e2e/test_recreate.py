@@ -4,13 +4,16 @@ constant load - v2's files staged and its image pulled before the page goes on, 
 Retry-After) answers during the outage, no connection fails, v2 answers after, the ledger has the outage and the
 health time; a re-run changes nothing. Then a candidate that crashes on start:
 the release fails, the page stays up, the ledger says failed, the lock is released, rollback.yml refuses and says how
-to recreate the previous version, and a re-run with a good version converges. A bad strategy and --check change
-nothing. (The page itself on Nginx and Traefik: tests/integration/test_lb_maintenance.py.)"""
+to recreate the previous version, and a re-run with a good version converges. Then a recreate that fails before it
+touches the color (its staged file removed once the page is on): the page goes off, the color keeps its record.
+A bad strategy and --check change nothing. (The page itself on Nginx and Traefik: test_lb_maintenance.py.)"""
 
 from __future__ import annotations
 
 import collections
 import shlex
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -155,3 +158,46 @@ def test_a_candidate_that_crashes_leaves_the_page_up_and_a_good_version_converge
     app.play("release.yml", switchyard_version="v1")
     assert app.answer()["version"] == "v1" and app.last_release()["outcome"] == "promoted"
     assert app.ledger()["colors"]["blue"]["state"] == "live"
+
+
+def test_a_recreate_that_fails_before_it_touches_the_color_takes_the_page_off_and_keeps_its_record(app) -> None:
+    """The staged color.env removed under the run once the page is on: compose_project refuses before it stops
+    anything (touched false). The rescue takes the page off - v1 serves as before - and the ledger gives the color its
+    record back (v1, live): any strategy may follow, and the next recreate replaces v1."""
+    assert app.answer()["version"] == "v1"
+    before = app.ledger()["colors"]["blue"]
+    staged_env = app.state / "blue.staged" / "color.env"
+    removed: list[float] = []
+
+    def remove_once_the_page_is_on() -> None:
+        deadline = time.monotonic() + 120
+        with requests.Session() as session:
+            while time.monotonic() < deadline and not removed:
+                try:
+                    paged = session.get(app.url + "/", timeout=2).headers.get("X-Switchyard-Maintenance") == "on"
+                except requests.RequestException:
+                    paged = False
+                if paged and staged_env.exists():
+                    staged_env.unlink()
+                    removed.append(time.time())
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=remove_once_the_page_is_on, daemon=True)
+    watcher.start()
+    failed = app.play("release.yml", ok=False, switchyard_version="v2")
+    watcher.join(5)
+    assert removed, "the page never went on"
+    assert "staged_dir:" in failed.stdout and "was not touched" in failed.stdout, failed.stdout[-4000:]
+    assert "the maintenance page is off again and it serves as before" in failed.stdout, failed.stdout[-4000:]
+    answer = page(app)
+    assert answer.status_code == 200 and answer.json()["version"] == "v1"
+    assert answer.headers.get("X-Switchyard-Maintenance") is None
+    ledger = app.ledger()
+    entry = app.last_release()
+    assert entry["outcome"] == "failed" and "was not touched" in entry["reason"] and app.lock() is None
+    assert ledger["colors"]["blue"] == before, "the color's record is what runs: v1, live"
+
+    # Nothing refuses the next release: a recreate to v2 replaces v1 and converges.
+    app.play("release.yml", switchyard_version="v2")
+    step = next(s for s in app.last_release()["steps"] if s["name"] == "recreate")
+    assert app.answer()["version"] == "v2" and step["replaced"] == "v1", step

@@ -467,15 +467,15 @@ def test_a_recreate_that_fails_before_its_stop_leaves_the_old_version_serving(
         shutil.copy(path, staged / Path(path).name)
     recreate = {**v1, "images": {"api": testbed.image("demo-app:v2")}, "stop_first": True, "staged_dir": str(staged)}
 
-    # The env file was not staged: refused before the stop - the caller reads stop_started to know v1 still serves.
+    # The env file was not staged: refused before the stop - the caller reads touched to know v1 still runs as it did.
     failed = run_module("compose_project", recreate)
     assert failed.get("failed") and "staged_dir:" in failed["msg"] and blue.env_file.name in failed["msg"], failed
-    assert failed["stop_started"] is False and "stopped_s" not in failed
+    assert failed["touched"] is False and "stopped_s" not in failed
     assert blue.container_ids() == running and blue.root()["version"] == "v1"
 
     shutil.copy(blue.env_file, staged / blue.env_file.name)
     done = run_module("compose_project", recreate)
     assert not done.get("failed"), done.get("msg")
-    assert done["stop_started"] is True and done["stopped_s"] > 0 and done["ready_s"] > 0
+    assert done["touched"] is True and done["stopped_s"] > 0 and done["ready_s"] > 0
     assert sorted(done["staged"]) == sorted(v1["files"] + v1["env_files"]) and not any(staged.iterdir())
     assert blue.root()["version"] == "v2"

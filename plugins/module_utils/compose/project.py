@@ -187,6 +187,9 @@ class ComposeProjectManager:
         forget_short_masks(module)
         self.lease = Lease(self.params.get("lease"), module.check_mode, warn=module.warn)
         self.stopped_first = False
+        if self.params.get("stop_first") and not module.check_mode:
+            # A recreate: until its stop, its file moves or its `up` begin, a failure leaves the old version running.
+            self.result["touched"] = False
 
     # -- entry point ---------------------------------------------------------------------------
     def run(self):
@@ -249,8 +252,6 @@ class ComposeProjectManager:
         params = self.params
         running = before  # what ran when the module began: the diff and `changed` compare with it
         recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
-        if recreate and params["stop_first"]:
-            self.result["stop_started"] = False  # until the stop command runs, a failure leaves the old version up
         # With staged files, rendered from them (relative paths against the project's own directory), so that the
         # images are pinned and pulled before anything stops or moves: a failure here leaves the project as it was.
         if recreate and params["staged_dir"]:
@@ -305,6 +306,8 @@ class ComposeProjectManager:
             if params["remove_orphans"]:
                 args.append("--remove-orphans")
             self.lease.check()  # still this run's lock, right before the change
+            if "touched" in self.result:
+                self.result["touched"] = True
             started = time.monotonic()
             self.cli.run(*args, extra_files=[path], what=f"starting project {params['project']}")
             after = self.after(services, before, started)
@@ -334,7 +337,7 @@ class ComposeProjectManager:
         params = self.params
         if params["stop_first"] and plans.plan_stopped(before)["stopped"]:
             self.lease.check()  # still this run's lock, right before the change
-            self.result["stop_started"] = True
+            self.result["touched"] = True
             started = time.monotonic()
             what = f"stopping project {params['project']}"
             self.cli.run("stop", "--timeout", str(params["stop_timeout"]), what=what, files=False)
@@ -344,6 +347,7 @@ class ComposeProjectManager:
         changed = []
         if params["staged_dir"]:
             self.lease.check()
+            self.result["touched"] = True
             moving = params["files"] + params["env_files"]
             changed = put_in_place([(staged_copy(params, p), p) for p in moving])
             self.result["staged"] = moving

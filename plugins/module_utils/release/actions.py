@@ -95,7 +95,9 @@ def apply_action(ledger, lock, params, now, host, pid):
         elif action == "drill":
             new_ledger = record_drill(ledger, params["drill"], now, limit)
         elif action == "fail":
-            new_ledger = fail(ledger, release_id, now, reason=params.get("reason"), weights=weights)
+            new_ledger = fail(
+                ledger, release_id, now, reason=params.get("reason"), weights=weights, untouched=bool(params.get("untouched"))
+            )
         else:
             new_ledger = retire(ledger, release_id, params.get("color"), now, weights=weights)
         if new_ledger is not ledger and lock is not None and not holds(lock, token) and not force:

@@ -198,6 +198,9 @@ def record_step(ledger, release_id, step, now):
             raise LedgerError(f"step {name}: release {release_id} has no idle color to deploy ({color or 'none'})")
         record = after["colors"].get(color)
         if record is None or record.get("release_id") != release_id:
+            if in_place(entry) and record is not None:
+                # What the color ran, whole: a recreate that fails before its stop puts it back (fail, untouched).
+                entry["replaced_record"] = copy.deepcopy(record)
             after["colors"][color] = {**_deployed_color(entry, now), "state": "deploying"}
         if after["previous"] == color:
             after["previous"] = None
@@ -292,9 +295,12 @@ def rollback(ledger, release_id, color, now, reason=None, weights=None):
     return _stamped(ledger, after, now)
 
 
-def fail(ledger, release_id, now, reason=None, weights=None):
+def fail(ledger, release_id, now, reason=None, weights=None, untouched=False):
     """The release failed; live does not change. A release that already ended otherwise than
-    promoted is left as it is; a promoted one is refused (that is a rollback)."""
+    promoted is left as it is; a promoted one is refused (that is a rollback).
+
+    untouched: a recreate that failed before its stop began - the color still runs what it ran, so its record
+    goes back to what the stop step replaced (not `failed` with a version that never ran there)."""
     after = copy.deepcopy(ledger)
     entry = _require_release(after, release_id, "fail")
     if entry["outcome"] == "promoted":
@@ -311,7 +317,10 @@ def fail(ledger, release_id, now, reason=None, weights=None):
             and record.get("state") in ("candidate", "deploying")
             and record.get("release_id") == release_id
         ):
-            record["state"] = "failed"
+            if untouched and in_place(entry) and entry.get("replaced_record"):
+                after["colors"][entry["color"]] = copy.deepcopy(entry["replaced_record"])
+            else:
+                record["state"] = "failed"
     _merge_weights(after, weights)
     return _stamped(ledger, after, now)
 

@@ -18,7 +18,8 @@ V2_IMAGES = {"api": "127.0.0.1:5000/shop/api@sha256:" + "2" * 64}
 
 def recreate(host: Host, rid: str, version: str, start: float, end: str = "promote") -> dict:
     """recreate.yml's records: begin (strategy recreate), stop (deploying, what it replaces), deploy, then the
-    recreate step and the promotion - or the failure after the stop (end="fail") or before it (end="early")."""
+    recreate step and the promotion - or the failure after the stop (end="fail"), before the stop step (end="early"),
+    or after it but before compose_project changed anything (end="untouched")."""
     got = plan.plan_release(host.ledger, host.lock_state(start), version, STEPS, rid, strategy="recreate")
     host.take_lock(rid, start)
     host.ledger = tr.begin(
@@ -29,8 +30,10 @@ def recreate(host: Host, rid: str, version: str, start: float, end: str = "promo
         host.unlock(rid)
         return got
     host.step(rid, {"name": "stop", "deploying": True, "replaced": got["recreate"]["replaces"]}, start + 1)
-    if end == "fail":
-        host.ledger = tr.fail(host.ledger, rid, at(start + 2), reason="never healthy")
+    if end in ("fail", "untouched"):
+        # untouched: compose_project failed before it changed anything (touched false), the page went off again.
+        reason = "never healthy" if end == "fail" else "staged files missing"
+        host.ledger = tr.fail(host.ledger, rid, at(start + 2), reason=reason, untouched=end == "untouched")
         host.unlock(rid)
         return got
     host.step(rid, {"name": "deploy", "deployed": True, "images": V2_IMAGES}, start + 2)
@@ -126,6 +129,26 @@ def test_a_recreate_that_failed_before_the_stop_changes_nothing_for_the_next_rel
     recreate(host, "r2", "v2", 20, end="early")
     assert host.ledger["colors"]["blue"]["state"] == "live"
     assert plan.plan_release(host.ledger, host.lock_state(30), "v2", STEPS, "r3")["refused"] is None
+
+
+def test_a_recreate_that_failed_untouched_after_the_stop_step_gives_the_color_its_record_back() -> None:
+    host = v1_with_digests()
+    before = dict(host.ledger["colors"]["blue"])
+    recreate(host, "r2", "v2", 20, end="untouched")
+    ledger = host.ledger
+    # What runs is v1, as before: not v2 `failed` (which would refuse every strategy but recreate).
+    assert ledger["colors"]["blue"] == before and ledger["live"] == "blue"
+    assert ledger["releases"][-1]["outcome"] == "failed" and host.lock is None
+    assert plan.plan_release(ledger, host.lock_state(30), "v3", STEPS, "r3")["refused"] is None
+    again = plan.plan_release(ledger, host.lock_state(30), "v2", STEPS, "r3", strategy="recreate")
+    assert again["recreate"]["replaces"]["version"] == "v1" and again["recreate"]["replaces"]["images"] == V1_IMAGES
+
+
+def test_untouched_changes_nothing_for_a_release_that_is_not_a_recreate() -> None:
+    host = v1_with_digests()
+    host.release("r2", "v2", 20, canary=(10,), end="pause", pause_after=10)
+    failed = tr.fail(host.ledger, "r2", at(40), reason="x", untouched=True)
+    assert failed["colors"]["green"]["state"] == "failed"
 
 
 @pytest.mark.parametrize("end", ["promote", "fail"])
