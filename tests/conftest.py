@@ -12,6 +12,34 @@ from support.postgres import Postgres
 from support.stack import make_demo_secrets
 from support.testbed import REPO_ROOT, Testbed
 
+# `make test` hands whole files to its workers (--dist loadfile) in collection order: a long file collected last ends
+# the run on one worker while the other idles. So the longest files go first (rough seconds per file on CI, from
+# --durations; a file not listed counts by its directory: e2e, then integration, then unit).
+SLOW_FILES = {
+    "tests/e2e/test_lb_kinds.py": 830,
+    "tests/e2e/test_faults.py": 800,
+    "tests/e2e/test_release.py": 750,
+    "tests/e2e/test_strategy_ab.py": 590,
+    "tests/e2e/test_drill.py": 450,
+    "tests/e2e/test_strategy_bluegreen.py": 400,
+    "tests/e2e/test_recreate.py": 330,
+    "tests/e2e/test_contract_and_rollback_paths.py": 300,
+    "tests/e2e/test_verified_release.py": 250,
+    "tests/e2e/test_gate_fails_closed.py": 200,
+    "tests/e2e/test_compose_job_migrations.py": 200,
+}
+DIRECTORY_ORDER = ("tests/e2e/", "tests/integration/", "tests/unit/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::", 1)[0]
+        rank = next((i for i, prefix in enumerate(DIRECTORY_ORDER) if path.startswith(prefix)), len(DIRECTORY_ORDER))
+        return -SLOW_FILES.get(path, 0), rank
+
+    items.sort(key=weight)  # stable: a file's tests keep their order, files of equal weight theirs
+
+
 DEMO_DIR = REPO_ROOT / "examples" / "app"
 
 
