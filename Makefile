@@ -55,13 +55,14 @@ e2e: venv collection ## end-to-end tests of the playbooks on the testbed
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # The tests wait on Docker, the LB and canary windows far more than they compute: they run on TEST_WORKERS
-# workers (pytest-xdist, a test file per worker), then the tests marked serial (a Docker daemon restart, the
+# workers (pytest-xdist, a test file per worker, the longest files first: tests/conftest.py orders them and
+# --no-loadscope-reorder keeps xdist from reordering by test count), then the tests marked serial (a Docker daemon restart, the
 # testbed's re-run, the measurement under load) one at a time with the machine to themselves.
 TEST_WORKERS ?= 2
 
 test: testbed lint ## testbed + lint + unit, integration and e2e tests (what CI runs)
 	rc=0; \
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial" tests/unit tests/integration tests/e2e $(PYTEST_ARGS) || rc=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial" tests/unit tests/integration tests/e2e $(PYTEST_ARGS) || rc=$$?; \
 	$(BIN)/pytest -m serial tests/unit tests/integration tests/e2e $(PYTEST_ARGS) || { s=$$?; [[ $$s == 5 ]] || rc=$$s; }; \
 	exit $$rc
 

@@ -31,7 +31,10 @@ SLOW_FILES = {
 DIRECTORY_ORDER = ("tests/e2e/", "tests/integration/", "tests/unit/")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # not an xdist worker: the serial part keeps its order (the testbed's re-run before the daemon restart)
+
     def weight(item: pytest.Item) -> tuple[int, int]:
         path = item.nodeid.split("::", 1)[0]
         rank = next((i for i, prefix in enumerate(DIRECTORY_ORDER) if path.startswith(prefix)), len(DIRECTORY_ORDER))
