@@ -342,4 +342,3 @@ def test_lb_config_change_reloads_without_dropping_the_weights(lb: Stack) -> Non
         assert {n: s["weight"] for n, s in lb.servers().items()} == {"api_blue": 100, "api_green": 156}
     finally:
         lb.lb_role()
-

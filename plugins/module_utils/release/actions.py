@@ -96,7 +96,12 @@ def apply_action(ledger, lock, params, now, host, pid):
             new_ledger = record_drill(ledger, params["drill"], now, limit)
         elif action == "fail":
             new_ledger = fail(
-                ledger, release_id, now, reason=params.get("reason"), weights=weights, untouched=bool(params.get("untouched"))
+                ledger,
+                release_id,
+                now,
+                reason=params.get("reason"),
+                weights=weights,
+                untouched=bool(params.get("untouched")),
             )
         else:
             new_ledger = retire(ledger, release_id, params.get("color"), now, weights=weights)
