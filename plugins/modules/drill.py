@@ -198,8 +198,9 @@ weights_after:
 figures:
   description:
     - rto_ms and back_ms (null when not reached), observed_percent (of the probes during the hold the target
-      served), failed (real, probes, total - requests the LB logged with a 5xx or no answer), probes (sent,
-      answered, failed, unlogged).
+      served, of those the LB's log shows), failed (real, probes, total - requests the LB logged with a 5xx or
+      no answer), probes (sent, answered, failed, unlogged), log_dropped (HAProxy - the log lines it dropped
+      during the drill, when it could not write its stdout in time).
   returned: when the drill ran
   type: dict
 drill:

@@ -83,8 +83,8 @@ def test_a_partial_then_a_full_drill_under_load_fail_nothing_and_end_on_the_live
         assert (drill["to"], drill["from"], drill["outcome"], drill["percent"]) == ("blue", "green", "done", percent)
         assert drill["rto_ms"] is not None and 0 < drill["rto_ms"] < 10_000, drill
         assert drill["back_ms"] is not None and drill["failed_requests"] == 0, drill
-        # One answered probe missing from the LB's log read was seen once in 6 runs (cause not established; the
-        # record lists such probes under `unlogged`). The RTO is taken from the logged ones: a few may miss, no more.
+        # HAProxy drops log lines when the Docker daemon is slow to read its output (CI saw one probe in some runs;
+        # test_faults stalls the daemon to show it). Such probes are of no known color: a few may miss, no more.
         assert drill["probes"]["failed"] == 0 and drill["probes"]["unlogged"] <= max(1, drill["probes"]["sent"] // 100)
     assert full["full"] and full["observed_percent"] == 100.0, full
     assert 0 < partial["observed_percent"] < 50, partial

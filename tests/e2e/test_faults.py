@@ -7,14 +7,17 @@ during a rollback, and a full disk when the ledger is written.
 Each ends with users on a healthy color, the ledger consistent with the LB and the containers, the
 lock released, and a re-run converging. The tests of the first part share one application and run in
 order, each starting from the state the previous one left; the Docker daemon's restart has an application of
-its own and runs alone (marked serial).
+its own and runs alone (marked serial), followed on that application by a drill while the daemon is stopped
+(SIGSTOP) for 4 s: HAProxy drops the log lines nobody reads, and the drill says so rather than miscounting.
 """
 
 from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +27,7 @@ import requests
 from support.compose import docker
 from support.load import Load
 from support.release import ReleasedApp
-from support.testbed import REPO_ROOT
+from support.testbed import REPO_ROOT, TESTBED_DIR
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -148,9 +151,10 @@ def app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
         released.down()
 
 
-@pytest.fixture
-def restarted_app(testbed, tmp_path) -> Iterator[ReleasedApp]:
-    released = faults_app(tmp_path)
+@pytest.fixture(scope="module")
+def restarted_app(testbed, tmp_path_factory) -> Iterator[ReleasedApp]:
+    """v1, then the serial tests below in order: v2 released across the daemon's restart, then drilled."""
+    released = faults_app(tmp_path_factory.mktemp("restarted"))
     try:
         released.play("release.yml", switchyard_version="v1")
         yield released
@@ -185,6 +189,49 @@ def test_the_docker_daemon_restarted_while_the_candidate_is_deployed(restarted_a
     print(f"{len(failed(load))} of {len(load.answers)} requests failed: {collections.Counter(failed(load))}")
     assert not failed_outside(load, restarted_at, restarted_at + took + 1)
     assert len(failed(load)) <= RATE * 1.0, "more than a second of the restart"
+
+
+def docker_stalled(seconds: float) -> None:
+    """The Docker daemon stopped (SIGSTOP) then continued: containers run on, nobody reads their output."""
+    pid = int((TESTBED_DIR / "dockerd.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+# Stopping the daemon stalls every other test's Docker calls: it runs alone, after the restart above (v2 live).
+@pytest.mark.serial
+def test_a_drill_while_the_docker_daemon_stalls_counts_the_lbs_dropped_log_lines(restarted_app) -> None:
+    """HAProxy writes its log to stdout without blocking: while dockerd reads nothing, the pipe fills and HAProxy
+    drops lines (and counts them). The drill's probes whose lines were dropped are of no known color: the drill
+    still ends done, on the live color, with the drop in its record - not with a share under 100 %."""
+    app = restarted_app
+    assert (app.ledger()["live"], app.ledger()["previous"]) == ("green", "blue")
+    before = app.lb_servers()
+    # Long request lines fill the pipes quickly: some 200 KB a second for HAProxy's log.
+    load = Load(app.url + "/?pad=" + "x" * 800, rate=200, seconds=120, record=True).start()
+    run = app.start("drill.yml", switchyard_drill_full=True, switchyard_drill_hold_seconds=12)
+    wait_for("the drill's shift", lambda: app.lb_servers()["blue"]["weight"] == 256, run, seconds=60)
+    time.sleep(0.5)
+    docker_stalled(4)
+    rc, out = finish(run)
+    load.stop()
+    assert rc == 0, out[-4000:]
+    assert re.search(r"the\s+LB\s+dropped\s+\d+\s+lines\s+of\s+its\s+request\s+log", out), out[-4000:]
+    drill = app.ledger()["drills"][-1]
+    print({k: drill.get(k) for k in ("outcome", "observed_percent", "probes", "lb_log_dropped", "rto_ms")})
+    assert (drill["outcome"], drill["to"], drill["full"]) == ("done", "blue", True), drill
+    assert drill["probes"]["failed"] == 0 and drill["probes"]["unlogged"] > 0, drill
+    assert drill["lb_log_dropped"] >= drill["probes"]["unlogged"], drill
+    assert drill["observed_percent"] == 100.0 and drill["failed_requests"] == 0, drill
+    assert not failed(load), collections.Counter(failed(load))
+    after = app.lb_servers()
+    assert {c: (after[c]["weight"], after[c]["state"]) for c in after} == {
+        c: (before[c]["weight"], before[c]["state"]) for c in before
+    }
+    assert app.lock() is None
 
 
 def test_the_candidates_container_killed_during_a_canary_window(app) -> None:

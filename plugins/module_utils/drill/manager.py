@@ -443,6 +443,7 @@ class DrillManager:
             connection=self.connection,
         )
         reason, times, moved = None, {"wall_start": time.time()}, False
+        times["log_dropped"] = self.lb.log_dropped()
         prober.start(fast=True)
         try:
             self.baseline(prober, plan)
@@ -625,6 +626,7 @@ class DrillManager:
                 break
             time.sleep(0.25)
         probes = rto.attach_colors(probes, records, tag)
+        dropped = self.lb.log_dropped() if times.get("log_dropped") is not None else None
         window = [r for r in records if times["wall_shift"] <= r[0] <= times.get("wall_settled", float("inf"))]
         full, target, live = plan["full"], plan["to"], plan["live"]
         figures = {
@@ -642,6 +644,14 @@ class DrillManager:
                 if not p.get("logged")
             ][:5],
         }
+        if dropped is not None:
+            figures["log_dropped"] = dropped - times["log_dropped"]
+            if figures["log_dropped"] > 0:
+                self.module.warn(
+                    f"the LB dropped {figures['log_dropped']} lines of its request log during the drill (its output "
+                    "was not read in time): the probes among them are left out of the RTO and the share, and a "
+                    "failed request among them is not counted"
+                )
         if error:
             figures["log_error"] = error
             self.module.warn(f"the LB's request log could not be read, failed requests unknown: {error}")
@@ -674,6 +684,8 @@ class DrillManager:
         }
         if figures.get("unlogged"):
             record["unlogged"] = figures["unlogged"]
+        if figures.get("log_dropped"):
+            record["lb_log_dropped"] = figures["log_dropped"]
         if times.get("wall_shift"):
             record["started_at"] = wall(times["wall_shift"]).isoformat(timespec="milliseconds")
         return record

@@ -38,11 +38,18 @@ def served(probe, color):
     return probe.get("color") == color and ok(probe.get("status"))
 
 
+def known(probe):
+    """Whether the probe counts for a color: the LB's log shows it, or it failed. A probe answered but missing from
+    the log (HAProxy drops log lines when its stdout cannot keep up) went to a color nobody can name: it is left out
+    of the shares and runs rather than counted as served by another color."""
+    return probe.get("logged", True) or not ok(probe.get("status"))
+
+
 def time_to(probes, color, start, end=None, every=True):
     """Milliseconds from start to color serving: the first probe of the last unbroken run of probes served by
     color up to end (every), or the first probe served by color (not every). Probes sent before start or
-    after end are not looked at; None when color never (or not to the end) served."""
-    window = [p for p in probes if p["sent"] >= start and (end is None or p["sent"] < end)]
+    after end are not looked at, nor those of unknown color; None when color never (or not to the end) served."""
+    window = [p for p in probes if p["sent"] >= start and (end is None or p["sent"] < end) and known(p)]
     first = None
     for probe in window:
         if served(probe, color):
@@ -56,8 +63,8 @@ def time_to(probes, color, start, end=None, every=True):
 
 
 def share(probes, color, start, end):
-    """Percent of the probes sent in [start, end) that color served (None without probes)."""
-    window = [p for p in probes if start <= p["sent"] < end]
+    """Percent of the probes sent in [start, end) that color served, of those whose color is known (None without)."""
+    window = [p for p in probes if start <= p["sent"] < end and known(p)]
     if not window:
         return None
     return round(100.0 * sum(1 for p in window if served(p, color)) / len(window), 1)

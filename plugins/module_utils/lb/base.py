@@ -166,6 +166,12 @@ class LoadBalancer:
         stream: at most max_records are kept (the latest), and self.request_log_dropped counts the others."""
         raise NotImplementedError
 
+    def log_dropped(self):
+        """How many log lines the LB has dropped since it started, or None when it does not say. HAProxy writes its
+        log to stdout without blocking and counts the lines it could not write (DroppedLogs): a request missing
+        from the log read is explained by a rise of this count."""
+        return None
+
     def request_records(self, routes, since, until):
         """[(epoch seconds, route, color or None, status, request target or None)] of every request logged on
         routes between since and until, in time order: real and synthetic alike (the target - path and query -

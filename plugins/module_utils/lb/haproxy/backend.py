@@ -186,6 +186,15 @@ class HAProxy(LoadBalancer):
             RuntimeAPI(self.master_socket, timeout=self.timeout, prefix="@1 "),
         ]
 
+    def log_dropped(self):
+        for api in self.apis():
+            try:
+                value = api.info().get("DroppedLogs")
+            except RuntimeAPIError:
+                continue
+            return int(value) if value and value.isdigit() else None
+        return None
+
     def maintenance(self, route):
         self.check_route(route)
         return page.read_maintenance(self.apis(), f"{CONFIG_IN_CONTAINER}/{page.MAP_FILE}", route)

@@ -53,6 +53,8 @@ class FakeLB:
         self.fail_shift_back = False
         self.on_shift = None
         self.shifts = 0
+        self.dropped = None  # HAProxy's DroppedLogs when set
+        self.drop_blue = 0  # log lines of blue's answers to drop (and count)
 
     def check_routes(self, routes):
         pass
@@ -92,12 +94,19 @@ class FakeLB:
     def request_records(self, routes, since, until):
         return list(self.log)
 
+    def log_dropped(self):
+        return self.dropped
+
     def serve(self, target):
         ready = {c: v["weight"] for c, v in self.servers_.items() if v["state"] == "ready" and v["weight"] > 0}
         for color, weight in ready.items():
             self.credit[color] += weight
         color = max(ready, key=lambda c: self.credit[c])
         self.credit[color] -= sum(ready.values())
+        if color == "blue" and self.drop_blue and self.dropped is not None:
+            self.drop_blue -= 1
+            self.dropped += 1
+            return 200
         self.log.append((time.time(), "api", color, 200, target))
         return 200
 
@@ -189,6 +198,17 @@ def test_a_full_drill_ends_done_with_the_lb_as_before_and_the_lock_released(monk
     assert (drill["outcome"], drill["restored"], drill["failed_requests"]) == ("done", True, 0), drill
     assert drill["rto_ms"] is not None and drill["observed_percent"] == 100.0
     assert "restore_to" not in drill and result["drill"] == {k: v for k, v in drill.items() if k != "recorded_at"}
+
+
+def test_probes_the_lbs_log_dropped_count_for_no_color_and_the_drop_is_recorded(monkeypatch, state) -> None:
+    lb = FakeLB()
+    lb.dropped, lb.drop_blue = 7, 2
+    running = manager(monkeypatch, state, lb)
+    running.run()
+    assert any("dropped 2 lines of its request log" in w for w in running.module.warnings), running.module.warnings
+    drill = last_drill(state)
+    assert (drill["outcome"], drill["observed_percent"], drill["lb_log_dropped"]) == ("done", 100.0, 2), drill
+    assert drill["probes"]["unlogged"] == 2 and len(drill["unlogged"]) == 2
 
 
 def test_a_restore_that_fails_keeps_the_lock_says_so_and_the_rescue_puts_it_back(monkeypatch, state) -> None:

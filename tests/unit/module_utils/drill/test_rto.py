@@ -51,6 +51,17 @@ def test_a_failed_answer_is_not_served_even_by_the_target() -> None:
     assert rto.share(taken, "blue", 10.0, 11.0) == 25.0
 
 
+def test_a_probe_missing_from_the_lbs_log_counts_for_no_color_unless_it_failed() -> None:
+    taken = probes("gbb-bbbbbb")
+    taken[3]["logged"] = False  # answered 200, but HAProxy dropped its log line
+    assert rto.time_to(taken, "blue", start=10.0, every=True) == 22.0
+    assert rto.share(taken, "blue", 10.015, 11.0) == 100.0
+    failed = probes("gbb-bbbbbb", statuses={4: None})
+    failed[3]["logged"] = False  # no answer at all: it breaks the run and counts against the share
+    assert rto.time_to(failed, "blue", start=10.0, every=True) == 52.0
+    assert rto.share(failed, "blue", 10.015, 11.0) == 88.9
+
+
 def test_the_lbs_log_gives_each_probe_its_color_and_counts_the_failures() -> None:
     url = probe_url("http://127.0.0.1:8080", "/health", TAG, 2)
     target = url.split("8080", 1)[1]
