@@ -249,18 +249,29 @@ class ComposeProjectManager:
         return pinned
 
     def state_present(self, before):
+        self.apply_present(self.prepare_present(before))
+
+    def prepare_present(self, before):
+        """What state=present does before it changes anything: the project rendered, its images pinned and pulled.
+        A failure here leaves the project as it was (a recreate does this before its maintenance page goes on)."""
         params = self.params
-        running = before  # what ran when the module began: the diff and `changed` compare with it
         recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
         # With staged files, rendered from them (relative paths against the project's own directory), so that the
-        # images are pinned and pulled before anything stops or moves: a failure here leaves the project as it was.
+        # images are pinned and pulled before anything stops or moves.
         if recreate and params["staged_dir"]:
             missing_staged(params)
         config = self.staged_cli().config() if recreate and params["staged_dir"] else self.cli.config()
-        services = sorted(config.get("services", {}))
         pinned = self.pinned_images(config)
         if not self.module.check_mode:
             self.ensure_images(pinned)
+        return {"before": before, "services": sorted(config.get("services", {})), "pinned": pinned}
+
+    def apply_present(self, prepared):
+        """The rest of state=present: (a recreate's stop and staged files), the pins written, `up`, the wait."""
+        params = self.params
+        before, services, pinned = prepared["before"], prepared["services"], prepared["pinned"]
+        running = before  # what ran when the module began: the diff and `changed` compare with it
+        recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
         staged_changes = []
         if recreate:
             before, staged_changes = self.recreate_first(before)
@@ -335,6 +346,8 @@ class ComposeProjectManager:
         and the new version never run together - then the staged files put in place. Returns the containers now, and
         the files whose content changed."""
         params = self.params
+        if params["staged_dir"]:
+            missing_staged(params)  # again, right before the stop: the old version stays untouched without them
         if params["stop_first"] and plans.plan_stopped(before)["stopped"]:
             self.lease.check()  # still this run's lock, right before the change
             self.result["touched"] = True

@@ -23,13 +23,55 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     observed_weights,
     shares,
 )
-from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec, load_balancer
 from ansible_collections.switchyard.release.plugins.module_utils.lb.page import ask, check_url
 from ansible_collections.switchyard.release.plugins.module_utils.release import store
-from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease, lease_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError, find_release
+from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
 
 RECORD_ACTIONS = ("step", "promote", "rollback", "fail")
+
+
+COLOR_STATES = {"type": "str", "choices": ["ready", "drain", "maint"]}
+
+
+def traffic_argument_spec():
+    """The traffic module's options (the recreate module validates its page's calls against them too)."""
+    return {
+        **state_argument_spec(),
+        **lb_argument_spec(),
+        **lease_argument_spec(),
+        "weights": {"type": "dict", "options": {"blue": {"type": "int"}, "green": {"type": "int"}}},
+        "states": {"type": "dict", "options": {"blue": COLOR_STATES, "green": COLOR_STATES}},
+        "up_timeout": {"type": "int", "default": 30},
+        "drain_timeout": {"type": "int", "default": 0},
+        "canary": {"type": "str", "choices": ["blue", "green"]},
+        "require_idle": {"type": "str", "choices": ["blue", "green"]},
+        "idle_seconds": {"type": "int", "default": 0},
+        "idle_timeout": {"type": "int", "default": 60},
+        "maintenance": {
+            "type": "dict",
+            "options": {
+                "enabled": {"type": "bool", "required": True},
+                "wait_up": {"type": "str", "choices": ["blue", "green"]},
+                "probe_urls": {"type": "list", "elements": "str", "default": []},
+                "probe_timeout": {"type": "float", "default": 10},
+                "since": {"type": "float"},
+            },
+        },
+        "best_effort": {"type": "bool", "default": False},
+        "record": {
+            "type": "dict",
+            "options": {
+                "release_id": {"type": "str", "required": True},
+                "action": {"type": "str", "choices": list(RECORD_ACTIONS), "default": "step"},
+                "step": {"type": "dict"},
+                "color": {"type": "str", "choices": ["blue", "green"]},
+                "reason": {"type": "str"},
+            },
+        },
+    }
 
 
 def asked(options):
