@@ -139,9 +139,9 @@ touched:
   type: bool
 page:
   description:
-    - Where the page is - V(off) (never put on, or check mode), V(on) (on - left on by a failure after it, or by
-      O(resume=false); after a failure before the stop it may be on only on some routes), V(resumed) (off again over
-      the new version). On failure too.
+    - Where the page is - V(off) (never put on, or check mode), V(on) (on, or may be - left on by a failure once it
+      began to go on, or by O(resume=false); a failure while it went on or off may leave it on only on some routes),
+      V(resumed) (off again over the new version). On failure too.
   returned: always
   type: str
 page_on:

@@ -67,6 +67,10 @@ class ModuleView:
         self._module = module
         self.argument_spec = argument_spec
         self.params = validated.validated_parameters
+        # A no_log value of the other module's options is masked in this module's output as in its own.
+        no_log_values = getattr(module, "no_log_values", None)
+        if no_log_values is not None:
+            no_log_values.update(validated._no_log_values)
 
     def __getattr__(self, name):
         return getattr(self._module, name)

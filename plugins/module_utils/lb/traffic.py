@@ -108,6 +108,24 @@ class Traffic:
         self.result = {"changed": False, "kind": self.lb.kind, "routes": []}
 
     def run(self):
+        weights, states, maintenance, record = self.check_params()
+        with self.lease.kept():  # refuses before anything moves when this run lost the lock
+            if record and not self.module.check_mode:
+                self.require_release(record)
+            canary = self.set_canary(self.params.get("canary"))
+            if maintenance and maintenance["enabled"]:
+                self.set_maintenance(maintenance)  # the page first: nothing behind it is served any more
+            self.move(weights, states)
+            if maintenance and not maintenance["enabled"]:
+                self.set_maintenance(maintenance)  # weights and states in place before the route answers again
+            paged = bool((self.result.get("maintenance") or {}).get("changed"))
+            self.result["changed"] = self.result["changed"] or canary or paged
+            if record:
+                self.record(record)
+        return self.result
+
+    def check_params(self):
+        """What argument_spec cannot check, before anything is read or moved: (weights, states, maintenance, record)."""
         weights, states = asked(self.params["weights"]), asked(self.params["states"])
         for color, weight in weights.items():
             if not 0 <= weight <= MAX_WEIGHT:
@@ -128,20 +146,7 @@ class Traffic:
                     "record needs lease: the token of the run that holds the release lock (release_state's lock_token)"
                 )
             self.record_params(record, {})  # a bad record is refused before anything moves
-        with self.lease.kept():  # refuses before anything moves when this run lost the lock
-            if record and not self.module.check_mode:
-                self.require_release(record)
-            canary = self.set_canary(self.params.get("canary"))
-            if maintenance and maintenance["enabled"]:
-                self.set_maintenance(maintenance)  # the page first: nothing behind it is served any more
-            self.move(weights, states)
-            if maintenance and not maintenance["enabled"]:
-                self.set_maintenance(maintenance)  # weights and states in place before the route answers again
-            paged = bool((self.result.get("maintenance") or {}).get("changed"))
-            self.result["changed"] = self.result["changed"] or canary or paged
-            if record:
-                self.record(record)
-        return self.result
+        return weights, states, maintenance, record
 
     def set_canary(self, color):
         """Point the canary header at color (first: a reload by the move below must keep it); whether it changed."""

@@ -76,10 +76,14 @@ class Recreate:
         compose = self.compose
         validate_static(compose.params)
         compose.require_sdk()
-        self.on = self.traffic(True)  # its options checked before anything is read
+        # The page's options checked before anything is read: a bad route, URL or record changes nothing.
+        page_on = self.traffic(True)
+        page_on.check_params()
+        self.traffic(False).check_params()
         with compose.lease.kept():  # nothing changes under another run's release lock
             prepared = compose.prepare_present(compose.cli.containers())
             self.result["page"] = PAGE_ON  # from here the page may be on, if only on some routes
+            self.on = page_on
             self.on.run()
             self.collect()
             try:
