@@ -264,7 +264,14 @@ class ComposeProjectManager:
         pinned = self.pinned_images(config)
         if not self.module.check_mode:
             self.ensure_images(pinned)
-        return {"before": before, "services": sorted(config.get("services", {})), "pinned": pinned}
+        prepared = {"before": before, "services": sorted(config.get("services", {})), "pinned": pinned}
+        if recreate and params["staged_dir"]:
+            # The hashes the staged project will have, with its pins rendered in the module's tmpdir: computed now,
+            # not after the stop (a recreate prepares before its maintenance page goes on).
+            pins = os.path.join(self.module.tmpdir, os.path.basename(override_path(params)))
+            write_atomically(pins, render_override(pinned, params["labels"]))
+            prepared["desired"] = self.staged_cli().config_hashes(extra_files=[pins])
+        return prepared
 
     def apply_present(self, prepared):
         """The rest of state=present: (a recreate's stop and staged files), the pins written, `up`, the wait."""
@@ -296,7 +303,7 @@ class ComposeProjectManager:
                         override_file=path,
                     ) from exc
             rendered_with = path
-        desired = self.cli.config_hashes(extra_files=[rendered_with])
+        desired = prepared.get("desired") or self.cli.config_hashes(extra_files=[rendered_with])
         actions = plans.plan_present(desired, before, params["remove_orphans"])
         self.result["actions"] = actions
         self.result["diff"] = self.diff(running, desired_state(desired, pinned))
@@ -356,7 +363,7 @@ class ComposeProjectManager:
             self.cli.run("stop", "--timeout", str(params["stop_timeout"]), what=what, files=False)
             self.result["stopped_s"] = round(time.monotonic() - started, 3)
             self.stopped_first = self.result["changed"] = True
-            before = self.cli.containers()
+            before = plans.after_stop(before)  # what `compose stop` leaves, without listing them again
         changed = []
         if params["staged_dir"]:
             self.lease.check()
