@@ -511,13 +511,15 @@ class ComposeProjectManager:
     def after(self, services, before, started=None):
         """The containers once ready; on failure the result still says what changed. With started (the monotonic
         time the start command began), ready_s: how long the services took from that command to ready."""
+        ready = None
         try:
             if self.params["wait"]:
-                wait_until_healthy(self.cli, services, self.params["wait_timeout"])
+                ready = wait_until_healthy(self.cli, services, self.params["wait_timeout"])
                 if started is not None:
                     self.result["ready_s"] = round(time.monotonic() - started, 3)
         finally:
-            after = self.cli.containers()
+            # The wait's last listing when it succeeded (no second listing inside a recreate's outage).
+            after = self.cli.containers() if ready is None else ready
             self.result["services"] = after
             self.result["changed"] = self.result["changed"] or plans.observed_change(before, after)
         return after
