@@ -99,7 +99,7 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app, test
     finally:
         load.stop()
     pulled_at, pulled = task_outcome(result.stdout, "switchyard.release.stack : Pull the new version's images")
-    page_at = task_outcome(result.stdout, "switchyard.release.release : Maintenance page on")[0]
+    page_at = task_outcome(result.stdout, "switchyard.release.stack : Maintenance page on")[0]
     assert pulled == "changed" and pulled_at < page_at, result.stdout[-6000:]
     # --diff compares the staged files with what runs (the same compose.base.yaml): no file shown as new.
     assert "+services:" not in result.stdout and "-services:" not in result.stdout, result.stdout[-6000:]

@@ -96,7 +96,7 @@ def test_blue_recreated_behind_the_page(stack: Stack, tmp_path: Path) -> None:
     assert served.status_code == 200 and served.json()["version"] == "v1" and blue_ids(stack) == running
 
     # A new version that crashes: the old one is stopped, the page stays up.
-    recreate.stage(CRASH_ON_START="1")
+    recreate.stage(DEMO_CRASH_ON_START="1")
     crashed = run_module("recreate", recreate.args("v2", wait_timeout=15))
     assert crashed.get("failed") and (crashed["touched"], crashed["page"]) == (True, "on"), crashed
     assert crashed["page_on"]["verified_at"] > 0 and "page_off" not in crashed
