@@ -29,6 +29,7 @@ requirements:
   - Docker Engine with the Compose v2 plugin (C(docker compose)) on the target.
   - The Docker SDK for Python (C(docker) >= 7) on the target when O(resolve_digests=true) meets a tag.
 extends_documentation_fragment:
+  - switchyard.release.compose
   - switchyard.release.lease
 attributes:
   check_mode:
@@ -38,37 +39,6 @@ attributes:
     description: Per service, image, config hash and state before and after.
     support: full
 options:
-  project:
-    description: The Compose project name, for example C(shop-green).
-    type: str
-    required: true
-  files:
-    description:
-      - Compose files on the target, layered in order.
-      - Required with O(state=present), O(state=restarted) and O(run).
-    type: list
-    elements: path
-    default: []
-  project_dir:
-    description: The project directory (C(--project-directory)); defaults to the first file's directory.
-    type: path
-  env_files:
-    description: Environment files (C(--env-file)), in order.
-    type: list
-    elements: path
-    default: []
-  profiles:
-    description: Compose profiles to enable.
-    type: list
-    elements: str
-    default: []
-  docker_host:
-    description: The Docker daemon to talk to (C(DOCKER_HOST)); the local socket when omitted.
-    type: str
-  docker_cli:
-    description: The docker client executable.
-    type: path
-    default: docker
   state:
     description:
       - V(present) - up, detached, with pinned images, waiting until healthy when O(wait).
@@ -95,14 +65,6 @@ options:
         without a container (scaled to 0), is not compared.
     type: dict
     default: {}
-  resolve_digests:
-    description: Turn tags into C(repo@sha256:...) by asking the registry, before starting anything.
-    type: bool
-    default: true
-  require_digest:
-    description: Refuse any service whose image is not pinned by digest after resolution, naming the service.
-    type: bool
-    default: true
   images_only:
     description:
       - With O(state=present), refuse (before anything changes) a service of the project that O(images) does not list,
@@ -120,18 +82,6 @@ options:
     description: Return only when every service with a healthcheck is healthy and the others run.
     type: bool
     default: true
-  wait_timeout:
-    description: Seconds to wait for O(wait).
-    type: int
-    default: 120
-  stop_timeout:
-    description: Seconds a container gets to stop before it is killed (stop, down, restart).
-    type: int
-    default: 15
-  labels:
-    description: Extra labels on every container of the project (release id, color), so state can be read back.
-    type: dict
-    default: {}
   stop_first:
     description:
       - With O(state=present), stop the project's running containers first (C(docker compose stop), within
@@ -202,6 +152,7 @@ options:
             fails with C(job.timed_out=true).
         type: int
 notes:
+  - O(files) is required with O(state=present), O(state=restarted) and O(run).
   - A job always reports a change; in check mode it is not run (C(job.skipped) and the C(cmd) it would run).
   - Fixed C(container_name) in a project collides across colors; use the project name to tell colors apart.
 """
@@ -393,48 +344,10 @@ failures:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
+from ansible_collections.switchyard.release.plugins.module_utils.compose.options import compose_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.compose.project import ComposeProjectManager
-from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
 
-ARGUMENT_SPEC = {
-    "project": {"type": "str", "required": True},
-    "files": {"type": "list", "elements": "path", "default": []},
-    "project_dir": {"type": "path"},
-    "env_files": {"type": "list", "elements": "path", "default": []},
-    "profiles": {"type": "list", "elements": "str", "default": []},
-    "docker_host": {"type": "str"},
-    "docker_cli": {"type": "path", "default": "docker"},
-    "state": {
-        "type": "str",
-        "choices": ["present", "stopped", "started", "absent", "restarted", "unchanged", "pulled"],
-        "default": "present",
-    },
-    "images": {"type": "dict", "default": {}},
-    "resolve_digests": {"type": "bool", "default": True},
-    "require_digest": {"type": "bool", "default": True},
-    "images_only": {"type": "bool", "default": False},
-    "pull": {"type": "str", "choices": ["missing", "always", "never"], "default": "missing"},
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 120},
-    "stop_timeout": {"type": "int", "default": 15},
-    "labels": {"type": "dict", "default": {}},
-    "stop_first": {"type": "bool", "default": False},
-    "staged_dir": {"type": "path"},
-    "remove_orphans": {"type": "bool", "default": False},
-    "remove_volumes": {"type": "bool", "default": False},
-    "run": {
-        "type": "dict",
-        "options": {
-            "service": {"type": "str", "required": True},
-            "command": {"type": "raw"},
-            "image": {"type": "str"},
-            "environment": {"type": "dict", "default": {}, "no_log": True},
-            "public_environment": {"type": "dict", "default": {}},
-            "timeout": {"type": "int"},
-        },
-    },
-    **lease_argument_spec(),
-}
+ARGUMENT_SPEC = compose_argument_spec()
 
 
 def main():

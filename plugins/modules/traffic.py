@@ -255,47 +255,9 @@ release:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
-from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
-from ansible_collections.switchyard.release.plugins.module_utils.lb.traffic import RECORD_ACTIONS, Traffic
-from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
-from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
+from ansible_collections.switchyard.release.plugins.module_utils.lb.traffic import Traffic, traffic_argument_spec
 
-COLOR_STATES = {"type": "str", "choices": ["ready", "drain", "maint"]}
-
-ARGUMENT_SPEC = {
-    **state_argument_spec(),
-    **lb_argument_spec(),
-    **lease_argument_spec(),
-    "weights": {"type": "dict", "options": {"blue": {"type": "int"}, "green": {"type": "int"}}},
-    "states": {"type": "dict", "options": {"blue": COLOR_STATES, "green": COLOR_STATES}},
-    "up_timeout": {"type": "int", "default": 30},
-    "drain_timeout": {"type": "int", "default": 0},
-    "canary": {"type": "str", "choices": ["blue", "green"]},
-    "require_idle": {"type": "str", "choices": ["blue", "green"]},
-    "idle_seconds": {"type": "int", "default": 0},
-    "idle_timeout": {"type": "int", "default": 60},
-    "maintenance": {
-        "type": "dict",
-        "options": {
-            "enabled": {"type": "bool", "required": True},
-            "wait_up": {"type": "str", "choices": ["blue", "green"]},
-            "probe_urls": {"type": "list", "elements": "str", "default": []},
-            "probe_timeout": {"type": "float", "default": 10},
-            "since": {"type": "float"},
-        },
-    },
-    "best_effort": {"type": "bool", "default": False},
-    "record": {
-        "type": "dict",
-        "options": {
-            "release_id": {"type": "str", "required": True},
-            "action": {"type": "str", "choices": list(RECORD_ACTIONS), "default": "step"},
-            "step": {"type": "dict"},
-            "color": {"type": "str", "choices": ["blue", "green"]},
-            "reason": {"type": "str"},
-        },
-    },
-}
+ARGUMENT_SPEC = traffic_argument_spec()
 
 
 def main():

@@ -5,12 +5,14 @@ Retry-After) answers during the outage, no connection fails, v2 answers after, t
 health time; a re-run changes nothing. Then a candidate that crashes on start:
 the release fails, the page stays up, the ledger says failed, the lock is released, rollback.yml refuses and says how
 to recreate the previous version, and a re-run with a good version converges. Then a recreate that fails before it
-touches the color (its staged file removed once the page is on): the page goes off, the color keeps its record.
+touches the color (its staged file removed as the staging writes it): the page never goes on, the color keeps its
+record.
 A bad strategy and --check change nothing. (The page itself on Nginx and Traefik: test_lb_maintenance.py.)"""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import shlex
 import threading
 import time
@@ -97,7 +99,7 @@ def test_recreate_under_load_answers_only_the_maintenance_page_then_v2(app, test
     finally:
         load.stop()
     pulled_at, pulled = task_outcome(result.stdout, "switchyard.release.stack : Pull the new version's images")
-    page_at = task_outcome(result.stdout, "switchyard.release.release : Maintenance page on")[0]
+    page_at = task_outcome(result.stdout, "switchyard.release.stack : Maintenance page on")[0]
     assert pulled == "changed" and pulled_at < page_at, result.stdout[-6000:]
     # --diff compares the staged files with what runs (the same compose.base.yaml): no file shown as new.
     assert "+services:" not in result.stdout and "-services:" not in result.stdout, result.stdout[-6000:]
@@ -161,33 +163,36 @@ def test_a_candidate_that_crashes_leaves_the_page_up_and_a_good_version_converge
 
 
 def test_a_recreate_that_fails_before_it_touches_the_color_takes_the_page_off_and_keeps_its_record(app) -> None:
-    """The staged color.env removed under the run once the page is on: compose_project refuses before it stops
-    anything (touched false). The rescue takes the page off - v1 serves as before - and the ledger gives the color its
-    record back (v1, live): any strategy may follow, and the next recreate replaces v1."""
+    """The staged color.env removed under the run as soon as the staging writes it: the staging's pull, which renders
+    the staged files, refuses (the recreate module would too: it checks them before the page goes on and again right
+    before the stop) - nothing is touched, the page never goes on. The rescue leaves v1 serving, and the ledger keeps
+    the color's record (v1, live): any strategy may follow, and the next recreate replaces v1."""
     assert app.answer()["version"] == "v1"
     before = app.ledger()["colors"]["blue"]
     staged_env = app.state / "blue.staged" / "color.env"
     removed: list[float] = []
+    paged: list[float] = []
 
-    def remove_once_the_page_is_on() -> None:
+    def remove_once_staged() -> None:
         deadline = time.monotonic() + 120
         with requests.Session() as session:
-            while time.monotonic() < deadline and not removed:
-                try:
-                    paged = session.get(app.url + "/", timeout=2).headers.get("X-Switchyard-Maintenance") == "on"
-                except requests.RequestException:
-                    paged = False
-                if paged and staged_env.exists():
+            while time.monotonic() < deadline and not (removed and paged):
+                if staged_env.exists() and not removed:
                     staged_env.unlink()
                     removed.append(time.time())
-                time.sleep(0.01)
+                with contextlib.suppress(requests.RequestException):
+                    if session.get(app.url + "/", timeout=2).headers.get("X-Switchyard-Maintenance") == "on":
+                        paged.append(time.time())
+                time.sleep(0.005)
 
-    watcher = threading.Thread(target=remove_once_the_page_is_on, daemon=True)
+    watcher = threading.Thread(target=remove_once_staged, daemon=True)
     watcher.start()
     failed = app.play("release.yml", ok=False, switchyard_version="v2")
-    watcher.join(5)
-    assert removed, "the page never went on"
-    assert "staged_dir:" in failed.stdout and "was not touched" in failed.stdout, failed.stdout[-4000:]
+    done_at = time.time()
+    watcher.join(1)
+    assert removed, "the staging never wrote color.env"
+    assert not [at for at in paged if at < done_at], "the maintenance page went on"
+    assert "color.env does not exist" in failed.stdout and "was not touched" in failed.stdout, failed.stdout[-4000:]
     assert "the maintenance page is off again and it serves as before" in failed.stdout, failed.stdout[-4000:]
     answer = page(app)
     assert answer.status_code == 200 and answer.json()["version"] == "v1"
@@ -195,6 +200,7 @@ def test_a_recreate_that_fails_before_it_touches_the_color_takes_the_page_off_an
     ledger = app.ledger()
     entry = app.last_release()
     assert entry["outcome"] == "failed" and "was not touched" in entry["reason"] and app.lock() is None
+    assert "stop" not in [step["name"] for step in entry["steps"]], entry["steps"]
     assert ledger["colors"]["blue"] == before, "the color's record is what runs: v1, live"
 
     # Nothing refuses the next release: a recreate to v2 replaces v1 and converges.

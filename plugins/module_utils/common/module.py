@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import traceback
 
-from ansible_collections.switchyard.release.plugins.module_utils.common.errors import SwitchyardError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters, SwitchyardError
 
 
 def run_module(module, make_manager):
@@ -47,3 +49,28 @@ def partial_result(manager):
     if partial is not None:
         return partial()
     return dict(getattr(manager, "result", None) or {})
+
+
+class ModuleView:
+    """The module with another set of parameters, for one module that runs another module's manager on part of its
+    options (the recreate module runs compose_project's and traffic's). Everything but the parameters - check mode,
+    diff mode, warnings, run_command, the temporary directory, no_log masking - is the running module's own.
+
+    The parameters are validated against that module's argument spec and given its defaults, as the module itself
+    would have them; a bad value fails naming the option."""
+
+    def __init__(self, module, argument_spec, params, prefix=""):
+        validated = ArgumentSpecValidator(argument_spec).validate(params)
+        if validated.error_messages:
+            where = f"{prefix}: " if prefix else ""
+            raise InvalidParameters(where + "; ".join(validated.error_messages))
+        self._module = module
+        self.argument_spec = argument_spec
+        self.params = validated.validated_parameters
+        # A no_log value of the other module's options is masked in this module's output as in its own.
+        no_log_values = getattr(module, "no_log_values", None)
+        if no_log_values is not None:
+            no_log_values.update(validated._no_log_values)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)

@@ -38,17 +38,18 @@ def container_verdict(container):
 
 
 def wait_until_healthy(cli, services, timeout, poll=0.25, clock=time.monotonic, sleep=time.sleep):
-    """Return the containers once every one of services is ready; raise ServiceNotHealthy. A poll (docker ps and
-    inspect, a few tens of ms) every 0.25 s: on average 0.125 s between Docker's verdict and ours - a recreate's
-    outage waits for it."""
+    """Return the project's containers (all of them, as listed) once every one of services is ready; raise
+    ServiceNotHealthy. A poll (docker ps and inspect, a few tens of ms) every 0.25 s: on average 0.125 s between
+    Docker's verdict and ours - a recreate's outage waits for it."""
     deadline = clock() + timeout
     while True:
-        containers = [c for c in cli.containers() if c["service"] in services]
+        listed = cli.containers()
+        containers = [c for c in listed if c["service"] in services]
         verdicts = {c["id"]: container_verdict(c) for c in containers}
         missing = sorted(set(services) - {c["service"] for c in containers})
         failed = [c for c in containers if verdicts[c["id"]] == "failed"]
         if not failed and not missing and all(v == "ready" for v in verdicts.values()):
-            return containers
+            return listed
         if failed or clock() >= deadline:
             bad = failed or [c for c in containers if verdicts[c["id"]] != "ready"]
             raise_not_healthy(cli, bad, missing, timeout, timed_out=not failed)

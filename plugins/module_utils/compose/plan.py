@@ -36,6 +36,14 @@ def plan_stopped(containers):
     return actions
 
 
+def after_stop(containers):
+    """The containers as a successful `compose stop` leaves them: every one that ran has exited."""
+    return [
+        {**c, "state": "exited", "health": None} if c["state"] in ("running", "restarting", "paused") else c
+        for c in containers
+    ]
+
+
 def plan_started(containers):
     """The services with a container that is not running (state=started starts what exists, creates nothing)."""
     actions = empty_actions()

@@ -249,18 +249,36 @@ class ComposeProjectManager:
         return pinned
 
     def state_present(self, before):
+        self.apply_present(self.prepare_present(before))
+
+    def prepare_present(self, before):
+        """What state=present does before it changes anything: the project rendered, its images pinned and pulled.
+        A failure here leaves the project as it was (a recreate does this before its maintenance page goes on)."""
         params = self.params
-        running = before  # what ran when the module began: the diff and `changed` compare with it
         recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
         # With staged files, rendered from them (relative paths against the project's own directory), so that the
-        # images are pinned and pulled before anything stops or moves: a failure here leaves the project as it was.
+        # images are pinned and pulled before anything stops or moves.
         if recreate and params["staged_dir"]:
             missing_staged(params)
         config = self.staged_cli().config() if recreate and params["staged_dir"] else self.cli.config()
-        services = sorted(config.get("services", {}))
         pinned = self.pinned_images(config)
         if not self.module.check_mode:
             self.ensure_images(pinned)
+        prepared = {"before": before, "services": sorted(config.get("services", {})), "pinned": pinned}
+        if recreate and params["staged_dir"]:
+            # The hashes the staged project will have, with its pins rendered in the module's tmpdir: computed now,
+            # not after the stop (a recreate prepares before its maintenance page goes on).
+            pins = os.path.join(self.module.tmpdir, os.path.basename(override_path(params)))
+            write_atomically(pins, render_override(pinned, params["labels"]))
+            prepared["desired"] = self.staged_cli().config_hashes(extra_files=[pins])
+        return prepared
+
+    def apply_present(self, prepared):
+        """The rest of state=present: (a recreate's stop and staged files), the pins written, `up`, the wait."""
+        params = self.params
+        before, services, pinned = prepared["before"], prepared["services"], prepared["pinned"]
+        running = before  # what ran when the module began: the diff and `changed` compare with it
+        recreate = not self.module.check_mode and (params["stop_first"] or params["staged_dir"])
         staged_changes = []
         if recreate:
             before, staged_changes = self.recreate_first(before)
@@ -285,7 +303,7 @@ class ComposeProjectManager:
                         override_file=path,
                     ) from exc
             rendered_with = path
-        desired = self.cli.config_hashes(extra_files=[rendered_with])
+        desired = prepared.get("desired") or self.cli.config_hashes(extra_files=[rendered_with])
         actions = plans.plan_present(desired, before, params["remove_orphans"])
         self.result["actions"] = actions
         self.result["diff"] = self.diff(running, desired_state(desired, pinned))
@@ -335,6 +353,8 @@ class ComposeProjectManager:
         and the new version never run together - then the staged files put in place. Returns the containers now, and
         the files whose content changed."""
         params = self.params
+        if params["staged_dir"]:
+            missing_staged(params)  # again, right before the stop: the old version stays untouched without them
         if params["stop_first"] and plans.plan_stopped(before)["stopped"]:
             self.lease.check()  # still this run's lock, right before the change
             self.result["touched"] = True
@@ -343,7 +363,7 @@ class ComposeProjectManager:
             self.cli.run("stop", "--timeout", str(params["stop_timeout"]), what=what, files=False)
             self.result["stopped_s"] = round(time.monotonic() - started, 3)
             self.stopped_first = self.result["changed"] = True
-            before = self.cli.containers()
+            before = plans.after_stop(before)  # what `compose stop` leaves, without listing them again
         changed = []
         if params["staged_dir"]:
             self.lease.check()
@@ -491,13 +511,15 @@ class ComposeProjectManager:
     def after(self, services, before, started=None):
         """The containers once ready; on failure the result still says what changed. With started (the monotonic
         time the start command began), ready_s: how long the services took from that command to ready."""
+        ready = None
         try:
             if self.params["wait"]:
-                wait_until_healthy(self.cli, services, self.params["wait_timeout"])
+                ready = wait_until_healthy(self.cli, services, self.params["wait_timeout"])
                 if started is not None:
                     self.result["ready_s"] = round(time.monotonic() - started, 3)
         finally:
-            after = self.cli.containers()
+            # The wait's last listing when it succeeded (no second listing inside a recreate's outage).
+            after = self.cli.containers() if ready is None else ready
             self.result["services"] = after
             self.result["changed"] = self.result["changed"] or plans.observed_change(before, after)
         return after

@@ -23,13 +23,55 @@ from ansible_collections.switchyard.release.plugins.module_utils.lb.base import 
     observed_weights,
     shares,
 )
-from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import load_balancer
+from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec, load_balancer
 from ansible_collections.switchyard.release.plugins.module_utils.lb.page import ask, check_url
 from ansible_collections.switchyard.release.plugins.module_utils.release import store
-from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease
+from ansible_collections.switchyard.release.plugins.module_utils.release.lease import Lease, lease_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.release.ledger import LedgerError, find_release
+from ansible_collections.switchyard.release.plugins.module_utils.release.store import state_argument_spec
 
 RECORD_ACTIONS = ("step", "promote", "rollback", "fail")
+
+
+COLOR_STATES = {"type": "str", "choices": ["ready", "drain", "maint"]}
+
+
+def traffic_argument_spec():
+    """The traffic module's options (the recreate module validates its page's calls against them too)."""
+    return {
+        **state_argument_spec(),
+        **lb_argument_spec(),
+        **lease_argument_spec(),
+        "weights": {"type": "dict", "options": {"blue": {"type": "int"}, "green": {"type": "int"}}},
+        "states": {"type": "dict", "options": {"blue": COLOR_STATES, "green": COLOR_STATES}},
+        "up_timeout": {"type": "int", "default": 30},
+        "drain_timeout": {"type": "int", "default": 0},
+        "canary": {"type": "str", "choices": ["blue", "green"]},
+        "require_idle": {"type": "str", "choices": ["blue", "green"]},
+        "idle_seconds": {"type": "int", "default": 0},
+        "idle_timeout": {"type": "int", "default": 60},
+        "maintenance": {
+            "type": "dict",
+            "options": {
+                "enabled": {"type": "bool", "required": True},
+                "wait_up": {"type": "str", "choices": ["blue", "green"]},
+                "probe_urls": {"type": "list", "elements": "str", "default": []},
+                "probe_timeout": {"type": "float", "default": 10},
+                "since": {"type": "float"},
+            },
+        },
+        "best_effort": {"type": "bool", "default": False},
+        "record": {
+            "type": "dict",
+            "options": {
+                "release_id": {"type": "str", "required": True},
+                "action": {"type": "str", "choices": list(RECORD_ACTIONS), "default": "step"},
+                "step": {"type": "dict"},
+                "color": {"type": "str", "choices": ["blue", "green"]},
+                "reason": {"type": "str"},
+            },
+        },
+    }
 
 
 def asked(options):
@@ -66,6 +108,24 @@ class Traffic:
         self.result = {"changed": False, "kind": self.lb.kind, "routes": []}
 
     def run(self):
+        weights, states, maintenance, record = self.check_params()
+        with self.lease.kept():  # refuses before anything moves when this run lost the lock
+            if record and not self.module.check_mode:
+                self.require_release(record)
+            canary = self.set_canary(self.params.get("canary"))
+            if maintenance and maintenance["enabled"]:
+                self.set_maintenance(maintenance)  # the page first: nothing behind it is served any more
+            self.move(weights, states)
+            if maintenance and not maintenance["enabled"]:
+                self.set_maintenance(maintenance)  # weights and states in place before the route answers again
+            paged = bool((self.result.get("maintenance") or {}).get("changed"))
+            self.result["changed"] = self.result["changed"] or canary or paged
+            if record:
+                self.record(record)
+        return self.result
+
+    def check_params(self):
+        """What argument_spec cannot check, before anything is read or moved: (weights, states, maintenance, record)."""
         weights, states = asked(self.params["weights"]), asked(self.params["states"])
         for color, weight in weights.items():
             if not 0 <= weight <= MAX_WEIGHT:
@@ -86,20 +146,7 @@ class Traffic:
                     "record needs lease: the token of the run that holds the release lock (release_state's lock_token)"
                 )
             self.record_params(record, {})  # a bad record is refused before anything moves
-        with self.lease.kept():  # refuses before anything moves when this run lost the lock
-            if record and not self.module.check_mode:
-                self.require_release(record)
-            canary = self.set_canary(self.params.get("canary"))
-            if maintenance and maintenance["enabled"]:
-                self.set_maintenance(maintenance)  # the page first: nothing behind it is served any more
-            self.move(weights, states)
-            if maintenance and not maintenance["enabled"]:
-                self.set_maintenance(maintenance)  # weights and states in place before the route answers again
-            paged = bool((self.result.get("maintenance") or {}).get("changed"))
-            self.result["changed"] = self.result["changed"] or canary or paged
-            if record:
-                self.record(record)
-        return self.result
+        return weights, states, maintenance, record
 
     def set_canary(self, color):
         """Point the canary header at color (first: a reload by the move below must keep it); whether it changed."""

@@ -49,6 +49,19 @@ def test_stopped_and_absent() -> None:
     assert not plans.has_changes(plans.plan_absent([]))
 
 
+def test_after_a_stop_what_ran_has_exited_and_a_same_version_is_started_again() -> None:
+    running = [
+        container("api", health="healthy"),
+        container("worker", state="exited"),
+        container("cron", state="paused"),
+    ]
+    stopped = plans.after_stop(running)
+    assert [(c["state"], c["health"]) for c in stopped] == [("exited", None), ("exited", None), ("exited", None)]
+    assert stopped[1] is running[1] and running[0]["state"] == "running", "the listing itself is not changed"
+    actions = plans.plan_present({"api": "h1", "worker": "h1", "cron": "h2"}, stopped, remove_orphans=False)
+    assert (actions["started"], actions["recreated"]) == (["api", "worker"], ["cron"])
+
+
 def test_observed_change_ignores_order_but_not_identity_or_state() -> None:
     a, b = container("api"), container("worker")
     assert not plans.observed_change([a, b], [b, a])
