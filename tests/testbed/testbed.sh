@@ -6,6 +6,7 @@
 #   testbed.sh status   print the summary (versions, images and digests)
 #   testbed.sh restart-docker   restart the dockerd this testbed started (containers keep running:
 #                       it runs with --live-restore)
+#   testbed.sh fleet-engine stop|start N   stop or start the engine of the fleet's host hN (tests/testbed/fleet.sh)
 #
 # `up` brings, in order: Docker Engine + Compose v2 (Debian 13 packages pinned at priority 100 when
 # missing; dockerd started directly, there is no systemd), the local registry on 127.0.0.1:5000
@@ -685,6 +686,9 @@ ensure_chromium() {
   command -v chromium >/dev/null || { log "installing chromium (headless rendering of the release reports)"; apt_install chromium; }
 }
 
+# shellcheck source=tests/testbed/fleet.sh
+source "$HERE/fleet.sh"
+
 up() {
   [[ $(id -u) == 0 ]] || die "the testbed installs packages and starts dockerd: run it as root"
   mkdir -p "$TESTBED_DIR" "$TESTBED_CACHE"
@@ -697,12 +701,14 @@ up() {
   ensure_images
   ensure_signatures
   ensure_sshd
+  fleet_up
   ensure_prometheus
   ensure_chromium
   summary
 }
 
 down() {
+  fleet_down
   stop_pid "$PROMETHEUS_PID" prometheus "Prometheus"
   stop_pid "$REGISTRY_PID" docker-registry "the registry"
   stop_pid "$DOCKERD_PID" dockerd "dockerd"
@@ -728,5 +734,6 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   restart-docker) restart_docker ;;
-  *) die "usage: $0 up|down|status|restart-docker" ;;
+  fleet-engine) fleet_engine "${2:-}" "${3:-}" ;;
+  *) die "usage: $0 up|down|status|restart-docker|fleet-engine stop|start N" ;;
 esac

@@ -1,0 +1,45 @@
+# Copyright: Switchyard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The hosts of one release batch, moved as one.
+
+Ansible runs the hosts of a batch in lockstep, but a host that fails goes to its rescue only after the others have run
+every task left in the block: without a check, the healthy hosts would go on shifting traffic while one host is down.
+So each traffic change is preceded by a synchronisation point: every host marks that it got there, and a host that
+sees another host of its batch missing stops too, and goes back to its live color (its rescue). The batch is the one
+the release started with (Ansible drops unreachable hosts from ansible_play_batch).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.switchyard.release.plugins.module_utils.common.errors import InvalidParameters
+
+MODES = ("fleet", "wave")
+
+
+def plan(mode, batch, play_hosts, done=()):
+    """The batch's hosts that have something to do, and the one that runs what runs once (migrations, contract).
+
+    ``done``: hosts of the batch with nothing to do (the version already live there: a re-run after a host failed).
+    """
+    if mode not in MODES:
+        raise InvalidParameters(f"switchyard_fleet_mode must be one of {', '.join(MODES)}, got {mode!r}")
+    done = {str(h) for h in done or ()}
+    hosts = [str(h) for h in batch or [] if str(h) not in done]
+    everyone = [str(h) for h in play_hosts or hosts]
+    if not hosts:
+        return {"mode": mode, "hosts": [], "size": len(everyone), "leader": "", "lockstep": False, "first_batch": False}
+    return {
+        "mode": mode,
+        "hosts": hosts,
+        "size": len(everyone),
+        # The first host of the batch, in inventory order: the migrations run there, once, before any host deploys.
+        "leader": hosts[0],
+        "lockstep": len(hosts) > 1,
+        "first_batch": hosts[0] == everyone[0],
+    }
+
+
+def dropped(hosts, marks, point):
+    """The hosts of the batch that did not reach this point (failed, in their rescue, or unreachable)."""
+    return [h for h in hosts if marks.get(h) != point]
