@@ -77,8 +77,11 @@ ensure_fleet_engine() {
   [[ -s $dir/dockerd.pid.dockerd ]] && ! grep -qxE 'dockerd' "/proc/$(<"$dir/dockerd.pid.dockerd")/comm" 2>/dev/null &&
     rm -f "$dir/dockerd.pid.dockerd"
   log "starting host h$n's dockerd in syfleet-h$n (log: $dir/dockerd.log)"
+  # --dns: the hosts' resolver is this machine, where nothing answers on port 53, so a name Docker's DNS does not know
+  # fails at once. With this machine's resolver, out of the namespace's reach, every such lookup waited 16 s (HAProxy
+  # starting while a color is absent looks its servers up through libc: its sockets came 30 s late).
   nohup nsenter --net="/run/netns/syfleet-h$n" dockerd --data-root "$dir/docker" --exec-root "$dir/exec" \
-    -H "unix://$dir/docker.sock" --pidfile "$dir/dockerd.pid.dockerd" --bip "172.31.$n.1/24" \
+    -H "unix://$dir/docker.sock" --pidfile "$dir/dockerd.pid.dockerd" --bip "172.31.$n.1/24" --dns "$FLEET_GATEWAY" \
     --live-restore --userland-proxy=false >>"$dir/dockerd.log" 2>&1 </dev/null &
   echo $! >"$dir/dockerd.pid"
   if ! wait_for 60 fleet_engine_up "$n"; then

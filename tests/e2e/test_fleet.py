@@ -1,0 +1,134 @@
+"""End to end: a fleet of Docker hosts released as one (docs/fleet.md).
+
+The hosts are the fleet testbed's (tests/testbed/fleet.sh): network namespaces with their own Docker engine and sshd,
+reached over SSH through the inventory like production, sharing one PostgreSQL. Each test has an application, a port
+and a database of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from support.fleet import FleetApp, host_docker, host_engine
+from support.load import Load
+
+pytestmark = pytest.mark.timeout(1200)
+
+
+@pytest.fixture
+def fleet_app(testbed, tmp_path) -> Iterator[FleetApp]:
+    apps: list[FleetApp] = []
+
+    def make(hosts: tuple[str, ...] = ("h1", "h2")) -> FleetApp:
+        apps.append(FleetApp(tmp_path / f"app{len(apps)}", hosts))
+        return apps[-1]
+
+    try:
+        yield make
+    finally:
+        for app in apps:
+            app.down()
+
+
+def step_times(app: FleetApp, host: str, name: str) -> str:
+    return next(s["at"] for s in app.last_release(host)["steps"] if s["name"] == name)
+
+
+def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -> None:
+    app = fleet_app(("h1", "h2", "h3"))
+    app.play("release.yml", switchyard_version="v1")
+    assert app.versions() == {"h1": "v1", "h2": "v1", "h3": "v1"}
+    loads = {h: Load(app.url(h) + "/", rate=30, seconds=300).start() for h in app.hosts}
+    app.play("release.yml", switchyard_version="v2")
+    for load in loads.values():
+        load.stop()
+    assert app.versions() == {"h1": "v2", "h2": "v2", "h3": "v2"}
+    for host, load in loads.items():
+        assert not [s for s in load.answers if s != 200], f"{host}: {load.failures()}"
+    releases = {h: app.last_release(h) for h in app.hosts}
+    assert {h: r["outcome"] for h, r in releases.items()} == {"h1": "promoted", "h2": "promoted", "h3": "promoted"}
+    # Together: no host shifted traffic before every host was deployed, nor promoted before every host passed its steps.
+    assert max(step_times(app, h, "deploy") for h in app.hosts) <= min(step_times(app, h, "canary-25") for h in app.hosts)
+    assert max(step_times(app, h, "canary-25") for h in app.hosts) <= min(step_times(app, h, "promote") for h in app.hosts)
+    # Once: the migrations ran on the batch's first host only, under its release, and every ledger says so.
+    history = app.migrations_applied()
+    v2_rows = [row for row in history if row[0] == "2"]
+    assert v2_rows and {row[2] for row in v2_rows} == {releases["h1"]["id"]}, history
+    for host in app.hosts:
+        expand = next(s for s in releases[host]["steps"] if s["name"] == "expand")
+        assert expand["ran_on"] == "h1"
+        assert [str(v) for v in expand["migrations_applied"]] == ["2"]
+        assert app.lock(host) is None
+
+
+def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app) -> None:
+    app = fleet_app(("h1", "h2"))
+    app.play("release.yml", switchyard_version="v1")
+    # h2's candidate answers half of its requests with an error; h1's is healthy.
+    app.host_vars["h2"] = {"switchyard_candidate_env": {"FAIL_RATE": "0.5"}}
+    loads = {h: Load(app.url(h) + "/", rate=30, seconds=300).start() for h in app.hosts}
+    result = app.play("release.yml", ok=False, switchyard_version="v2")
+    for load in loads.values():
+        load.stop()
+    assert app.versions() == {"h1": "v1", "h2": "v1"}
+    for host in app.hosts:
+        release = app.last_release(host)
+        assert release["outcome"] == "rolled_back", release
+        assert app.lock(host) is None
+    assert "canary gate" in app.last_release("h2")["reason"]
+    # h1's own canary passed: it went back because h2 could not go on.
+    assert "h2 of this batch failed" in app.last_release("h1")["reason"], app.last_release("h1")["reason"]
+    assert "h2" in result.stdout
+    # Only h2's failing candidate lost requests (the gate's rollback limits how many); h1's users saw none.
+    assert not [s for s in loads["h1"].answers if s != 200], loads["h1"].failures()
+
+
+def test_a_wave_releases_one_batch_after_the_other(fleet_app) -> None:
+    app = fleet_app(("h1", "h2"))
+    app.play("release.yml", switchyard_version="v1", switchyard_fleet_mode="wave")
+    app.play("release.yml", switchyard_version="v2", switchyard_fleet_mode="wave", switchyard_serial=1)
+    assert app.versions() == {"h1": "v2", "h2": "v2"}
+    # One after the other: h2 was deployed only once h1 was promoted.
+    assert step_times(app, "h1", "promote") <= step_times(app, "h2", "deploy")
+    # Each batch ran the migrations it found pending: h1's batch applied them, h2's found none left.
+    expand = {h: next(s for s in app.last_release(h)["steps"] if s["name"] == "expand") for h in app.hosts}
+    assert [str(v) for v in expand["h1"]["migrations_applied"]] == ["2"]
+    assert expand["h2"]["migrations_applied"] == []
+
+
+def test_a_host_whose_engine_stops_mid_release_takes_the_batch_back_and_a_rerun_converges(fleet_app) -> None:
+    app = fleet_app(("h1", "h2"))
+    app.play("release.yml", switchyard_version="v1")
+    loads = {h: Load(app.url(h) + "/", rate=30, seconds=300).start() for h in app.hosts}
+    proc = app.start("release.yml", switchyard_version="v2", switchyard_canary_window=6)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(s["name"] == "canary-25" for s in app.last_release("h2").get("steps", [])):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the release did not reach its first canary step"
+            time.sleep(0.5)
+        host_engine("stop", "h2")
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode != 0, output[-5000:]
+    finally:
+        host_engine("start", "h2")
+    for load in loads.values():
+        load.stop()
+    # The engine's containers kept running (--live-restore): both hosts answer, and both are back on v1.
+    assert app.versions() == {"h1": "v1", "h2": "v1"}
+    for host in app.hosts:
+        assert app.lock(host) is None
+        assert not [s for s in loads[host].answers if s != 200], f"{host}: {loads[host].failures()}"
+    # h1 went back because h2 could not go on; h2's traffic went back through HAProxy's Runtime API, but without its
+    # engine the change could not be validated into haproxy.cfg: its ledger says failed, and why.
+    assert app.last_release("h1")["outcome"] == "rolled_back"
+    assert "h2 of this batch failed" in app.last_release("h1")["reason"]
+    h2 = app.last_release("h2")
+    assert h2["outcome"] == "failed", h2
+    assert "Docker daemon" in h2["reason"] and "putting traffic back on blue" in h2["reason"], h2["reason"]
+    # The engine is back: the same command converges.
+    assert host_docker("h2", "info", "--format", "{{.ServerVersion}}").stdout.strip()
+    app.play("release.yml", switchyard_version="v2")
+    assert app.versions() == {"h1": "v2", "h2": "v2"}
