@@ -39,6 +39,7 @@ requirements:
   - With O(sources.containers), the Docker SDK for Python (C(docker)) and the docker CLI on that host.
 extends_documentation_fragment:
   - switchyard.release.lease
+  - switchyard.release.gate_limits
 attributes:
   check_mode:
     description: Observes and judges; nothing is changed in either mode.
@@ -390,42 +391,6 @@ options:
               canary:
                 description: The value for the canary, for example V(green).
                 type: str
-  max_error_rate:
-    description: Highest acceptable error rate of the canary (5xx and unanswered requests).
-    type: float
-    default: 0.01
-  max_error_rate_increase:
-    description: Highest acceptable increase of the canary's error rate over the baseline's, when significant.
-    type: float
-    default: 0.0
-  max_p95_ms:
-    description: Highest acceptable 95th percentile of the canary's latency (from the log).
-    type: float
-  max_p99_ms:
-    description: Highest acceptable 99th percentile of the canary's latency (from the log).
-    type: float
-  max_latency_ratio:
-    description: Highest acceptable ratio of canary p95 to baseline p95, when the canary is significantly slower.
-    type: float
-    default: 1.5
-  latency_tolerance_ms:
-    description:
-      - A latency ratio fails only when the canary's p95 is also more than this many milliseconds above the
-        baseline's. HAProxy logs whole milliseconds, so for a fast service a p95 of 1 ms against 0 ms is no evidence.
-    type: float
-    default: 5
-  confidence:
-    description: Confidence of the one-sided tests (0.95 means p < 0.05 is significant).
-    type: float
-    default: 0.95
-  min_requests:
-    description: Requests needed on each side to judge error rates (300 bounds a zero-error rate near 1 %).
-    type: int
-    default: 300
-  min_samples:
-    description: Latency samples needed to judge latencies.
-    type: int
-    default: 50
   failure_limit:
     description: Failed measurements tolerated before V(rollback).
     type: int
@@ -439,11 +404,6 @@ options:
     type: str
     choices: [hold, rollback]
     default: hold
-  fail_on:
-    description: V(rollback) fails the task on a rollback verdict (so a rescue takes over), listing the failing metrics.
-    type: str
-    choices: [rollback, never]
-    default: rollback
 """
 
 EXAMPLES = r"""
@@ -555,12 +515,47 @@ unobserved:
   returned: always
   type: list
   elements: str
+pool:
+  description:
+    - What M(switchyard.release.fleet_gate) needs to judge this host's last measurement together with the other
+      hosts' - numbers only, no log line, URL or header.
+    - C(version) (1); C(source) - the source whose requests were counted (V(lb), V(haproxy_log), V(haproxy_stats),
+      V(synthetic); null when none reads the traffic - Prometheus or probes alone - and C(routes) is then empty);
+      C(start) and C(end) of the last measurement; C(exact) (false when a latency histogram had to be rounded, below);
+      C(own_verdict) and C(own_reason) - the verdict once this host's traffic is judged in a pool, that is with its
+      traffic metrics that were inconclusive for too little traffic left to the pool (never worse than RV(verdict); a
+      hold that remains is one a pool cannot lift - an LB not observed, a reload, a container, Prometheus);
+      C(routes) - per route (C(route) null without O(sources.lb)) C(baseline) and C(canary), each null when the
+      window was discarded, else C(requests), C(errors), C(latency_ms) and, when the LB's log tells them apart,
+      C(synthetic) (the same three for the synthetic requests; the real ones are the rest).
+    - C(latency_ms) is a histogram - V([[value, count], ...]) sorted by value, null from counters alone - of the
+      latencies as the log gave them (whole milliseconds for HAProxy and Nginx), the same multiset as the samples, so
+      percentiles and the Mann-Whitney test over hosts pooled are those over their samples together. A side with more
+      than 500 distinct values (Traefik's microseconds, the gate's own probes) is rounded to whole milliseconds and
+      C(exact) is false.
+  returned: always
+  type: dict
+  sample:
+    version: 1
+    source: lb
+    start: "2025-05-02T10:00:00.120000+00:00"
+    end: "2025-05-02T10:01:00.121000+00:00"
+    exact: true
+    own_verdict: promote
+    own_reason: all 1 measurement(s) passed
+    routes:
+      - route: api
+        baseline: {requests: 318, errors: 0, latency_ms: [[1, 250], [2, 60], [4, 8]],
+                   synthetic: {requests: 300, errors: 0, latency_ms: [[1, 240], [2, 55], [4, 5]]}}
+        canary: {requests: 302, errors: 1, latency_ms: [[1, 230], [2, 66], [5, 5]],
+                 synthetic: {requests: 300, errors: 1, latency_ms: [[1, 229], [2, 66], [5, 4]]}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.switchyard.release.plugins.module_utils.canary.containers import containers_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.canary.gate import CanaryGate
+from ansible_collections.switchyard.release.plugins.module_utils.canary.judge import limits_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.common.module import run_module
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.release.lease import lease_argument_spec
@@ -652,19 +647,10 @@ ARGUMENT_SPEC = {
     "interval": {"type": "float"},
     "initial_delay": {"type": "float", "default": 0},
     "sources": {"type": "dict", "required": True, "options": SOURCES_SPEC},
-    "max_error_rate": {"type": "float", "default": 0.01},
-    "max_error_rate_increase": {"type": "float", "default": 0.0},
-    "max_p95_ms": {"type": "float"},
-    "max_p99_ms": {"type": "float"},
-    "max_latency_ratio": {"type": "float", "default": 1.5},
-    "latency_tolerance_ms": {"type": "float", "default": 5},
-    "confidence": {"type": "float", "default": 0.95},
-    "min_requests": {"type": "int", "default": 300},
-    "min_samples": {"type": "int", "default": 50},
     "failure_limit": {"type": "int", "default": 0},
     "inconclusive_limit": {"type": "int", "default": 0},
     "on_inconclusive_limit": {"type": "str", "choices": ["hold", "rollback"], "default": "hold"},
-    "fail_on": {"type": "str", "choices": ["rollback", "never"], "default": "rollback"},
+    **limits_argument_spec(),
     **lease_argument_spec(),
 }
 

@@ -13,7 +13,7 @@ import pytest
 from support.compose import ComposeProject, docker, unique_name
 from support.load import Load
 from support.modules import run_module
-from support.stack import DEMO_DIR, Stack
+from support.stack import DEMO_DIR, Stack, shift
 from support.testbed import Testbed
 
 
@@ -24,16 +24,6 @@ def stack(testbed: Testbed, tmp_path_factory) -> Iterator[Stack]:
         yield built.up()
     finally:
         built.down()
-
-
-def shift(stack: Stack, blue: int, green: int) -> None:
-    result = run_module(
-        "haproxy_weight",
-        stack.weights(
-            weights={"api_blue": blue, "api_green": green}, states={"api_blue": "ready", "api_green": "ready"}
-        ),
-    )
-    assert not result.get("failed"), result.get("msg")
 
 
 def gate(stack: Stack, window: float = 6, **extra) -> dict:

@@ -213,3 +213,14 @@ class Stack:
                 resp = session.get(self.url + "/", headers=headers or {}, timeout=5)
                 seen[resp.json()["color"] if resp.status_code == 200 else f"HTTP {resp.status_code}"] += 1
         return seen
+
+
+def shift(stack: Stack, blue: int, green: int) -> None:
+    """Weights of api_blue and api_green (both ready) on the stack's HAProxy, persisted as the release does."""
+    result = run_module(
+        "haproxy_weight",
+        stack.weights(
+            weights={"api_blue": blue, "api_green": green}, states={"api_blue": "ready", "api_green": "ready"}
+        ),
+    )
+    assert not result.get("failed"), result.get("msg")

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.switchyard.release.plugins.module_utils.canary import judge
+from ansible_collections.switchyard.release.plugins.module_utils.canary import judge, pool
 from ansible_collections.switchyard.release.plugins.module_utils.canary.containers import ContainerWatch
 from ansible_collections.switchyard.release.plugins.module_utils.canary.masking import protect
 from ansible_collections.switchyard.release.plugins.module_utils.canary.synthetic import SyntheticProbes
@@ -277,20 +277,12 @@ class CanaryGate:
         self.lb = load_balancer(lb, self.runner) if lb else None
         self.routes = lb_routes(lb) if lb else [None]
         self.unmarked_warned = False
-        self.limits = {
-            k: self.params[k]
-            for k in (
-                "max_error_rate",
-                "max_error_rate_increase",
-                "max_p95_ms",
-                "max_p99_ms",
-                "max_latency_ratio",
-                "latency_tolerance_ms",
-                "min_requests",
-                "min_samples",
-                "confidence",
-            )
-        }
+        self.limits = judge.limits_of(self.params)
+        # The traffic source whose samples the pool keeps (pool.build): None when nothing reads the traffic.
+        self.pool_source = next(
+            (name for name in ("lb", "haproxy_log", "haproxy_stats", "synthetic") if name in self.sources), None
+        )
+        self.last_samples = {}
 
     def run(self):
         validate_static(self.params)  # before the lease is renewed or anything is asked of the LB
@@ -331,6 +323,13 @@ class CanaryGate:
             }
         )
         self.result["evidence"] = evidence(self.result)
+        # What a fleet gate needs to judge this host's last measurement with the other hosts' (pool.build).
+        self.result["pool"] = pool.build(
+            self.last_samples,
+            self.pool_source,
+            last,
+            pool.own_verdict(measurements, self.routes if self.lb else [None], limits),
+        )
         if verdict == "rollback" and self.params["fail_on"] == "rollback":
             failing = [m for m in last["metrics"] if m["status"] == "fail"]
             raise GateError("canary gate: rollback - " + "; ".join(describe(m) for m in failing))
@@ -397,6 +396,7 @@ class CanaryGate:
             }
             figure_samples = {None: own}
             metrics += [{**m, "sample": "synthetic"} for m in self.judge_samples(own, "synthetic")]
+        self.last_samples = figure_samples  # what the pool keeps of the last measurement
         if "prometheus" in self.sources:
             metrics += self.prometheus(self.sources["prometheus"])
         if "http_probe" in self.sources:

@@ -26,6 +26,42 @@ def scipy_stats():
     return stats
 
 
+# The thresholds of a judgement (the doc fragment switchyard.release.gate_limits documents them with fail_on).
+LIMITS = (
+    "max_error_rate",
+    "max_error_rate_increase",
+    "max_p95_ms",
+    "max_p99_ms",
+    "max_latency_ratio",
+    "latency_tolerance_ms",
+    "min_requests",
+    "min_samples",
+    "confidence",
+)
+
+
+def limits_argument_spec():
+    """The judge's thresholds and fail_on, shared by canary_gate and fleet_gate (doc fragment
+    switchyard.release.gate_limits)."""
+    return {
+        "max_error_rate": {"type": "float", "default": 0.01},
+        "max_error_rate_increase": {"type": "float", "default": 0.0},
+        "max_p95_ms": {"type": "float"},
+        "max_p99_ms": {"type": "float"},
+        "max_latency_ratio": {"type": "float", "default": 1.5},
+        "latency_tolerance_ms": {"type": "float", "default": 5},
+        "confidence": {"type": "float", "default": 0.95},
+        "min_requests": {"type": "int", "default": 300},
+        "min_samples": {"type": "int", "default": 50},
+        "fail_on": {"type": "str", "choices": ["rollback", "never"], "default": "rollback"},
+    }
+
+
+def limits_of(params):
+    """The thresholds the judge compares with, from a module's parameters."""
+    return {key: params[key] for key in LIMITS}
+
+
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 # Worst last: the verdict of several routes (or measurements) is the worst of theirs.
 VERDICT_RANK = {"promote": 0, "hold": 1, "rollback": 2}

@@ -8,6 +8,7 @@ import importlib
 import pytest
 import yaml
 
+from ansible_collections.switchyard.release.plugins.module_utils.canary.judge import limits_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.compose.options import project_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.lb.kinds import lb_argument_spec
 from ansible_collections.switchyard.release.plugins.module_utils.migrations.connection import (
@@ -26,6 +27,7 @@ PAIRS = [
     pytest.param("lb", lb_argument_spec, id="lb"),
     pytest.param("lease", lease_argument_spec, id="lease"),
     pytest.param("compose", project_argument_spec, id="compose"),
+    pytest.param("gate_limits", limits_argument_spec, id="gate_limits"),
 ]
 
 
