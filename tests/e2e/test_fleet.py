@@ -7,6 +7,7 @@ and a database of its own.
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Iterator
 
@@ -32,8 +33,12 @@ def fleet_app(testbed, tmp_path) -> Iterator[FleetApp]:
             app.down()
 
 
-def step_times(app: FleetApp, host: str, name: str) -> str:
-    return next(s["at"] for s in app.last_release(host)["steps"] if s["name"] == name)
+def step_times(app: FleetApp, host: str, name: str, kind: str = "release") -> str:
+    return next(s["at"] for s in app.last_release(host, kind)["steps"] if s["name"] == name)
+
+
+def utc_epoch(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -> None:
@@ -62,6 +67,20 @@ def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -
         assert [str(v) for v in expand["migrations_applied"]] == ["2"]
         assert app.lock(host) is None
 
+    # The contract, once the rollback window (15 s) has passed: every host's old color retired, the contract migration
+    # run once, on h1, after every host stopped its old color.
+    time.sleep(max(0.0, 16 - (time.time() - min(utc_epoch(step_times(app, h, "promote")) for h in app.hosts))))
+    app.play("contract.yml")
+    contract_rows = [row for row in app.migrations_applied() if row[1] == "contract"]
+    assert {row[2] for row in contract_rows} == {app.last_release("h1", "contract")["id"]}, contract_rows
+    for host in app.hosts:
+        ledger = app.ledger(host)
+        assert ledger["colors"]["blue"]["state"] == "retired", (host, ledger["colors"])
+        assert ledger["migrations"]["contracted"], (host, ledger["migrations"])
+        assert not host_docker(host, "ps", "-q", "--filter", f"label=com.docker.compose.project={app.app}-blue").stdout.split()
+    stops = [step_times(app, h, "stop-old", "contract") for h in app.hosts]
+    assert max(stops) <= min(step_times(app, h, "contract", "contract") for h in app.hosts)
+
 
 def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app) -> None:
     app = fleet_app(("h1", "h2"))
@@ -77,10 +96,13 @@ def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app)
         release = app.last_release(host)
         assert release["outcome"] == "rolled_back", release
         assert app.lock(host) is None
-    assert "canary gate" in app.last_release("h2")["reason"]
-    # h1's own canary passed: it went back because h2 could not go on.
-    assert "h2 of this batch failed" in app.last_release("h1")["reason"], app.last_release("h1")["reason"]
-    assert "h2" in result.stdout
+    # One gate over both hosts: h2's own rollback rolled every host back, at the same step, for the same reason.
+    for host in app.hosts:
+        reason = app.last_release(host)["reason"]
+        assert "canary gate at 25 % says rollback" in reason and "host: h2 rolled back on its own" in reason, reason
+        verdict = next(s for s in app.last_release(host)["steps"] if s["name"] == "canary-25")["verdict"]
+        assert verdict["verdict"] == "rollback" and set(verdict["hosts"]) == {"h1", "h2"}, verdict
+    assert "h2 rolled back on its own" in result.stdout
     # Only h2's failing candidate lost requests (the gate's rollback limits how many); h1's users saw none.
     assert not [s for s in loads["h1"].answers if s != 200], loads["h1"].failures()
 

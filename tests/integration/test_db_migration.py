@@ -281,13 +281,17 @@ def test_contract_is_refused_while_old_code_is_connected(pg: Postgres, db: str, 
     for phase in ("expand", "migrate"):
         assert not run_module("db_migration", {**args, "phase": phase}).get("failed")
     old = pg.connect(db, application_name="demo-blue-v1")
+    # Another application's old code, connected to its own database on the same server, is none of this contract's.
+    elsewhere = pg.connect(pg.create_database(), application_name="demo-blue-v1")
     try:
         result = run_module("db_migration", {**args, "phase": "contract", "require_no_sessions_from": ["demo-%-v1"]})
+        old.close()
+        done = run_module("db_migration", {**args, "phase": "contract", "require_no_sessions_from": ["demo-%-v1"]})
     finally:
         old.close()
+        elsewhere.close()
     assert result["failed"] and "demo-blue-v1" in result["msg"]
-    assert result["sessions"][0]["application_name"] == "demo-blue-v1"
-    done = run_module("db_migration", {**args, "phase": "contract", "require_no_sessions_from": ["demo-%-v1"]})
+    assert [s["application_name"] for s in result["sessions"]] == ["demo-blue-v1"]
     assert not done.get("failed") and [a["version"] for a in done["applied"]] == [2]
 
 

@@ -50,10 +50,12 @@ except ImportError:
     HAS_YAML = False
     YAML_IMPORT_ERROR = traceback.format_exc()
 
+# Sessions of THIS database only: a server shared by several applications (a fleet's, or any managed PostgreSQL) has
+# other applications' old colors connected to their own databases, which this contract does not touch.
 SESSIONS_SQL = """
 SELECT pid, application_name, state, client_addr::text, backend_start::text
 FROM pg_stat_activity
-WHERE pid <> pg_backend_pid() AND application_name LIKE ANY(%s)
+WHERE pid <> pg_backend_pid() AND datname = current_database() AND application_name LIKE ANY(%s)
 ORDER BY application_name, pid
 """
 
