@@ -58,6 +58,7 @@ ROLE_VARIABLES = (
     "switchyard_canary_gate",
     "switchyard_db_address",
     "switchyard_lb_servers",
+    "switchyard_fleet_point",
     "switchyard_data_project",
     "switchyard_migrate_result",
     "switchyard_stack_*",

@@ -1,7 +1,7 @@
 # Copyright: Switchyard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""fleet_plan and fleet_dropped: the hosts of a release batch moved as one (module_utils/release/fleet.py)."""
+"""fleet_plan, fleet_dropped and fleet_summary: the hosts of a fleet (module_utils/release/fleet.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def fleet_dropped(hosts, hostvars, point):
     return fleet.dropped(hosts, marks, point)
 
 
+def fleet_summary(per_host, app="the application"):
+    if not isinstance(per_host, dict):
+        raise AnsibleFilterError(
+            f"fleet_summary: expected host -> live color and version, got {type(per_host).__name__}"
+        )
+    return fleet.summary(app, per_host)
+
+
 class FilterModule:
     def filters(self):
-        return {"fleet_plan": fleet_plan, "fleet_dropped": fleet_dropped}
+        return {"fleet_plan": fleet_plan, "fleet_dropped": fleet_dropped, "fleet_summary": fleet_summary}

@@ -71,6 +71,7 @@ options:
       - switchyard_canary_gate
       - switchyard_db_address
       - switchyard_lb_servers
+      - switchyard_fleet_point
       - switchyard_data_project
       - switchyard_migrate_result
       - switchyard_stack_*

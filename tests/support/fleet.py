@@ -30,7 +30,9 @@ def host_docker(host: str, *args: str, check: bool = True, timeout: float = 120)
     env = {**os.environ, "DOCKER_HOST": f"unix://{FLEET_DIR}/h{number}/docker.sock"}
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if check and result.returncode != 0:
-        raise AssertionError(f"[{host}] docker {' '.join(args)} rc={result.returncode}\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"[{host}] docker {' '.join(args)} rc={result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -135,7 +137,12 @@ class FleetApp:
     def play(self, playbook: str, *flags: str, ok: bool | None = True, **extra) -> subprocess.CompletedProcess:
         """Run a playbook; ok=True asserts success, ok=False asserts failure, None asserts nothing."""
         result = subprocess.run(
-            self.command(playbook, extra, *flags), capture_output=True, text=True, timeout=900, env=self.env(), check=False
+            self.command(playbook, extra, *flags),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=self.env(),
+            check=False,
         )
         self.outputs += [result.stdout, result.stderr]
         if ok is not None:
@@ -171,7 +178,7 @@ class FleetApp:
 
     def versions(self, samples: int = 10) -> dict[str, str]:
         """The version each host's LB answers with, over several requests ("v1+v2" while both answer)."""
-        return {h: "+".join(sorted({self.answer(h)["version"] for _ in range(samples)})) for h in self.hosts}
+        return {h: "+".join(sorted({self.answer(h)["version"] for _sample in range(samples)})) for h in self.hosts}
 
     def migrations_applied(self) -> list[tuple[str, str, str]]:
         """(version, phase, release id) of each row of the migration history db_migration keeps."""
@@ -184,7 +191,9 @@ class FleetApp:
     def down(self) -> None:
         for host in self.hosts:
             for project in ("blue", "green", "lb"):
-                host_docker(host, "compose", "-p", f"{self.app}-{project}", "down", "--volumes", "--timeout", "5", check=False)
+                host_docker(
+                    host, "compose", "-p", f"{self.app}-{project}", "down", "--volumes", "--timeout", "5", check=False
+                )
             for net in ("public", "edge", "data"):
                 host_docker(host, "network", "rm", f"{self.app}_{net}", check=False)
         fleet_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

@@ -197,9 +197,9 @@ fleet_up() {
 # Stop host hN's engine (its containers keep running: --live-restore), or start it again: the fault tests.
 fleet_engine() {
   local action=$1 n=$2
-  [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= FLEET_HOSTS)) || die "no fleet host h$n (1..$FLEET_HOSTS)"
+  if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > FLEET_HOSTS)); then die "no fleet host h$n (1..$FLEET_HOSTS)"; fi
   case $action in
-    stop) stop_pid "$FLEET_DIR/h$n/dockerd.pid" dockerd "host h$n's dockerd" ;;
+    stop) stop_pid "$FLEET_DIR/h$n/dockerd.pid" "unix://$FLEET_DIR/h$n/docker.sock" "host h$n's dockerd" ;;
     start) ensure_fleet_engine "$n" ;;
     *) die "fleet-engine stop|start N" ;;
   esac
@@ -209,7 +209,7 @@ fleet_down() {
   local n
   for ((n = 1; n <= FLEET_HOSTS; n++)); do
     stop_pid "$FLEET_DIR/h$n/sshd.pid" sshd "host h$n's sshd"
-    stop_pid "$FLEET_DIR/h$n/dockerd.pid" dockerd "host h$n's dockerd"
+    stop_pid "$FLEET_DIR/h$n/dockerd.pid" "unix://$FLEET_DIR/h$n/docker.sock" "host h$n's dockerd"
     stop_pid "$FLEET_DIR/h$n/registry-forward.pid" socat "host h$n's registry forwarder"
   done
   stop_pid "$FLEET_DIR/registry-forward.pid" socat "the fleet's registry forwarder"

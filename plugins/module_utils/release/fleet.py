@@ -43,3 +43,37 @@ def plan(mode, batch, play_hosts, done=()):
 def dropped(hosts, marks, point):
     """The hosts of the batch that did not reach this point (failed, in their rescue, or unreachable)."""
     return [h for h in hosts if marks.get(h) != point]
+
+
+def summary(app, per_host):
+    """The controller's view of the hosts: which runs what, and where a host disagrees with the others.
+
+    ``per_host``: host -> {color, version} of its live color ("" when nothing is live there). The most common version
+    is the fleet's; a host on another one (or on nothing) disagrees.
+    """
+    hosts = {
+        str(h): {"color": (v or {}).get("color") or "", "version": (v or {}).get("version") or ""}
+        for h, v in per_host.items()
+    }
+    by_version = {}
+    for host, live in hosts.items():
+        by_version.setdefault(live["version"], []).append(host)
+    # The version most hosts run; a tie goes to the highest name (sorted): the answer does not depend on the order.
+    fleet_version = max(by_version, key=lambda v: (len(by_version[v]), v != "", v)) if by_version else ""
+    disagree = sorted(h for h, live in hosts.items() if live["version"] != fleet_version)
+    described = "; ".join(
+        f"{version or 'nothing live'} on {', '.join(sorted(names))}"
+        for version, names in sorted(by_version.items(), key=lambda item: (-len(item[1]), item[0]))
+    )
+    if not disagree:
+        line = f"{app}: {fleet_version or 'nothing live'} on every host ({len(hosts)}: {', '.join(sorted(hosts))})"
+    else:
+        line = f"{app}: the hosts disagree - {described}; not on {fleet_version}: {', '.join(disagree)}"
+    return {
+        "hosts": hosts,
+        "versions": {v: sorted(n) for v, n in by_version.items()},
+        "version": fleet_version,
+        "consistent": not disagree,
+        "disagree": disagree,
+        "line": line,
+    }

@@ -1,0 +1,74 @@
+"""How a fleet release's wall time grows with its hosts: the same release on 1, 2 and 3 hosts of the fleet testbed.
+
+The demo application on the fleet testbed's hosts (inventories/fleet, over SSH), in fleet mode (every host in one
+batch, moved together), with zero-length windows: two canary steps (50, 100) and the gate turned off
+(switchyard_gate_enabled false), so that what is measured is the release's own work - the SSH round trips, the module
+calls, the synchronisation points, the deploys - not the windows, which last as long on any number of hosts. No
+report. Per number of hosts: v1 released once (not measured), then each run releases v2, v3, v2... (a full release
+each: expand, deploy, shift, promote), timed around ansible-playbook.
+
+The baseline is 1 host, measured in the same run, interleaved with the others (round-robin over the host counts, so
+that the machine's noise falls on all of them). Target (issue 19): fleet mode grows by <= 20 % per added host.
+Needs the testbed (make testbed); creates and removes its own applications and databases.
+
+    .venv/bin/python benchmarks/fleet_scaling.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support.fleet import FleetApp  # noqa: E402
+
+COUNTS = (1, 2, 3)
+SETTINGS = {
+    "switchyard_canary_steps": [50, 100],
+    "switchyard_gate_enabled": False,
+    "switchyard_report_enabled": False,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sy-bench-fleet-") as tmp:
+        apps = {
+            n: FleetApp(Path(tmp) / f"hosts{n}", tuple(f"h{i}" for i in range(1, n + 1)), kind="bench") for n in COUNTS
+        }
+        try:
+            for app in apps.values():
+                app.extra.update(SETTINGS)
+                app.play("release.yml", switchyard_version="v1")
+            times: dict[int, list[float]] = {n: [] for n in COUNTS}
+            for run in range(args.runs):
+                version = "v3" if run % 2 == 0 else "v2"
+                for n, app in apps.items():
+                    started = time.monotonic()
+                    app.play("release.yml", switchyard_version=version)
+                    times[n].append(time.monotonic() - started)
+                    assert set(app.versions(samples=3).values()) == {version}, app.versions()
+                    print(f"run {run + 1}: {n} host(s) {times[n][-1]:.1f} s", flush=True)
+        finally:
+            for app in apps.values():
+                app.down()
+    base = statistics.median(times[1])
+    print(f"\nfleet release (gate off, steps 50/100), medians of {args.runs} runs:")
+    print("| hosts | median (s) | runs (s) | vs 1 host | per added host |")
+    print("|---|---|---|---|---|")
+    for n in COUNTS:
+        median = statistics.median(times[n])
+        per_host = f"{(median / base - 1) / (n - 1) * 100:+.1f} %" if n > 1 else "-"
+        runs = ", ".join(f"{t:.1f}" for t in times[n])
+        print(f"| {n} | {median:.1f} | {runs} | x{median / base:.2f} | {per_host} |")
+
+
+if __name__ == "__main__":
+    main()
