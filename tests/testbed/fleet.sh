@@ -74,8 +74,12 @@ ensure_fleet_engine() {
   local n=$1 dir=$FLEET_DIR/h$1
   fleet_engine_up "$n" && return 0
   mkdir -p "$dir/docker" "$dir/exec"
-  [[ -s $dir/dockerd.pid.dockerd ]] && ! grep -qxE 'dockerd' "/proc/$(<"$dir/dockerd.pid.dockerd")/comm" 2>/dev/null &&
-    rm -f "$dir/dockerd.pid.dockerd"
+  # Pid files a killed engine left behind (its own, its containerd's), when they name no such daemon any more.
+  local f
+  for f in "$dir/dockerd.pid.dockerd" "$dir/exec/containerd/containerd.pid"; do
+    [[ -s $f ]] || continue
+    grep -qxE 'dockerd|containerd' "/proc/$(<"$f")/comm" 2>/dev/null || rm -f "$f"
+  done
   log "starting host h$n's dockerd in syfleet-h$n (log: $dir/dockerd.log)"
   # --dns: the hosts' resolver is this machine, where nothing answers on port 53, so a name Docker's DNS does not know
   # fails at once. With this machine's resolver, out of the namespace's reach, every such lookup waited 16 s (HAProxy
