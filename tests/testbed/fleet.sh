@@ -68,6 +68,19 @@ ensure_fleet_registry_forward() {
     die "host h$n does not reach the registry through 127.0.0.1:${REGISTRY##*:} (log: $dir/registry-forward.log)"
 }
 
+# The hosts' resolver, on this machine (10.77.0.1:53): it answers every name NXDOMAIN at once (dnsmasq, no upstream).
+# Docker's DNS forwards the names it does not know (a color not created yet) to the engine's --dns; without an answer
+# each lookup waited 4 to 16 s (ICMP port unreachable is rate-limited), and HAProxy, which looks its servers up
+# through libc at start, opened its sockets that much later.
+ensure_fleet_dns() {
+  command -v dnsmasq >/dev/null || { log "installing dnsmasq-base (the fleet hosts' resolver)"; apt_install dnsmasq-base; }
+  pid_alive "$FLEET_DIR/dns.pid" "--listen-address=$FLEET_GATEWAY" && return 0
+  nohup dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces "--listen-address=$FLEET_GATEWAY" \
+    --port=53 --address=/#/ >>"$FLEET_DIR/dns.log" 2>&1 </dev/null &
+  echo $! >"$FLEET_DIR/dns.pid"
+  wait_for 10 bash -c "exec 3<>/dev/udp/$FLEET_GATEWAY/53" || die "the fleet's resolver did not start (log: $FLEET_DIR/dns.log)"
+}
+
 fleet_engine_up() { fleet_docker "$1" info >/dev/null 2>&1; }
 
 ensure_fleet_engine() {
@@ -81,9 +94,7 @@ ensure_fleet_engine() {
     grep -qxE 'dockerd|containerd' "/proc/$(<"$f")/comm" 2>/dev/null || rm -f "$f"
   done
   log "starting host h$n's dockerd in syfleet-h$n (log: $dir/dockerd.log)"
-  # --dns: the hosts' resolver is this machine, where nothing answers on port 53, so a name Docker's DNS does not know
-  # fails at once. With this machine's resolver, out of the namespace's reach, every such lookup waited 16 s (HAProxy
-  # starting while a color is absent looks its servers up through libc: its sockets came 30 s late).
+  # --dns: the hosts' resolver (ensure_fleet_dns); this machine's own is out of the namespaces' reach.
   nohup nsenter --net="/run/netns/syfleet-h$n" dockerd --data-root "$dir/docker" --exec-root "$dir/exec" \
     -H "unix://$dir/docker.sock" --pidfile "$dir/dockerd.pid.dockerd" --bip "172.31.$n.1/24" --dns "$FLEET_GATEWAY" \
     --live-restore --userland-proxy=false >>"$dir/dockerd.log" 2>&1 </dev/null &
@@ -178,6 +189,7 @@ fleet_up() {
   [[ -s $FLEET_DIR/ssh/client_key ]] || ssh-keygen -q -t ed25519 -N '' -C switchyard-fleet -f "$FLEET_DIR/ssh/client_key"
   cp "$FLEET_DIR/ssh/client_key.pub" "$FLEET_DIR/ssh/authorized_keys"
   ensure_fleet_network
+  ensure_fleet_dns
   ensure_fleet_db
   local n
   for ((n = 1; n <= FLEET_HOSTS; n++)); do
@@ -217,6 +229,7 @@ fleet_down() {
     stop_pid "$FLEET_DIR/h$n/registry-forward.pid" socat "host h$n's registry forwarder"
   done
   stop_pid "$FLEET_DIR/registry-forward.pid" socat "the fleet's registry forwarder"
+  stop_pid "$FLEET_DIR/dns.pid" dnsmasq "the fleet's resolver"
 }
 
 fleet_summary() {
