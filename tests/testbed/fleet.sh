@@ -28,7 +28,8 @@ ensure_fleet_network() {
   if ! ip link show "$FLEET_BRIDGE" >/dev/null 2>&1; then
     ip link add "$FLEET_BRIDGE" type bridge
   fi
-  ip addr show dev "$FLEET_BRIDGE" | grep -q "inet $FLEET_GATEWAY/24" || ip addr add "$FLEET_GATEWAY/24" dev "$FLEET_BRIDGE"
+  # Whole outputs compared, not piped into grep -q: under pipefail, grep -q leaving early fails the pipeline (SIGPIPE).
+  [[ $(ip addr show dev "$FLEET_BRIDGE") == *"inet $FLEET_GATEWAY/24"* ]] || ip addr add "$FLEET_GATEWAY/24" dev "$FLEET_BRIDGE"
   ip link set "$FLEET_BRIDGE" up
   # Docker loads br_netfilter, so traffic bridged between two hosts meets the FORWARD chain (policy DROP): let the
   # hosts reach each other, as machines on one network do.
@@ -45,10 +46,10 @@ ensure_fleet_namespace() {
     ip link add "$ns" type veth peer name eth0 netns "$ns"
   fi
   ip link set "$ns" master "$FLEET_BRIDGE" up
-  ip -n "$ns" addr show dev eth0 | grep -q "inet $address/24" || ip -n "$ns" addr add "$address/24" dev eth0
+  [[ $(ip -n "$ns" addr show dev eth0) == *"inet $address/24"* ]] || ip -n "$ns" addr add "$address/24" dev eth0
   ip -n "$ns" link set lo up
   ip -n "$ns" link set eth0 up
-  ip -n "$ns" route show default | grep -q "via $FLEET_GATEWAY" || ip -n "$ns" route replace default via "$FLEET_GATEWAY"
+  [[ $(ip -n "$ns" route show default) == *"via $FLEET_GATEWAY"* ]] || ip -n "$ns" route replace default via "$FLEET_GATEWAY"
 }
 
 # socat, listening: on this machine a unix socket to the registry; in each namespace 127.0.0.1:5000 to that socket.
