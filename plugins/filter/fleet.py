@@ -11,9 +11,9 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.errors i
 from ansible_collections.switchyard.release.plugins.module_utils.release import fleet
 
 
-def fleet_plan(mode, batch, play_hosts, done=()):
+def fleet_plan(mode, batch, play_hosts, done=(), plans=None, serial=None):
     try:
-        return fleet.plan(mode, batch, play_hosts, done)
+        return fleet.plan(mode, batch, play_hosts, done, plans, serial)
     except InvalidParameters as exc:
         raise AnsibleFilterError(exc.msg) from None
 

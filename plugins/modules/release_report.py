@@ -19,6 +19,10 @@ description:
   - O(mode=render) runs on the controller (C(delegate_to localhost)). It draws the self-contained HTML page of
     O(report) - charts from matplotlib as inline SVG, no script, nothing fetched - into O(dest), and writes the
     JSON next to it.
+  - O(mode=fleet) runs on the controller too, once for the hosts of a run. From the reports the hosts collected
+    (O(reports)) it writes the fleet's page into O(dest) and its JSON next to it - which version each host ended on,
+    each host's outcome and where it failed, the hosts that sent no report, each step on each host and the gate's
+    verdict - with a link to each host's page (the controller keeps them in the same directory).
 author:
   - Switchyard developers (@switchyard)
 requirements:
@@ -35,9 +39,9 @@ attributes:
     support: none
 options:
   mode:
-    description: V(collect) on the Docker host, V(render) on the controller.
+    description: V(collect) on the Docker host, V(render) or V(fleet) on the controller.
     type: str
-    choices: [collect, render]
+    choices: [collect, render, fleet]
     default: collect
   app:
     description: The application.
@@ -143,8 +147,34 @@ options:
     description: The report to draw (the C(report) that O(mode=collect) returned). Required with O(mode=render).
     type: dict
   dest:
-    description: The HTML file to write on the controller. Required with O(mode=render).
+    description: The HTML file to write on the controller. Required with O(mode=render) and O(mode=fleet).
     type: path
+  hosts:
+    description:
+      - Every host of the run, in inventory order (C(ansible_play_hosts_all)); a host without a report is named
+        on the fleet's page. Used by O(mode=fleet).
+    type: list
+    elements: str
+    default: []
+  active:
+    description:
+      - The hosts still in the play (C(ansible_play_hosts)). A host of O(hosts) that is not in it failed or was
+        unreachable. Used by O(mode=fleet); without it, a host without a report is not said to have failed.
+    type: list
+    elements: str
+  reports:
+    description: The hosts' reports of this run. Required with O(mode=fleet).
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: The host (its inventory name).
+        type: str
+        required: true
+      report:
+        description: The C(report) that O(mode=collect) returned on that host.
+        type: dict
+        required: true
 """
 
 EXAMPLES = r"""
@@ -165,6 +195,23 @@ EXAMPLES = r"""
     report: "{{ collected.report }}"
     dest: "reports/shop/{{ collected.report.release.id }}.html"
   delegate_to: localhost
+
+- name: Note each host's report for the fleet's page
+  ansible.builtin.set_fact:
+    fleet_entry: {host: "{{ inventory_hostname }}", report: "{{ collected.report }}"}
+
+- name: Draw the fleet's page from every host's report
+  switchyard.release.release_report:
+    mode: fleet
+    app: shop
+    hosts: "{{ ansible_play_hosts_all }}"
+    active: "{{ ansible_play_hosts }}"
+    reports: >-
+      {{ ansible_play_hosts_all | map('extract', hostvars) | selectattr('fleet_entry', 'defined')
+         | map(attribute='fleet_entry') | list }}
+    dest: reports/shop/fleet.html
+  run_once: true
+  delegate_to: localhost
 """
 
 RETURN = r"""
@@ -184,9 +231,17 @@ json:
   returned: success
   type: str
 html:
-  description: The HTML file written on the controller (V(render)).
-  returned: when O(mode=render)
+  description: The HTML file written on the controller (V(render), V(fleet)).
+  returned: when O(mode=render) or O(mode=fleet)
   type: str
+fleet:
+  description:
+    - The fleet's report (V(fleet)) - C(line) (one line, like C(status.yml)'s), C(ok), C(consistent), C(disagree),
+      C(versions) (version -> hosts), C(outcomes) (outcome -> hosts), C(hosts) (per host its release id, version,
+      outcome, colors, live color and version, failed step, reason, page), C(missing) (hosts without a report,
+      and why) and C(steps) (per step each host's outcome and the gate's verdict).
+  returned: when O(mode=fleet)
+  type: dict
 archive:
   description: The archive on the host, with what it includes and what it left out (and why).
   returned: when O(mode=collect)
@@ -278,6 +333,8 @@ class ReportManager:
     def run(self):
         if self.params["mode"] == "render":
             return self.render()
+        if self.params["mode"] == "fleet":
+            return self.fleet()
         return self.collect()
 
     def collect(self):
@@ -312,6 +369,9 @@ class ReportManager:
         report = collect(
             params["app"], entry, records, now, before_s=params["before"], bucket=params["bucket"], run=run, log=log
         )
+        # What the host runs now, for the fleet's page (the release entry alone does not say it after a rollback).
+        live = ledger.get("live") or ""
+        report["live"] = {"color": live, "version": ((ledger.get("colors") or {}).get(live) or {}).get("version", "")}
         reports = os.path.join(directory, REPORTS_DIR)
         base = os.path.join(reports, entry["id"])
         report["archive"] = base + ".tar.gz"
@@ -366,6 +426,37 @@ class ReportManager:
         }
         return records, log
 
+    def fleet(self):
+        params = self.params
+        if not params["reports"] or not params["dest"]:
+            raise InvalidParameters("mode=fleet needs reports (each host's collected report) and dest (the HTML file)")
+        from ansible_collections.switchyard.release.plugins.module_utils.report.fleet import fleet_report, render_fleet
+
+        reports = {item["host"]: item["report"] for item in params["reports"]}
+        hosts = params["hosts"] or list(reports)
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        report = fleet_report(params["app"], hosts, reports, params["active"], now)
+        self.result.update(fleet=report)
+        return self.write_page(params["dest"], report, render_fleet)
+
+    def write_page(self, dest, report, draw):
+        """The page and its JSON, written only when they change (a report made again is not a change)."""
+        json_path = os.path.splitext(dest)[0] + ".json"
+        old = _read_json(json_path)
+        if _same_report(json_path, report) and _same(dest, draw({**report, **_stamp(old)})):
+            self.result.update(changed=False, html=dest, json=json_path)
+            return self.result
+        text = json.dumps(report, indent=1, sort_keys=True) + "\n"
+        html = draw(report)
+        changed = not (_same(dest, html) and _same(json_path, text))
+        self.result.update(changed=changed, html=dest, json=json_path)
+        if self.module.check_mode or not changed:
+            return self.result
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        write_atomically(dest, html, mode=0o644)
+        write_atomically(json_path, text, mode=0o644)
+        return self.result
+
     def render(self):
         params = self.params
         if not params["report"] or not params["dest"]:
@@ -377,29 +468,14 @@ class ReportManager:
                 f"mode=render needs matplotlib and jinja2 on the controller ({exc}): "
                 "pip install -r requirements/controller.txt"
             ) from exc
-        dest = params["dest"]
-        json_path = os.path.splitext(dest)[0] + ".json"
-        text = json.dumps(params["report"], indent=1, sort_keys=True) + "\n"
-        old = _read_json(json_path)
-        if _same_report(json_path, json.loads(text)) and _same(dest, render({**params["report"], **_stamp(old)})):
-            # The same report made again: the page and the JSON of the first time stand.
-            self.result.update(changed=False, html=dest, json=json_path, report=params["report"])
-            return self.result
-        html = render(params["report"])
-        changed = not (_same(dest, html) and _same(json_path, text))
-        self.result.update(changed=changed, html=dest, json=json_path, report=params["report"])
-        if self.module.check_mode or not changed:
-            return self.result
-        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        write_atomically(dest, html, mode=0o644)
-        write_atomically(json_path, text, mode=0o644)
-        return self.result
+        self.result.update(report=params["report"])
+        return self.write_page(params["dest"], json.loads(json.dumps(params["report"])), render)
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "mode": {"type": "str", "choices": ["collect", "render"], "default": "collect"},
+            "mode": {"type": "str", "choices": ["collect", "render", "fleet"], "default": "collect"},
             "app": {"type": "str", "required": True},
             "path": {"type": "path"},
             "release_id": {"type": "str"},
@@ -433,8 +509,15 @@ def main():
             },
             "report": {"type": "dict"},
             "dest": {"type": "path"},
+            "hosts": {"type": "list", "elements": "str", "default": []},
+            "active": {"type": "list", "elements": "str"},
+            "reports": {
+                "type": "list",
+                "elements": "dict",
+                "options": {"host": {"type": "str", "required": True}, "report": {"type": "dict", "required": True}},
+            },
         },
-        required_if=[("mode", "render", ("report", "dest"))],
+        required_if=[("mode", "render", ("report", "dest")), ("mode", "fleet", ("reports", "dest"))],
         supports_check_mode=True,
     )
     run_module(module, ReportManager)

@@ -8,6 +8,7 @@ and a database of its own.
 from __future__ import annotations
 
 import calendar
+import json
 import os
 import signal
 import time
@@ -39,13 +40,27 @@ def step_times(app: FleetApp, host: str, name: str, kind: str = "release") -> st
     return next(s["at"] for s in app.last_release(host, kind)["steps"] if s["name"] == name)
 
 
+def fleet_page(app: FleetApp, first_release_id: str) -> dict:
+    """The fleet's report of a run (its JSON; the page is beside it), named after the first host's release."""
+    return json.loads((app.workdir / "reports" / f"fleet-{first_release_id}.json").read_text())
+
+
 def utc_epoch(stamp: str) -> float:
     return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -> None:
     app = fleet_app(("h1", "h2", "h3"))
-    app.play("release.yml", switchyard_version="v1")
+    app.extra["switchyard_report_enabled"] = True
+    app.play("release.yml", "--limit", "h1,h2", switchyard_version="v1")
+    # h3 joins the released fleet: a first release cannot move with the others' canary steps. Refused before anything
+    # changes, saying what to run.
+    before = {h: app.ledger(h) for h in app.hosts}
+    refused = app.play("release.yml", ok=False, switchyard_version="v2")
+    assert "h1, h2: steps 25 %, 100 %; h3: never released" in refused.stdout, refused.stdout[-3000:]
+    assert "-l h3 -e switchyard_version=<that version>" in refused.stdout
+    assert {h: app.ledger(h) for h in app.hosts} == before and not app.state("h3").joinpath("ledger.json").exists()
+    app.play("release.yml", "--limit", "h3", switchyard_version="v1")
     assert app.versions() == {"h1": "v1", "h2": "v1", "h3": "v1"}
     loads = {h: Load(app.url(h) + "/", rate=30, seconds=300).start() for h in app.hosts}
     app.play("release.yml", switchyard_version="v2")
@@ -74,6 +89,15 @@ def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -
         assert app.lock(host) is None
 
     # The controller's view: every host on v2.
+    # Run again: nothing to do on any host, nothing changes.
+    again = app.play("release.yml", switchyard_version="v2")
+    assert again.stdout.count("v2 is already live on") == 3, again.stdout[-3000:]
+    assert {h: app.last_release(h)["id"] for h in app.hosts} == {h: r["id"] for h, r in releases.items()}
+    # One page for the fleet on the controller, next to each host's, says the same.
+    fleet = fleet_page(app, releases["h1"]["id"])
+    assert fleet["ok"] and fleet["line"] == f"{app.app}: v2 on every host (3: h1, h2, h3)", fleet
+    assert [h["page"] for h in fleet["hosts"]] == [f"{r['id']}.html" for r in releases.values()]
+    assert all((app.workdir / "reports" / h["page"]).is_file() for h in fleet["hosts"])
     status = app.play("status.yml")
     assert f"{app.app}: v2 on every host (3: h1, h2, h3)" in status.stdout, status.stdout[-3000:]
 
@@ -96,6 +120,7 @@ def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -
 
 def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app) -> None:
     app = fleet_app(("h1", "h2"))
+    app.extra["switchyard_report_enabled"] = True
     app.play("release.yml", switchyard_version="v1")
     # h2's candidate answers half of its requests with an error; h1's is healthy.
     app.host_vars["h2"] = {"switchyard_candidate_env": {"FAIL_RATE": "0.5"}}
@@ -115,8 +140,19 @@ def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app)
         verdict = next(s for s in app.last_release(host)["steps"] if s["name"] == "canary-25")["verdict"]
         assert verdict["verdict"] == "rollback" and set(verdict["hosts"]) == {"h1", "h2"}, verdict
     assert "h2 rolled back on its own" in result.stdout
+    # The fleet's page: both hosts rolled back, both on v1 (consistent), and the step and reason where it happened.
+    fleet = fleet_page(app, app.last_release("h1")["id"])
+    assert not fleet["ok"] and fleet["consistent"] and fleet["outcomes"] == {"rolled_back": ["h1", "h2"]}, fleet
+    assert {h["host"]: h["failed_step"] for h in fleet["hosts"]} == {"h1": "canary-25", "h2": "canary-25"}, fleet
+    canary = next(s for s in fleet["steps"] if s["name"] == "canary-25")
+    assert canary["gate"]["status"] == "rollback" and "h2 rolled back on its own" in canary["gate"]["reason"]
     # Only h2's failing candidate lost requests (the gate's rollback limits how many); h1's users saw none.
     assert not [s for s in loads["h1"].answers if s != 200], loads["h1"].failures()
+    # Check mode on the fleet: each host shows its plan, and nothing changes anywhere.
+    ledgers = {h: app.ledger(h) for h in app.hosts}
+    planned = app.play("release.yml", "--check", switchyard_version="v2")
+    assert planned.stdout.count('"candidate": "green"') >= 2, planned.stdout[-3000:]
+    assert {h: app.ledger(h) for h in app.hosts} == ledgers and app.versions() == {"h1": "v1", "h2": "v1"}
 
 
 def test_a_wave_releases_one_batch_after_the_other(fleet_app) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from support.compose import free_port, unique_name
-from support.release import ANSIBLE_PLAYBOOK, PLAYBOOK_DIR, TEST_SETTINGS
+from support.release import TEST_SETTINGS, PlaybookRunner
 from support.testbed import REPO_ROOT, TESTBED_DIR
 
 FLEET_DIR = TESTBED_DIR / "fleet"
@@ -59,7 +59,9 @@ def host_engine(action: str, host: str) -> None:
     )
 
 
-class FleetApp:
+class FleetApp(PlaybookRunner):
+    play_timeout = 900
+
     def __init__(self, workdir: Path, hosts: tuple[str, ...] = ("h1", "h2"), kind: str = "fleet") -> None:
         self.app = unique_name(kind)
         self.hosts = hosts
@@ -69,6 +71,8 @@ class FleetApp:
         # Variables of one host (the inventory's host vars), e.g. a fault injected in one host's candidate.
         self.host_vars: dict[str, dict] = {h: {} for h in hosts}
         self.outputs: list[str] = []
+        self.flags: list[str] = []
+        self.environment: dict[str, str] = {}
         # The inventory's switchyard_compose_env (the database's address) stays: an extra var would replace it whole.
         settings = {k: v for k, v in TEST_SETTINGS.items() if k != "switchyard_compose_env"}
         self.extra = {
@@ -120,46 +124,8 @@ class FleetApp:
         (inventory / "hosts.yml").write_text(json.dumps({"docker_hosts": {"hosts": hosts, "vars": group}}))
         return inventory
 
-    def command(self, playbook: str, extra: dict, *flags: str) -> list[str]:
-        return [
-            ANSIBLE_PLAYBOOK,
-            "-i",
-            str(self.inventory()),
-            str(PLAYBOOK_DIR / playbook),
-            "-e",
-            json.dumps({**self.extra, **extra}),
-            *flags,
-        ]
-
-    def env(self) -> dict:
-        return {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
-
-    def play(self, playbook: str, *flags: str, ok: bool | None = True, **extra) -> subprocess.CompletedProcess:
-        """Run a playbook; ok=True asserts success, ok=False asserts failure, None asserts nothing."""
-        result = subprocess.run(
-            self.command(playbook, extra, *flags),
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=self.env(),
-            check=False,
-        )
-        self.outputs += [result.stdout, result.stderr]
-        if ok is not None:
-            assert (result.returncode == 0) == ok, (
-                f"{playbook} {extra} {flags}: rc={result.returncode}\n{result.stdout[-8000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
-
-    def start(self, playbook: str, *flags: str, **extra) -> subprocess.Popen:
-        return subprocess.Popen(
-            self.command(playbook, extra, *flags),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=self.env(),
-            start_new_session=True,
-        )
+    def inventories(self) -> list[str]:
+        return ["-i", str(self.inventory())]
 
     # -- observing ------------------------------------------------------------------------------
     def ledger(self, host: str) -> dict:

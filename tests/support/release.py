@@ -41,7 +41,68 @@ TEST_SETTINGS = {
 }
 
 
-class ReleasedApp:
+class PlaybookRunner:
+    """Runs the collection's playbooks for a test: its inventories, extra vars, flags and environment; keeps what every
+    run printed. A subclass gives inventories() and sets extra (and may set flags, environment, play_timeout)."""
+
+    play_timeout = 600
+    extra: dict
+    flags: list[str]
+    environment: dict[str, str]
+    outputs: list[str]
+
+    def inventories(self) -> list[str]:
+        raise NotImplementedError
+
+    def command(self, playbook: str, extra: dict, *flags: str) -> list[str]:
+        return [
+            ANSIBLE_PLAYBOOK,
+            *self.inventories(),
+            str(PLAYBOOK_DIR / playbook),
+            "-e",
+            json.dumps({**self.extra, **extra}),
+            *self.flags,
+            *flags,
+        ]
+
+    def env(self) -> dict:
+        return {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            **self.environment,
+        }
+
+    def play(self, playbook: str, *flags: str, ok: bool | None = True, **extra) -> subprocess.CompletedProcess:
+        """Run a playbook; ok=True asserts success, ok=False asserts failure, None asserts nothing."""
+        result = subprocess.run(
+            self.command(playbook, extra, *flags),
+            capture_output=True,
+            text=True,
+            timeout=self.play_timeout,
+            env=self.env(),
+            check=False,
+        )
+        self.outputs += [result.stdout, result.stderr]
+        if ok is not None:
+            assert (result.returncode == 0) == ok, (
+                f"{playbook} {extra} {flags}: rc={result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def start(self, playbook: str, *flags: str, **extra) -> subprocess.Popen:
+        """A playbook in the background, in its own process group (so a test can SIGKILL all of it)."""
+        return subprocess.Popen(
+            self.command(playbook, extra, *flags),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env(),
+            start_new_session=True,
+        )
+
+
+class ReleasedApp(PlaybookRunner):
     def __init__(self, workdir: Path, kind: str = "rel", reports: bool = True, lb: str = "haproxy") -> None:
         self.app = unique_name(kind)
         self.lb_kind = lb
@@ -93,53 +154,6 @@ class ReleasedApp:
             path.write_text(json.dumps({"docker_hosts": {"hosts": {"localhost": self.inventory_vars}}}))
             sources += ["-i", str(path)]
         return sources
-
-    def command(self, playbook: str, extra: dict, *flags: str) -> list[str]:
-        return [
-            ANSIBLE_PLAYBOOK,
-            *self.inventories(),
-            str(PLAYBOOK_DIR / playbook),
-            "-e",
-            json.dumps({**self.extra, **extra}),
-            *self.flags,
-            *flags,
-        ]
-
-    def env(self) -> dict:
-        return {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_FORCE_COLOR": "0",
-            **self.environment,
-        }
-
-    def play(self, playbook: str, *flags: str, ok: bool | None = True, **extra) -> subprocess.CompletedProcess:
-        """Run a playbook; ok=True asserts success, ok=False asserts failure, None asserts nothing."""
-        result = subprocess.run(
-            self.command(playbook, extra, *flags),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=self.env(),
-            check=False,
-        )
-        self.outputs += [result.stdout, result.stderr]
-        if ok is not None:
-            assert (result.returncode == 0) == ok, (
-                f"{playbook} {extra} {flags}: rc={result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
-
-    def start(self, playbook: str, *flags: str, **extra) -> subprocess.Popen:
-        """A playbook in the background, in its own process group (so a test can SIGKILL all of it)."""
-        return subprocess.Popen(
-            self.command(playbook, extra, *flags),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=self.env(),
-            start_new_session=True,
-        )
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:

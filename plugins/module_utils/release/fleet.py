@@ -17,15 +17,85 @@ from ansible_collections.switchyard.release.plugins.module_utils.common.errors i
 MODES = ("fleet", "wave")
 
 
-def plan(mode, batch, play_hosts, done=()):
+def _course(release_plan):
+    """What a host's release goes through, as far as the batch's synchronisation points are concerned."""
+    release_plan = release_plan or {}
+    return (
+        bool(release_plan.get("live")),
+        release_plan.get("recreate") is not None,
+        tuple(release_plan.get("steps") or ()),
+        release_plan.get("resume_after_step"),
+        release_plan.get("pause_after"),
+    )
+
+
+def _describe(course):
+    live, recreate, steps, resume, pause = course
+    if not live:
+        return "never released (a first release: one step to 100 %)"
+    if recreate:
+        return "a recreate of the live color"
+    words = f"steps {', '.join(f'{s} %' for s in steps)}" if steps else "no step"
+    if resume is not None:
+        words = f"resuming after the {resume} % step, {words}"
+    if pause is not None:
+        words += f", pausing after {pause} %"
+    return words
+
+
+def disagreement(plans):
+    """Why the hosts of a batch cannot move together ("" when they can).
+
+    Hosts in lockstep meet at each synchronisation point: a host whose release goes through other points (a first
+    release among released hosts, a release resumed on some hosts only) would never meet the others there, and the
+    whole batch would roll back at the first one. Refused before anything changes instead.
+    """
+    groups = {}
+    for host, release_plan in plans.items():
+        groups.setdefault(_course(release_plan), []).append(str(host))
+    if len(groups) < 2:
+        return ""
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[1]))
+    described = "; ".join(f"{', '.join(names)}: {_describe(course)}" for course, names in ordered)
+    new = sorted(h for course, names in groups.items() if not course[0] for h in names)
+    if new:
+        hint = (
+            f"Release the version the other hosts run on {', '.join(new)} alone first (-l {','.join(new)} "
+            "-e switchyard_version=<that version>; status.yml shows it), then release them together"
+        )
+    else:
+        hint = "Bring the hosts to the same state first (finish or roll back the release paused on some of them)"
+    return (
+        f"The hosts of this batch cannot move together (switchyard_fleet_mode moves them through the same steps): "
+        f"{described}. {hint}, or release them one at a time (-e switchyard_fleet_mode=wave -e switchyard_serial=1). "
+        "Nothing was changed."
+    )
+
+
+def plan(mode, batch, play_hosts, done=(), plans=None, serial=None):
     """The batch's hosts that have something to do, and the one that runs what runs once (migrations, contract).
 
     ``done``: hosts of the batch with nothing to do (the version already live there: a re-run after a host failed).
+    ``plans``: host -> its release plan; hosts that would go through different steps are refused (disagreement).
+    ``serial``: switchyard_serial as the host sees it ("" or None when unset).
     """
     if mode not in MODES:
         raise InvalidParameters(f"switchyard_fleet_mode must be one of {', '.join(MODES)}, got {mode!r}")
+    batch_size, play_size = len(batch or []), len(play_hosts or [])
+    if mode == "wave" and serial in (None, "") and play_size > 1 and batch_size == play_size:
+        # The playbook's `serial` is templated before any host's variables are read: it saw no wave mode.
+        raise InvalidParameters(
+            "switchyard_fleet_mode=wave is set where the play's serial cannot see it (inventory or host variables): "
+            f"this batch holds every host ({play_size}), not one wave. Pass it as an extra var "
+            "(-e switchyard_fleet_mode=wave, which releases one host at a time) or give the waves explicitly "
+            "(-e switchyard_serial=1, or -e \"switchyard_serial=['1', '25%', '100%']\"). Nothing was changed."
+        )
     done = {str(h) for h in done or ()}
     hosts = [str(h) for h in batch or [] if str(h) not in done]
+    if plans:
+        why = disagreement({h: p for h, p in plans.items() if str(h) in hosts})
+        if why:
+            raise InvalidParameters(why)
     everyone = [str(h) for h in play_hosts or hosts]
     if not hosts:
         return {"mode": mode, "hosts": [], "size": len(everyone), "leader": "", "lockstep": False, "first_batch": False}

@@ -70,3 +70,50 @@ def test_a_host_on_another_version_or_on_nothing_disagrees_and_is_named() -> Non
     assert not view["consistent"] and view["version"] == "v2" and view["disagree"] == ["h3", "h4"]
     assert view["line"] == "shop: the hosts disagree - v2 on h1, h2; nothing live on h4; v1 on h3; not on v2: h3, h4"
     assert view["versions"] == {"v2": ["h1", "h2"], "v1": ["h3"], "": ["h4"]}
+
+
+def release_plan(live="blue", steps=(25, 100), resume=None, pause=None, recreate=None) -> dict:
+    """The fields of release_state's plan that decide which synchronisation points a host goes through."""
+    return {
+        "live": live,
+        "steps": list(steps),
+        "resume_after_step": resume,
+        "pause_after": pause,
+        "recreate": recreate,
+        "candidate": "green" if live == "blue" else "blue",
+    }
+
+
+def test_hosts_on_different_colors_with_the_same_steps_move_together() -> None:
+    plans = {"h1": release_plan(live="blue"), "h2": release_plan(live="green")}
+    assert fleet.plan("fleet", ["h1", "h2"], ["h1", "h2"], plans=plans)["lockstep"]
+
+
+def test_a_new_host_among_released_ones_is_refused_with_what_to_run() -> None:
+    plans = {"h1": release_plan(), "h2": release_plan(), "h3": release_plan(live="", steps=(100,))}
+    with pytest.raises(InvalidParameters) as raised:
+        fleet.plan("fleet", ["h1", "h2", "h3"], ["h1", "h2", "h3"], plans=plans)
+    assert raised.value.msg.startswith("The hosts of this batch cannot move together")
+    assert "h1, h2: steps 25 %, 100 %; h3: never released" in raised.value.msg
+    assert "-l h3 -e switchyard_version=<that version>" in raised.value.msg
+    assert "Nothing was changed." in raised.value.msg
+
+
+def test_a_release_resumed_on_some_hosts_only_is_refused() -> None:
+    plans = {"h1": release_plan(resume=25, steps=(100,)), "h2": release_plan(steps=(100,))}
+    with pytest.raises(InvalidParameters, match=r"h1: resuming after the 25 % step, steps 100 %; h2: steps 100 %"):
+        fleet.plan("fleet", ["h1", "h2"], ["h1", "h2"], plans=plans)
+
+
+def test_a_host_with_nothing_to_do_does_not_count_against_the_others() -> None:
+    plans = {"h1": release_plan(), "h2": release_plan(live="", steps=(100,)), "h3": release_plan()}
+    plan = fleet.plan("fleet", ["h1", "h2", "h3"], ["h1", "h2", "h3"], done=["h2"], plans=plans)
+    assert plan["hosts"] == ["h1", "h3"]
+
+
+def test_wave_mode_the_plays_serial_did_not_see_is_refused() -> None:
+    with pytest.raises(InvalidParameters, match=r"switchyard_fleet_mode=wave is set where the play's serial cannot"):
+        fleet.plan("wave", ["h1", "h2"], ["h1", "h2"], serial="")
+    # Given with the waves (an extra var), or one host per batch: what was asked.
+    assert fleet.plan("wave", ["h1", "h2"], ["h1", "h2"], serial="100%")["lockstep"]
+    assert not fleet.plan("wave", ["h1"], ["h1", "h2"], serial="")["lockstep"]
