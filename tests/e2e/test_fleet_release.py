@@ -121,7 +121,16 @@ def test_a_fleet_canary_moves_every_host_together_and_migrates_once(fleet_app) -
 def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app) -> None:
     app = fleet_app(("h1", "h2"))
     app.extra["switchyard_report_enabled"] = True
+    # The migrations as the application's own Compose jobs (the demo image's Alembic): run once, in h1's project.
+    app.extra.update(
+        switchyard_migrations_runner="compose_job",
+        switchyard_migrations_dir="",
+        switchyard_migrations_jobs={p: {"service": "migrate", "image_from": "api"} for p in ("expand", "migrate")},
+    )
     app.play("release.yml", switchyard_version="v1")
+    expand = {h: next(s for s in app.last_release(h)["steps"] if s["name"] == "expand") for h in app.hosts}
+    assert expand["h1"]["runner"] == "compose_job" and expand["h1"]["job"]["rc"] == 0, expand["h1"]
+    assert expand["h2"]["ran_on"] == "h1" and expand["h2"]["job"] == expand["h1"]["job"], expand["h2"]
     # h2's candidate answers half of its requests with an error; h1's is healthy.
     app.host_vars["h2"] = {"switchyard_candidate_env": {"FAIL_RATE": "0.5"}}
     loads = {h: Load(app.url(h) + "/", rate=30, seconds=300).start() for h in app.hosts}
