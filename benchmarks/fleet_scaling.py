@@ -9,6 +9,10 @@ each: expand, deploy, shift, promote; the demo's v3 needs a schema the contract 
 
 The baseline is 1 host, measured in the same run, interleaved with the others (round-robin over the host counts, so
 that the machine's noise falls on all of them). Target (issue 19): fleet mode grows by <= 20 % per added host.
+
+The testbed's hosts share this machine's cores, so each run also reports where the CPU went: the controller's
+(ansible-playbook and its forks and SSH clients: the children's rusage) and the whole machine's busy time (/proc/stat;
+the hosts' sshd, Python modules, dockerd and containers are the rest), and the machine's utilisation over the run.
 Needs the testbed (make testbed); creates and removes its own applications and databases.
 
     .venv/bin/python benchmarks/fleet_scaling.py [--runs 3]
@@ -17,6 +21,8 @@ Needs the testbed (make testbed); creates and removes its own applications and d
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -35,6 +41,18 @@ SETTINGS = {
 }
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine spent busy (every core), from the first line of /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -48,26 +66,42 @@ def main() -> None:
                 app.extra.update(SETTINGS)
                 app.play("release.yml", switchyard_version="v1")
             times: dict[int, list[float]] = {n: [] for n in COUNTS}
+            controller: dict[int, list[float]] = {n: [] for n in COUNTS}
+            machine: dict[int, list[float]] = {n: [] for n in COUNTS}
             for run in range(args.runs):
                 version = "v2" if run % 2 == 0 else "v1"
                 for n, app in apps.items():
-                    started = time.monotonic()
+                    cpu, busy, started = children_cpu_seconds(), machine_busy_seconds(), time.monotonic()
                     app.play("release.yml", switchyard_version=version)
                     times[n].append(time.monotonic() - started)
+                    controller[n].append(children_cpu_seconds() - cpu)
+                    machine[n].append(machine_busy_seconds() - busy)
                     assert set(app.versions(samples=3).values()) == {version}, app.versions()
-                    print(f"run {run + 1}: {n} host(s) {times[n][-1]:.1f} s", flush=True)
+                    print(
+                        f"run {run + 1}: {n} host(s) {times[n][-1]:.1f} s, CPU: controller {controller[n][-1]:.1f} s, "
+                        f"machine {machine[n][-1]:.1f} s ({machine[n][-1] / times[n][-1] / os.cpu_count() * 100:.0f} %"
+                        " busy)",
+                        flush=True,
+                    )
         finally:
             for app in apps.values():
                 app.down()
     base = statistics.median(times[1])
     print(f"\nfleet release (gate off, steps 50/100), medians of {args.runs} runs:")
-    print("| hosts | median (s) | runs (s) | vs 1 host | per added host |")
-    print("|---|---|---|---|---|")
+    print(
+        "| hosts | median (s) | runs (s) | vs 1 host | per added host | controller CPU (s) | machine CPU (s) "
+        f"| machine busy ({os.cpu_count()} cores) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for n in COUNTS:
         median = statistics.median(times[n])
         per_host = f"{(median / base - 1) / (n - 1) * 100:+.1f} %" if n > 1 else "-"
         runs = ", ".join(f"{t:.1f}" for t in times[n])
-        print(f"| {n} | {median:.1f} | {runs} | x{median / base:.2f} | {per_host} |")
+        busy = statistics.median(m / t / os.cpu_count() * 100 for m, t in zip(machine[n], times[n], strict=True))
+        print(
+            f"| {n} | {median:.1f} | {runs} | x{median / base:.2f} | {per_host} | "
+            f"{statistics.median(controller[n]):.1f} | {statistics.median(machine[n]):.1f} | {busy:.0f} % |"
+        )
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app)
     assert not fleet["ok"] and fleet["consistent"] and fleet["outcomes"] == {"rolled_back": ["h1", "h2"]}, fleet
     assert {h["host"]: h["failed_step"] for h in fleet["hosts"]} == {"h1": "canary-25", "h2": "canary-25"}, fleet
     canary = next(s for s in fleet["steps"] if s["name"] == "canary-25")
-    assert canary["gate"]["status"] == "rollback" and "h2 rolled back on its own" in canary["gate"]["reason"]
+    assert canary["gate"]["verdict"] == "rollback" and "h2 rolled back on its own" in canary["gate"]["reason"]
     # Only h2's failing candidate lost requests (the gate's rollback limits how many); h1's users saw none.
     assert not [s for s in loads["h1"].answers if s != 200], loads["h1"].failures()
     # Check mode on the fleet: each host shows its plan, and nothing changes anywhere.
@@ -166,9 +166,19 @@ def test_a_canary_that_fails_on_one_host_is_rolled_back_on_every_host(fleet_app)
 
 def test_a_wave_releases_one_batch_after_the_other(fleet_app) -> None:
     app = fleet_app(("h1", "h2"))
-    app.play("release.yml", switchyard_version="v1", switchyard_fleet_mode="wave")
+    app.play("release.yml", switchyard_version="v1")  # both at once: the waves are v2's
+    # Wave mode in the inventory: the play's serial never saw it, and one batch of both hosts would not be a wave.
+    app.host_vars = {h: {"switchyard_fleet_mode": "wave"} for h in app.hosts}
+    refused = app.play("release.yml", ok=False, switchyard_version="v2")
+    assert "switchyard_fleet_mode=wave is set where the play's serial cannot see it" in refused.stdout
+    assert app.versions() == {"h1": "v1", "h2": "v1"} and {app.last_release(h)["version"] for h in app.hosts} == {"v1"}
+    app.host_vars = {}
+    app.extra["switchyard_report_enabled"] = True
     app.play("release.yml", switchyard_version="v2", switchyard_fleet_mode="wave", switchyard_serial=1)
     assert app.versions() == {"h1": "v2", "h2": "v2"}
+    # The fleet's page is drawn again after each wave, with the earlier waves' hosts on it.
+    fleet = fleet_page(app, app.last_release("h1")["id"])
+    assert fleet["ok"] and [h["host"] for h in fleet["hosts"]] == ["h1", "h2"] and not fleet["missing"], fleet
     # One after the other: h2 was deployed only once h1 was promoted.
     assert step_times(app, "h1", "promote") <= step_times(app, "h2", "deploy")
     # Each batch ran the migrations it found pending: h1's batch applied them, h2's found none left.

@@ -72,23 +72,46 @@ def disagreement(plans):
     )
 
 
+def _largest_batch(serial, play_size):
+    """The largest batch Ansible would make of play_size hosts with this serial ("" or None: one host at a time)."""
+    sizes = []
+    for value in serial if isinstance(serial, (list, tuple)) else [serial]:
+        text = str(value).strip()
+        if text in ("", "None"):
+            sizes.append(1)
+        elif text.endswith("%"):
+            try:
+                sizes.append(max(1, int(play_size * float(text[:-1]) / 100)))
+            except ValueError:
+                return play_size  # not a serial Ansible would take: not ours to judge
+        else:
+            try:
+                sizes.append(int(text) or play_size)  # serial 0: every host
+            except ValueError:
+                return play_size
+    return max(sizes or [play_size])
+
+
 def plan(mode, batch, play_hosts, done=(), plans=None, serial=None):
     """The batch's hosts that have something to do, and the one that runs what runs once (migrations, contract).
 
     ``done``: hosts of the batch with nothing to do (the version already live there: a re-run after a host failed).
     ``plans``: host -> its release plan; hosts that would go through different steps are refused (disagreement).
-    ``serial``: switchyard_serial as the host sees it ("" or None when unset).
+    ``serial``: switchyard_serial as the host sees it ("" when unset), to check that wave mode made the batches; None:
+    not checked (the batch was checked already).
     """
     if mode not in MODES:
         raise InvalidParameters(f"switchyard_fleet_mode must be one of {', '.join(MODES)}, got {mode!r}")
     batch_size, play_size = len(batch or []), len(play_hosts or [])
-    if mode == "wave" and serial in (None, "") and play_size > 1 and batch_size == play_size:
-        # The playbook's `serial` is templated before any host's variables are read: it saw no wave mode.
+    if mode == "wave" and serial is not None and play_size > 1 and batch_size > _largest_batch(serial, play_size):
+        # The playbook's `serial` is templated before any host's variables are read: it saw no wave mode (or not
+        # these waves), and this batch is larger than any wave the host's variables ask for.
         raise InvalidParameters(
             "switchyard_fleet_mode=wave is set where the play's serial cannot see it (inventory or host variables): "
-            f"this batch holds every host ({play_size}), not one wave. Pass it as an extra var "
-            "(-e switchyard_fleet_mode=wave, which releases one host at a time) or give the waves explicitly "
-            "(-e switchyard_serial=1, or -e \"switchyard_serial=['1', '25%', '100%']\"). Nothing was changed."
+            f"this batch holds {batch_size} of the {play_size} hosts, more than the waves asked for "
+            f"(switchyard_serial={serial or 'unset: one host at a time'}). Pass them as extra vars "
+            "(-e switchyard_fleet_mode=wave, which releases one host at a time, and -e switchyard_serial=..., e.g. "
+            "-e \"switchyard_serial=['1', '25%', '100%']\"). Nothing was changed."
         )
     done = {str(h) for h in done or ()}
     hosts = [str(h) for h in batch or [] if str(h) not in done]

@@ -14,7 +14,7 @@ from ansible_collections.switchyard.release.plugins.module_utils.release.fleet i
 
 SCHEMA = 1
 # What the ledger of a host says of a run that ended well.
-GOOD_OUTCOMES = ("promoted", "done", "paused")
+GOOD_OUTCOMES = ("promoted", "done", "paused", "unchanged")
 
 
 def _live(report):
@@ -64,8 +64,8 @@ def _host_row(host, report):
 def _steps(hosts, reports):
     """Each step name, in the order the hosts went through them, with each host's outcome and the gate's verdict.
 
-    In fleet mode one gate judged the batch: every host's ledger holds the same verdict, so the first host's
-    is shown; the hosts' own outcomes say where a host stopped.
+    In fleet mode one gate judged the batch: every host's ledger holds the same verdict, shown once. Hosts judged apart
+    (waves) whose verdicts differ keep theirs, in their own column.
     """
     names = []
     for host in hosts:
@@ -75,17 +75,23 @@ def _steps(hosts, reports):
     rows = []
     for name in names:
         per_host = {}
-        gate = None
         for host in hosts:
             step = next((s for s in reports[host].get("steps") or [] if s.get("name") == name), None)
-            per_host[host] = {"outcome": step.get("outcome") or "", "at": step.get("at")} if step else None
-            if step and step.get("gate") and gate is None:
-                gate = {
-                    "host": host,
-                    "status": step["gate"].get("verdict") or step.get("outcome") or "",
-                    "reason": step["gate"].get("reason") or "",
+            gate = step.get("gate") if step else None
+            per_host[host] = (
+                {
+                    "outcome": step.get("outcome") or "",
+                    "at": step.get("at"),
+                    "gate": {"verdict": gate.get("verdict") or "", "reason": gate.get("reason") or ""}
+                    if isinstance(gate, dict)
+                    else None,
                 }
-        rows.append({"name": name, "hosts": per_host, "gate": gate})
+                if step
+                else None
+            )
+        verdicts = [c["gate"] for c in per_host.values() if c and c["gate"]]
+        same = bool(verdicts) and all(v == verdicts[0] for v in verdicts)
+        rows.append({"name": name, "hosts": per_host, "gate": verdicts[0] if same else None, "judged": bool(verdicts)})
     return rows
 
 
@@ -109,7 +115,7 @@ def fleet_report(app, hosts, reports, active=None, now=""):
         if active is not None and host not in active:
             why = "failed or unreachable before its report"
         else:
-            why = "no report in this run (nothing to do there, or not in a batch yet)"
+            why = "no report in this run (not in a batch yet, or still in its rescue)"
         missing.append({"host": host, "why": why})
     rows = [_host_row(h, reports[h]) for h in reported]
     view = summary(app, {row["host"]: row["live"] for row in rows})
@@ -173,8 +179,9 @@ figures, charts and archive.</p>
 <table><tr><th>step</th>{% for h in f.hosts %}<th>{{ h.host }}</th>{% endfor %}<th>gate</th></tr>
 {% for s in f.steps %}<tr><td>{{ s.name }}</td>
 {% for h in f.hosts %}{% set c = s.hosts[h.host] %}<td>{% if c %}{{ c.outcome }} <span class="muted">{{ c.at }}</span>
+{% if c.gate and not s.gate %}<br>{{ c.gate.reason }}{% endif %}
 {% else %}<span class="muted">-</span>{% endif %}</td>{% endfor %}
-<td>{% if s.gate %}{{ s.gate.status }}: {{ s.gate.reason }}{% endif %}</td></tr>
+<td>{% if s.gate %}{{ s.gate.verdict }}: {{ s.gate.reason }}{% elif s.judged %}judged apart, per host{% endif %}</td></tr>
 {% endfor %}</table>
 </body></html>
 """

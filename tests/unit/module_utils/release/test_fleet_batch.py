@@ -114,6 +114,21 @@ def test_a_host_with_nothing_to_do_does_not_count_against_the_others() -> None:
 def test_wave_mode_the_plays_serial_did_not_see_is_refused() -> None:
     with pytest.raises(InvalidParameters, match=r"switchyard_fleet_mode=wave is set where the play's serial cannot"):
         fleet.plan("wave", ["h1", "h2"], ["h1", "h2"], serial="")
-    # Given with the waves (an extra var), or one host per batch: what was asked.
+    # serial 1 in the inventory too: the play's serial saw neither, and made one batch of both hosts.
+    with pytest.raises(InvalidParameters, match=r"holds 3 of the 3 hosts, more than the waves asked for"):
+        fleet.plan("wave", ["h1", "h2", "h3"], ["h1", "h2", "h3"], serial=1)
+    # Given as extra vars: the batches are the waves asked for.
     assert fleet.plan("wave", ["h1", "h2"], ["h1", "h2"], serial="100%")["lockstep"]
+    assert fleet.plan("wave", ["h1", "h2"], ["h1", "h2", "h3", "h4"], serial=["1", "50%"])["lockstep"]
+    assert fleet.plan("wave", ["h1", "h2"], ["h1", "h2"], serial=0)["lockstep"]
     assert not fleet.plan("wave", ["h1"], ["h1", "h2"], serial="")["lockstep"]
+    # Not checked when the caller does not ask (the second plan of a release, with the hosts' plans).
+    assert fleet.plan("wave", ["h1", "h2"], ["h1", "h2"])["lockstep"]
+
+
+@pytest.mark.parametrize(
+    ("serial", "hosts", "largest"),
+    [("", 3, 1), (None, 3, 1), (2, 3, 2), ("2", 3, 2), ("50%", 4, 2), ("10%", 4, 1), ([1, "25%", "100%"], 8, 8)],
+)
+def test_the_largest_batch_of_a_serial_is_ansibles(serial, hosts, largest) -> None:
+    assert fleet._largest_batch(serial, hosts) == largest

@@ -34,7 +34,7 @@ def test_every_host_promoted_is_one_consistent_line_with_each_hosts_page():
     assert fleet["run"] == {"kinds": ["release"], "first_release_id": "r-h1"}
     steps = {s["name"]: s for s in fleet["steps"]}
     assert list(steps) == [s["name"] for s in ENTRIES["promoted"]["steps"]]
-    assert steps["canary-10"]["gate"]["status"] == "promote" and steps["canary-10"]["gate"]["host"] == "h1"
+    assert steps["canary-10"]["gate"]["verdict"] == "promote"
     assert {h: c["outcome"] for h, c in steps["canary-10"]["hosts"].items()} == dict.fromkeys(reports, "promote")
     page = render_fleet(fleet)
     assert 'href="r-h2.html"' in page and "v2 on every host" in page and 'class="ok"' in page
@@ -69,9 +69,28 @@ def test_hosts_that_ended_on_different_versions_disagree():
     assert "not on v2: h2" in fleet["line"]
 
 
-def test_a_host_with_nothing_to_do_is_not_said_to_have_failed():
-    fleet = fleet_report("demo", ["h1", "h2"], {"h1": host_report("promoted", PROMOTED, id="r-h1")}, None, "t")
-    assert fleet["missing"][0]["why"].startswith("no report in this run")
+def test_a_host_with_nothing_to_do_is_on_the_page_as_unchanged():
+    # What roles/release/tasks/main.yml notes for a host where the version is live already (it leaves the play).
+    unchanged = {"release": {"kind": "release", "version": "v2", "outcome": "unchanged"}, "live": PROMOTED}
+    reports = {"h1": unchanged, "h2": host_report("promoted", PROMOTED, id="r-h2")}
+    fleet = fleet_report("demo", ["h1", "h2"], reports, active=["h2"], now="t")
+    assert fleet["ok"] and fleet["missing"] == [] and fleet["outcomes"] == {"promoted": ["h2"], "unchanged": ["h1"]}
+    assert fleet["hosts"][0]["page"] == ""
+    # A host still in the play without a report: not said to have failed.
+    waiting = fleet_report("demo", ["h1", "h2"], {"h2": reports["h2"]}, active=["h1", "h2"], now="t")
+    assert waiting["missing"] == [{"host": "h1", "why": "no report in this run (not in a batch yet, or still in its rescue)"}]
+
+
+def test_waves_judged_apart_keep_each_hosts_verdict():
+    promoted = host_report("promoted", PROMOTED, id="r-h1")
+    rolled_back = host_report("rolled_back", {"color": "blue", "version": "v1"}, id="r-h2")
+    fleet = fleet_report("demo", ["h1", "h2"], {"h1": promoted, "h2": rolled_back}, active=["h1"], now="t")
+    canary = next(s for s in fleet["steps"] if s["name"] == "canary-10")
+    assert canary["gate"] is None and canary["judged"]
+    assert canary["hosts"]["h1"]["gate"]["verdict"] == "promote"
+    assert canary["hosts"]["h2"]["gate"]["verdict"] == "rollback"
+    page = render_fleet(fleet)
+    assert "judged apart, per host" in page and "error rate 40.00%" in page
 
 
 def test_every_value_is_escaped():
