@@ -181,7 +181,8 @@ figures, charts and archive.</p>
 {% for h in f.hosts %}{% set c = s.hosts[h.host] %}<td>{% if c %}{{ c.outcome }} <span class="muted">{{ c.at }}</span>
 {% if c.gate and not s.gate %}<br>{{ c.gate.reason }}{% endif %}
 {% else %}<span class="muted">-</span>{% endif %}</td>{% endfor %}
-<td>{% if s.gate %}{{ s.gate.verdict }}: {{ s.gate.reason }}{% elif s.judged %}judged apart, per host{% endif %}</td></tr>
+<td>{% if s.gate %}{{ s.gate.verdict }}: {{ s.gate.reason }}{% elif s.judged %}judged apart, per host{% endif %}
+</td></tr>
 {% endfor %}</table>
 </body></html>
 """

@@ -52,15 +52,20 @@ def test_synthetic_requests_alone_are_judged_and_counted(green: int, verdict: st
         server.server_close()
     assert result["verdict"] == verdict, result
     metrics = {m["metric"]: m for m in result["metrics"]}
-    assert metrics["error_rate"]["source"] == "synthetic" and metrics["error_rate"]["canary_n"] == 20
     figures = result["figures"]
+    # 20 probes per color are scheduled over the 1 s window; one due so late that a loaded machine reaches it after
+    # the window's end is not sent (no request starts after the window). Whatever was sent is counted exactly.
+    sent = figures["canary"]["synthetic_sent"]
+    assert 15 <= sent <= 20, figures
+    assert metrics["error_rate"]["source"] == "synthetic" and metrics["error_rate"]["canary_n"] == sent
     assert figures["baseline"]["name"] == "blue" and figures["canary"]["name"] == "green"
     for side in ("baseline", "canary"):
-        assert figures[side]["synthetic_sent"] == 20 and figures[side]["synthetic_answered"] == 20
-        assert figures[side]["requests"] == 20 and figures[side]["synthetic_share"] == 1.0
-        assert figures[side]["throughput_rps"] == pytest.approx(20, rel=0.1)
+        n = figures[side]["synthetic_sent"]
+        assert 15 <= n <= 20 and figures[side]["synthetic_answered"] == n, figures[side]
+        assert figures[side]["requests"] == n and figures[side]["synthetic_share"] == 1.0
+        assert figures[side]["throughput_rps"] == pytest.approx(n, rel=0.1)
         assert figures[side]["p50_ms"] <= figures[side]["p95_ms"] <= figures[side]["p99_ms"]
-    assert figures["canary"]["synthetic_failed"] == (20 if green == 500 else 0)
+    assert figures["canary"]["synthetic_failed"] == (sent if green == 500 else 0)
     assert figures["canary"]["error_rate"] == (1.0 if green == 500 else 0.0)
     assert result["measurements"][0]["figures"] == figures
     assert "s3cr3t-token" not in str(result), "the credential header is masked"

@@ -78,7 +78,8 @@ def test_a_host_with_nothing_to_do_is_on_the_page_as_unchanged():
     assert fleet["hosts"][0]["page"] == ""
     # A host still in the play without a report: not said to have failed.
     waiting = fleet_report("demo", ["h1", "h2"], {"h2": reports["h2"]}, active=["h1", "h2"], now="t")
-    assert waiting["missing"] == [{"host": "h1", "why": "no report in this run (not in a batch yet, or still in its rescue)"}]
+    why = "no report in this run (not in a batch yet, or still in its rescue)"
+    assert waiting["missing"] == [{"host": "h1", "why": why}]
 
 
 def test_waves_judged_apart_keep_each_hosts_verdict():
