@@ -17,7 +17,7 @@ from support.testbed import REPO_ROOT, Testbed
 # --durations; a file not listed counts by its directory: e2e, then integration, then unit).
 SLOW_FILES = {
     "tests/e2e/test_lb_kinds.py": 830,
-    "tests/e2e/test_fleet_release.py": 800,
+    "tests/e2e/test_fleet_release.py": 880,
     "tests/e2e/test_faults.py": 800,
     "tests/e2e/test_release.py": 750,
     "tests/e2e/test_strategy_ab.py": 590,

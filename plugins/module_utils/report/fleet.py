@@ -11,6 +11,7 @@ each host. It is drawn on the controller from the reports the hosts collected, a
 from __future__ import annotations
 
 from ansible_collections.switchyard.release.plugins.module_utils.release.fleet import summary
+from ansible_collections.switchyard.release.plugins.module_utils.report.style import STYLE
 
 SCHEMA = 1
 # What the ledger of a host says of a run that ended well.
@@ -147,12 +148,7 @@ TEMPLATE = """<!DOCTYPE html>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>{{ f.app }} fleet {{ f.run.first_release_id }} - {{ 'consistent' if f.consistent else 'hosts disagree' }}</title>
 <style>
-body { font: 14px/1.4 sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px solid #ccc; padding: 2px 6px;
-text-align: left; }
-th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabular-nums; }
-.banner { border: 2px solid #d62728; background: #fde8e8; padding: .6em 1em; margin: 1em 0; }
-.ok { border: 2px solid #1e8f3e; background: #e8f6ec; padding: .6em 1em; margin: 1em 0; }
+{{ style | safe }}
 .bad, .bad td { background: #fbd3d3; font-weight: bold; } .muted { color: #666; }
 </style></head><body>
 <h1>{{ f.app }}: {{ f.run.kinds | join(', ') or 'run' }} on {{ f.hosts | length + f.missing | length }} hosts
@@ -193,4 +189,4 @@ def render_fleet(report):
     from jinja2 import Environment
 
     environment = Environment(autoescape=True)
-    return environment.from_string(TEMPLATE).render(f=report, good=GOOD_OUTCOMES)
+    return environment.from_string(TEMPLATE).render(f=report, good=GOOD_OUTCOMES, style=STYLE)

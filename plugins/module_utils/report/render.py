@@ -7,6 +7,7 @@ or the run is escaped), the charts inlined as SVG, the CSS inline; no script, no
 from __future__ import annotations
 
 from ansible_collections.switchyard.release.plugins.module_utils.report.charts import charts
+from ansible_collections.switchyard.release.plugins.module_utils.report.style import STYLE
 
 FIGURE_COLUMNS = (
     ("requests", "requests"),
@@ -28,12 +29,7 @@ TEMPLATE = """<!DOCTYPE html>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>{{ r.app }} {{ r.release.kind }} {{ r.release.id }} - {{ r.release.outcome }}</title>
 <style>
-body { font: 14px/1.4 sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px solid #ccc; padding: 2px 6px;
-text-align: left; }
-th { background: #f3f3f3; } .num { text-align: right; font-variant-numeric: tabular-nums; }
-.banner { border: 2px solid #d62728; background: #fde8e8; padding: .6em 1em; margin: 1em 0; }
-.ok { border: 2px solid #1e8f3e; background: #e8f6ec; padding: .6em 1em; margin: 1em 0; }
+{{ style | safe }}
 .failing-metric, .failing-metric td { background: #fbd3d3; font-weight: bold; }
 .chart { margin: .5em 0 1em; } .chart.failing-metric { outline: 3px solid #d62728; }
 .muted { color: #666; } code { font-size: 12px; }
@@ -143,4 +139,6 @@ def render(report):
 
     environment = Environment(autoescape=True)
     environment.globals.update(fmt=fmt)
-    return environment.from_string(TEMPLATE).render(r=report, charts=charts(report), columns=FIGURE_COLUMNS)
+    return environment.from_string(TEMPLATE).render(
+        r=report, charts=charts(report), columns=FIGURE_COLUMNS, style=STYLE
+    )
