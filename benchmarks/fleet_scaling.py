@@ -13,9 +13,12 @@ that the machine's noise falls on all of them). Target (issue 19): fleet mode gr
 The testbed's hosts share this machine's cores, so each run also reports where the CPU went: the controller's
 (ansible-playbook and its forks and SSH clients: the children's rusage) and the whole machine's busy time (/proc/stat;
 the hosts' sshd, Python modules, dockerd and containers are the rest), and the machine's utilisation over the run.
+And a second baseline, "apart": the same hosts released as separate one-host applications at the same moment (one
+ansible-playbook each) - the same work on the same cores with no fleet in between. A fleet that takes as long as its
+hosts apart adds nothing of its own: what grows is the machine's load.
 Needs the testbed (make testbed); creates and removes its own applications and databases.
 
-    .venv/bin/python benchmarks/fleet_scaling.py [--runs 3]
+    .venv/bin/python benchmarks/fleet_scaling.py [--runs 3] [--counts 1 2 3] [--apart 3]
 """
 
 from __future__ import annotations
@@ -53,54 +56,88 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class Apart:
+    """The same hosts released as separate one-host applications at the same moment (one ansible-playbook each).
+
+    The hosts' work on this machine's cores with no fleet in between: what the fleet's own machinery is measured
+    against."""
+
+    def __init__(self, tmp: Path, count: int) -> None:
+        self.apps = [FleetApp(tmp / f"apart{i}", (f"h{i}",), kind="bench") for i in range(1, count + 1)]
+        self.hosts = tuple(app.hosts[0] for app in self.apps)
+
+    def play(self, playbook: str, **extra) -> None:
+        procs = [app.start(playbook, **extra) for app in self.apps]
+        for app, proc in zip(self.apps, procs, strict=True):
+            output = proc.communicate(timeout=900)[0]
+            assert proc.returncode == 0, f"{app.app}: rc={proc.returncode}\n{output[-4000:]}"
+
+    def versions(self, samples: int = 3) -> dict[str, str]:
+        return {h: v for app in self.apps for h, v in app.versions(samples).items()}
+
+    def down(self) -> None:
+        for app in self.apps:
+            app.down()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="fleets of these many hosts")
+    parser.add_argument("--apart", type=int, default=3, help="also these many one-host releases at once (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sy-bench-fleet-") as tmp:
-        apps = {
-            n: FleetApp(Path(tmp) / f"hosts{n}", tuple(f"h{i}" for i in range(1, n + 1)), kind="bench") for n in COUNTS
+        cases = {
+            f"{n} host(s), one fleet": FleetApp(
+                Path(tmp) / f"hosts{n}", tuple(f"h{i}" for i in range(1, n + 1)), kind="bench"
+            )
+            for n in args.counts
         }
-        try:
-            for app in apps.values():
+        if args.apart:
+            cases[f"{args.apart} hosts, apart"] = Apart(Path(tmp), args.apart)
+        for case in cases.values():
+            for app in getattr(case, "apps", [case]):
                 app.extra.update(SETTINGS)
-                app.play("release.yml", switchyard_version="v1")
-            times: dict[int, list[float]] = {n: [] for n in COUNTS}
-            controller: dict[int, list[float]] = {n: [] for n in COUNTS}
-            machine: dict[int, list[float]] = {n: [] for n in COUNTS}
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        controller: dict[str, list[float]] = {name: [] for name in cases}
+        machine: dict[str, list[float]] = {name: [] for name in cases}
+        try:
+            for case in cases.values():
+                case.play("release.yml", switchyard_version="v1")
             for run in range(args.runs):
                 version = "v2" if run % 2 == 0 else "v1"
-                for n, app in apps.items():
+                for name, case in cases.items():
                     cpu, busy, started = children_cpu_seconds(), machine_busy_seconds(), time.monotonic()
-                    app.play("release.yml", switchyard_version=version)
-                    times[n].append(time.monotonic() - started)
-                    controller[n].append(children_cpu_seconds() - cpu)
-                    machine[n].append(machine_busy_seconds() - busy)
-                    assert set(app.versions(samples=3).values()) == {version}, app.versions()
+                    case.play("release.yml", switchyard_version=version)
+                    times[name].append(time.monotonic() - started)
+                    controller[name].append(children_cpu_seconds() - cpu)
+                    machine[name].append(machine_busy_seconds() - busy)
+                    assert set(case.versions(samples=3).values()) == {version}, case.versions()
                     print(
-                        f"run {run + 1}: {n} host(s) {times[n][-1]:.1f} s, CPU: controller {controller[n][-1]:.1f} s, "
-                        f"machine {machine[n][-1]:.1f} s ({machine[n][-1] / times[n][-1] / os.cpu_count() * 100:.0f} %"
-                        " busy)",
+                        f"run {run + 1}: {name} {times[name][-1]:.1f} s, CPU: controller {controller[name][-1]:.1f} s, "
+                        f"machine {machine[name][-1]:.1f} s "
+                        f"({machine[name][-1] / times[name][-1] / os.cpu_count() * 100:.0f} % busy)",
                         flush=True,
                     )
         finally:
-            for app in apps.values():
-                app.down()
-    base = statistics.median(times[1])
+            for case in cases.values():
+                case.down()
+    base = statistics.median(times[next(iter(cases))])
     print(f"\nfleet release (gate off, steps 50/100), medians of {args.runs} runs:")
     print(
-        "| hosts | median (s) | runs (s) | vs 1 host | per added host | controller CPU (s) | machine CPU (s) "
+        "| case | median (s) | runs (s) | vs the first | per added host | controller CPU (s) | machine CPU (s) "
         f"| machine busy ({os.cpu_count()} cores) |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for n in COUNTS:
-        median = statistics.median(times[n])
+    for name, case in cases.items():
+        median = statistics.median(times[name])
+        n = len(case.hosts)
         per_host = f"{(median / base - 1) / (n - 1) * 100:+.1f} %" if n > 1 else "-"
-        runs = ", ".join(f"{t:.1f}" for t in times[n])
-        busy = statistics.median(m / t / os.cpu_count() * 100 for m, t in zip(machine[n], times[n], strict=True))
+        runs = ", ".join(f"{t:.1f}" for t in times[name])
+        busy = statistics.median(m / t / os.cpu_count() * 100 for m, t in zip(machine[name], times[name], strict=True))
         print(
-            f"| {n} | {median:.1f} | {runs} | x{median / base:.2f} | {per_host} | "
-            f"{statistics.median(controller[n]):.1f} | {statistics.median(machine[n]):.1f} | {busy:.0f} % |"
+            f"| {name} | {median:.1f} | {runs} | x{median / base:.2f} | {per_host} | "
+            f"{statistics.median(controller[name]):.1f} | {statistics.median(machine[name]):.1f} | {busy:.0f} % |"
         )
 
 

@@ -161,12 +161,18 @@ class Stack:
         return result["after"]
 
     def wait_status(self, wanted: dict[str, str], seconds: float = 30) -> dict:
+        """The servers once they reach wanted; an LB just (re)started may refuse its socket for a moment."""
         deadline = time.monotonic() + seconds
         while True:
-            servers = self.servers()
-            if all(str(servers[n]["status"]).startswith(s) for n, s in wanted.items()):
-                return servers
-            assert time.monotonic() < deadline, f"servers did not reach {wanted}: {servers}"
+            result = run_module("haproxy_weight", {"socket": self.socket, "backend": "be_api"})
+            if result.get("failed"):
+                assert "cannot connect to the HAProxy socket" in result.get("msg", ""), result.get("msg")
+                assert time.monotonic() < deadline, f"the LB's socket still refused after {seconds} s: {result['msg']}"
+            else:
+                servers = result["after"]
+                if all(str(servers[n]["status"]).startswith(s) for n, s in wanted.items()):
+                    return servers
+                assert time.monotonic() < deadline, f"servers did not reach {wanted}: {servers}"
             time.sleep(0.3)
 
     def nginx(self, **args) -> dict:
