@@ -32,6 +32,9 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
+# Sessions start as a nested shell, so bash skips root's ~/.bashrc (SHLVL >= 2): this machine's profile (pyenv's init)
+# costs ~0.1 s of CPU on every task; a Docker host in production has its own, usually nothing of the kind.
+SetEnv SHLVL=1
 Subsystem sftp /usr/lib/openssh/sftp-server
 """
 
