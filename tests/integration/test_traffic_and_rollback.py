@@ -316,11 +316,18 @@ def test_require_idle_waits_until_the_request_log_shows_the_color_served_nothing
     client = threading.Thread(target=canary_client, daemon=True)
     client.start()
     try:
-        busy = run_module("traffic", traffic(lb, state, require_idle="green", idle_seconds=2, idle_timeout=3))
+        # A request in flight when the module reads the LB's sessions is refused there, before the log is read (it
+        # happened once in a clean run on a loaded machine): busy either way; the log's answer is what this tests.
+        for _attempt in range(5):
+            busy = run_module("traffic", traffic(lb, state, require_idle="green", idle_seconds=2, idle_timeout=3))
+            assert busy["failed"], busy
+            if "current sessions" not in busy["msg"]:
+                break
+            assert "color green has weight 0 and" in busy["msg"], busy["msg"]
     finally:
         stop.set()
         client.join(10)
-    assert busy["failed"] and "green is not idle: the LB logged" in busy["msg"], busy
+    assert "green is not idle: the LB logged" in busy["msg"], busy
     assert "it must serve none for 2 s before it stops" in busy["msg"]
     quiet = ok(run_module("traffic", traffic(lb, state, require_idle="green", idle_seconds=2, idle_timeout=10)))
     assert quiet["idle"]["color"] == "green" and quiet["idle"]["seconds"] == 2
