@@ -54,10 +54,11 @@ integration: venv collection ## integration tests against the testbed
 e2e: venv collection ## end-to-end tests of the playbooks on the testbed
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-# The tests wait on Docker, the LB and canary windows far more than they compute: they run on TEST_WORKERS
-# workers (pytest-xdist, a test file per worker, the longest files first: tests/conftest.py orders them and
-# --no-loadscope-reorder keeps xdist from reordering them by test count), then the tests marked serial (a Docker
-# daemon restart, the testbed's re-run, the measurement under load) one at a time with the machine to themselves.
+# The tests run on TEST_WORKERS workers (pytest-xdist, a test file per worker, the longest files first:
+# tests/conftest.py orders them and --no-loadscope-reorder keeps xdist from reordering them by test count), then the
+# tests marked serial (a Docker daemon restart, the testbed's re-run, the measurement under load) one at a time with
+# the machine to themselves. More workers would not help on a 2-core machine: the suite keeps it ~97 % busy (the
+# modules' Python and the controller's forks; docs/BENCHMARKS.md, the fleet section).
 TEST_WORKERS ?= 2
 
 test: testbed lint ## testbed + lint + unit, integration and e2e tests (what CI runs)
